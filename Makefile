@@ -1,0 +1,37 @@
+# `make demo` and `make test` are the two commands a newcomer needs; CI runs `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test lint format bench clean
+
+$(BIN)/tabnn: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first: a CPU build from the local wheel, so pip never pulls a CUDA build
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+demo: $(BIN)/tabnn
+	$(BIN)/tabnn demo
+
+test: $(BIN)/tabnn
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/pytest -q
+
+lint: $(BIN)/tabnn
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(BIN)/tabnn
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+bench: $(BIN)/tabnn
+	$(BIN)/python benchmarks/w1_tutorial.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

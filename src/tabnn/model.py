@@ -1,0 +1,295 @@
+"""The network: an input encoder and an MLP, built as a *stack* of independent members.
+
+Every weight has a leading member axis, ``(members, in, out)``, and every activation is
+``(members, batch, features)``, so K members (folds, seeds, an ensemble) train with one
+batched matmul per layer. K = 1 is an ordinary model. ``forward`` returns logits: the
+losses apply sigmoid/softmax themselves, and ``probabilities`` does it for inference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import UsageError
+from .preprocess import Preprocessor
+
+ACTIVATIONS = {
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "silu": F.silu,
+    "selu": F.selu,
+    "tanh": torch.tanh,
+    "leaky_relu": F.leaky_relu,
+    "identity": lambda x: x,  # a linear model: the W4 demonstration that circles need more
+}
+NORMS = ("none", "batch", "layer")
+PRESETS = ("default", "wide", "deep")
+ONE_HOT_MAX = 16  # categorical columns with at most this many codes are one-hot encoded
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild the network (weights come from safetensors)."""
+
+    n_numeric: int
+    indicator_columns: list[int]
+    cardinalities: list[int]
+    scaling: str
+    n_quantiles: int
+    n_outputs: int
+    hidden: list[int]
+    activation: str = "relu"
+    dropout: float = 0.0
+    norm: str = "none"
+    n_members: int = 1
+    embedding_dims: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, state: dict) -> ModelConfig:
+        return cls(**state)
+
+
+def embedding_dim(cardinality: int) -> int:
+    """0 means one-hot; otherwise fastai's rule of thumb, capped at 32."""
+    if cardinality <= ONE_HOT_MAX:
+        return 0
+    return min(32, round(1.6 * cardinality**0.56))
+
+
+def encoded_width(n_numeric: int, n_indicators: int, cardinalities: list[int]) -> int:
+    """Width of the encoder's output: the MLP's input size."""
+    widths = [embedding_dim(c) or c for c in cardinalities]
+    return n_numeric + n_indicators + sum(widths)
+
+
+def hidden_sizes(preset: str | list[int], input_width: int) -> list[int]:
+    """Hidden layer sizes from a preset name or an explicit list.
+
+    ``wide`` is one layer of 3 x the inputs and ``deep`` three layers as wide as the
+    inputs (workload W1's designs); ``default`` two layers of 256, a sound choice for
+    tabular data of a few hundred to a million rows when paired with early stopping,
+    weight decay and dropout.
+    """
+    if not isinstance(preset, str):
+        sizes = [int(s) for s in preset]
+        if not sizes or min(sizes) < 1:
+            raise UsageError(f"hidden sizes must be positive integers; got {preset!r}.")
+        return sizes
+    if preset == "wide":
+        return [3 * input_width]
+    if preset == "deep":
+        return [input_width] * 3
+    if preset == "default":
+        return [256, 256]
+    raise UsageError(f"Unknown model preset {preset!r}; valid presets: {', '.join(PRESETS)}.")
+
+
+def build_config(
+    preprocessor: Preprocessor,
+    n_outputs: int,
+    *,
+    preset: str | list[int] = "default",
+    activation: str = "relu",
+    dropout: float = 0.0,
+    norm: str = "none",
+    n_members: int = 1,
+) -> ModelConfig:
+    """A ModelConfig sized for the columns a fitted preprocessor describes."""
+    if activation not in ACTIVATIONS:
+        raise UsageError(
+            f"Unknown activation {activation!r}; valid: {', '.join(sorted(ACTIVATIONS))}."
+        )
+    if norm not in NORMS:
+        raise UsageError(f"Unknown norm {norm!r}; valid: {', '.join(NORMS)}.")
+    indicators = [i for i, flag in enumerate(preprocessor.indicators) if flag]
+    cards = preprocessor.cardinalities
+    width = encoded_width(len(preprocessor.numeric), len(indicators), cards)
+    return ModelConfig(
+        n_numeric=len(preprocessor.numeric),
+        indicator_columns=indicators,
+        cardinalities=cards,
+        scaling=preprocessor.scaling,
+        n_quantiles=len(preprocessor.quantiles[0]) if preprocessor.quantiles else 0,
+        n_outputs=n_outputs,
+        hidden=hidden_sizes(preset, width),
+        activation=activation,
+        dropout=float(dropout),
+        norm=norm,
+        n_members=n_members,
+        embedding_dims=[embedding_dim(c) for c in cards],
+    )
+
+
+class StackedLinear(nn.Module):
+    """K independent ``nn.Linear`` layers applied with one batched matmul."""
+
+    def __init__(self, members: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_features))
+
+    def reset_member(self, k: int, generator: torch.Generator) -> None:
+        # nn.Linear's default: U(-1/sqrt(in), 1/sqrt(in)) for weights and biases
+        bound = 1.0 / math.sqrt(self.weight.shape[1])
+        self.weight.data[k].uniform_(-bound, bound, generator=generator)
+        self.bias.data[k].uniform_(-bound, bound, generator=generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (members, batch, in) @ (members, in, out) + (members, 1, out)
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class StackedNorm(nn.Module):
+    """Batch or layer normalisation with separate statistics and affine per member."""
+
+    def __init__(self, kind: str, members: int, features: int, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.kind, self.momentum = kind, momentum
+        self.weight = nn.Parameter(torch.ones(members, 1, features))
+        self.bias = nn.Parameter(torch.zeros(members, 1, features))
+        if kind == "batch":
+            self.register_buffer("running_mean", torch.zeros(members, 1, features))
+            self.register_buffer("running_var", torch.ones(members, 1, features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "layer":
+            x = F.layer_norm(x, x.shape[-1:])
+        elif self.training and x.shape[1] > 1:
+            mean, var = x.mean(1, keepdim=True), x.var(1, keepdim=True, unbiased=False)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(var, self.momentum)
+            x = (x - mean) / torch.sqrt(var + 1e-5)
+        else:
+            x = (x - self.running_mean) / torch.sqrt(self.running_var + 1e-5)
+        return x * self.weight + self.bias
+
+
+class InputEncoder(nn.Module):
+    """Raw arrays -> network inputs: median fill, missing indicators, scaling, one-hot
+    and embeddings, with per-member statistics (each fold fits its own)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        k, f = config.n_members, config.n_numeric
+        self.scaling = config.scaling
+        self.register_buffer("medians", torch.zeros(k, 1, f))
+        self.register_buffer("centers", torch.zeros(k, 1, f))
+        self.register_buffer("scales", torch.ones(k, 1, f))
+        self.register_buffer("quantiles", torch.zeros(k, f, config.n_quantiles))
+        self.register_buffer("indicator_columns", torch.tensor(config.indicator_columns).long())
+        self.cardinalities = config.cardinalities
+        self.embedding_dims = config.embedding_dims
+        self.embeddings = nn.ParameterDict(
+            {
+                str(j): nn.Parameter(torch.empty(k, card, dim))
+                for j, (card, dim) in enumerate(zip(config.cardinalities, config.embedding_dims))
+                if dim
+            }
+        )
+
+    def set_statistics(self, member: int, prep: Preprocessor) -> None:
+        """Copy one member's fitted preprocessing statistics into the buffers."""
+        self.medians[member, 0] = torch.tensor(prep.medians)
+        self.centers[member, 0] = torch.tensor(prep.centers)
+        self.scales[member, 0] = torch.tensor(prep.scales)
+        if prep.quantiles:
+            self.quantiles[member] = torch.tensor(prep.quantiles)
+
+    def reset_member(self, k: int, generator: torch.Generator) -> None:
+        for table in self.embeddings.values():
+            table.data[k].normal_(0.0, 1.0, generator=generator)
+
+    def numeric(self, x_num: torch.Tensor) -> torch.Tensor:
+        """(members or 1, batch, numeric) raw values -> filled, scaled values and indicators."""
+        missing = torch.isnan(x_num)
+        filled = torch.where(missing, self.medians, x_num)
+        if self.scaling == "quantile":
+            scaled = self._quantile_normal(filled)
+        else:
+            scaled = (filled - self.centers) / self.scales
+        indicators = missing[..., self.indicator_columns].to(scaled.dtype)
+        return torch.cat([scaled, indicators.expand(scaled.shape[0], -1, -1)], dim=-1)
+
+    def _quantile_normal(self, x: torch.Tensor) -> torch.Tensor:
+        # piecewise-linear map through the training quantiles to (0, 1), then to a normal score
+        knots = self.quantiles  # (members, features, q)
+        q = knots.shape[-1]
+        values = x.expand(knots.shape[0], -1, -1).transpose(1, 2).contiguous()  # (K, F, B)
+        upper = torch.searchsorted(knots, values).clamp(1, q - 1)
+        lo, hi = knots.gather(2, upper - 1), knots.gather(2, upper)
+        frac = ((values - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
+        uniform = ((upper - 1 + frac) / (q - 1)).clamp(1e-3, 1 - 1e-3)
+        return (math.sqrt(2) * torch.erfinv(2 * uniform - 1)).transpose(1, 2)
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        """x_num (K or 1, batch, numeric) float, x_cat (K or 1, batch, categorical) long ->
+        (K, batch, encoded width)."""
+        members = self.medians.shape[0]
+        parts = [self.numeric(x_num).expand(members, -1, -1)]
+        x_cat = x_cat.expand(members, -1, -1)
+        member_index = torch.arange(members, device=x_cat.device)[:, None]
+        for j, (card, dim) in enumerate(zip(self.cardinalities, self.embedding_dims)):
+            codes = x_cat[..., j]
+            if dim:
+                parts.append(self.embeddings[str(j)][member_index, codes])
+            else:
+                parts.append(F.one_hot(codes, card).to(parts[0].dtype))
+        return torch.cat(parts, dim=-1)
+
+    def design_matrix(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        """Member 0's inputs with every categorical one-hot: what a linear baseline sees."""
+        parts = [self.numeric(x_num[None])[0]]
+        for j, card in enumerate(self.cardinalities):
+            parts.append(F.one_hot(x_cat[:, j], card).to(parts[0].dtype))
+        return torch.cat(parts, dim=-1)
+
+
+class TabularMLP(nn.Module):
+    """Encoder, hidden blocks (linear, norm, activation, dropout) and a linear head."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        k = config.n_members
+        self.encoder = InputEncoder(config)
+        width = encoded_width(config.n_numeric, len(config.indicator_columns), config.cardinalities)
+        sizes = [width, *config.hidden]
+        self.hidden = nn.ModuleList(StackedLinear(k, a, b) for a, b in zip(sizes, sizes[1:]))
+        self.norms = nn.ModuleList(
+            StackedNorm(config.norm, k, b) if config.norm != "none" else nn.Identity()
+            for b in config.hidden
+        )
+        self.head = StackedLinear(k, sizes[-1], config.n_outputs)
+        self.activation = ACTIVATIONS[config.activation]
+        self.dropout = nn.Dropout(config.dropout)
+
+    def reset_member(self, k: int, seed: int) -> None:
+        """Initialise member k from its own seed, whatever the other members are."""
+        generator = torch.Generator().manual_seed(seed)
+        self.encoder.reset_member(k, generator)
+        for layer in [*self.hidden, self.head]:
+            layer.reset_member(k, generator)
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        """(K or 1, batch, ·) inputs -> (K, batch, outputs) logits."""
+        x = self.encoder(x_num, x_cat)
+        for layer, norm in zip(self.hidden, self.norms):
+            x = self.dropout(self.activation(norm(layer(x))))
+        return self.head(x)
+
+
+def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
+    """Logits (K, n, outputs) -> per-member probabilities: sigmoid for binary (one logit)
+    and multi-label, softmax for multi-class."""
+    if task == "multiclass":
+        return torch.softmax(logits.float(), dim=-1)
+    return torch.sigmoid(logits.float())

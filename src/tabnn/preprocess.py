@@ -1,0 +1,131 @@
+"""Fitted preprocessing statistics, as plain numbers and vocabularies.
+
+The statistics are fitted on training rows only and stored as JSON-able lists. Turning a
+frame into arrays here stops at what PyTorch cannot do (looking strings up in a
+vocabulary); the arithmetic (median fill, missing indicators, scaling, one-hot and
+embeddings) runs inside the model's input encoder, so training, the saved model, ONNX
+and the server share one path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import UsageError
+
+SCALINGS = ("standard", "robust", "quantile")
+MISSING_INDICATORS = ("auto", "always", "never")
+N_QUANTILES = 64
+MAX_CATEGORIES = 1000
+
+
+@dataclass
+class Preprocessor:
+    """Statistics for the numeric and categorical columns of a schema.
+
+    Attributes
+    ----------
+    numeric, categorical : list of str
+        Column names, in the order the arrays use.
+    scaling : {"standard", "robust", "quantile"}
+    medians, centers, scales : list of float
+        Fill value, subtracted centre and divisor per numeric column.
+    indicators : list of bool
+        Whether a numeric column gets a 0/1 "was missing" input.
+    quantiles : list of list of float
+        Per numeric column, the training quantiles (only for ``scaling="quantile"``).
+    vocabularies : list of list of str
+        Categories seen in training, most frequent first. Index 0 of the encoded
+        array is reserved for unknown and missing values, so category ``i`` is ``i + 1``.
+    """
+
+    numeric: list[str]
+    categorical: list[str]
+    scaling: str = "standard"
+    medians: list[float] = field(default_factory=list)
+    centers: list[float] = field(default_factory=list)
+    scales: list[float] = field(default_factory=list)
+    indicators: list[bool] = field(default_factory=list)
+    quantiles: list[list[float]] = field(default_factory=list)
+    vocabularies: list[list[str]] = field(default_factory=list)
+
+    @classmethod
+    def fit(
+        cls,
+        frame: pd.DataFrame,
+        numeric: list[str],
+        categorical: list[str],
+        *,
+        scaling: str = "standard",
+        missing_indicator: str = "auto",
+    ) -> Preprocessor:
+        """Fit on training rows of a frame already passed through ``Schema.check``."""
+        if scaling not in SCALINGS:
+            raise UsageError(f"scaling must be one of {', '.join(SCALINGS)}; got {scaling!r}.")
+        if missing_indicator not in MISSING_INDICATORS:
+            raise UsageError(
+                f"missing_indicator must be one of {', '.join(MISSING_INDICATORS)}; "
+                f"got {missing_indicator!r}."
+            )
+        prep = cls(list(numeric), list(categorical), scaling)
+        for name in numeric:
+            prep._fit_numeric(frame[name].to_numpy(dtype=np.float64), missing_indicator)
+        for name in categorical:
+            prep.vocabularies.append(_vocabulary(frame[name]))
+        return prep
+
+    def _fit_numeric(self, values: np.ndarray, missing_indicator: str) -> None:
+        present = values[~np.isnan(values)]
+        if present.size == 0:  # the schema drops all-missing columns; stay safe anyway
+            present = np.zeros(1)
+        median = float(np.median(present))
+        filled = np.where(np.isnan(values), median, values)
+        if self.scaling == "robust":
+            q25, q75 = np.percentile(filled, [25, 75])
+            center, scale = median, float(q75 - q25) or float(filled.std())
+        else:
+            center, scale = float(filled.mean()), float(filled.std())
+        self.medians.append(median)
+        self.centers.append(center)
+        self.scales.append(scale if scale > 1e-12 else 1.0)
+        has_missing = bool(np.isnan(values).any())
+        self.indicators.append(
+            missing_indicator == "always" or (missing_indicator == "auto" and has_missing)
+        )
+        if self.scaling == "quantile":
+            knots = np.quantile(filled, np.linspace(0, 1, N_QUANTILES))
+            self.quantiles.append([float(v) for v in knots])
+
+    def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Arrays for the model: numeric float32 ``(n, n_numeric)`` with NaN kept for the
+        encoder to fill, and category indices int64 ``(n, n_categorical)``, 0 = unknown."""
+        numeric = frame[self.numeric].to_numpy(dtype=np.float32) if self.numeric else None
+        if numeric is None:
+            numeric = np.zeros((len(frame), 0), dtype=np.float32)
+        codes = np.zeros((len(frame), len(self.categorical)), dtype=np.int64)
+        for j, (name, vocab) in enumerate(zip(self.categorical, self.vocabularies, strict=True)):
+            # pd.Index.get_indexer gives -1 for unseen values and missing ones: both become 0
+            codes[:, j] = pd.Index(vocab).get_indexer(frame[name].astype(object)) + 1
+        return np.ascontiguousarray(numeric), codes
+
+    @property
+    def cardinalities(self) -> list[int]:
+        """Number of distinct codes per categorical column, the unknown code included."""
+        return [len(v) + 1 for v in self.vocabularies]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, state: dict) -> Preprocessor:
+        return cls(**state)
+
+
+def _vocabulary(column: pd.Series) -> list[str]:
+    """Categories by descending frequency (ties by value), capped at MAX_CATEGORIES."""
+    counts = column.dropna().astype(str).value_counts()
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [value for value, _ in ordered[:MAX_CATEGORIES]]

@@ -1,0 +1,577 @@
+"""The frozen description of the input: features and their kinds, task and label classes.
+
+:func:`infer_schema` decides once, at fit time, which columns are numeric, which categorical and
+which are dropped (and why); :meth:`Schema.check` holds every later frame to that decision.
+Everything in a :class:`Schema` is plain JSON data.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+import numpy as np
+import pandas as pd
+
+from tabnn.data import MISSING_VALUES, did_you_mean
+from tabnn.errors import DataError, ModelError, SchemaError, UsageError
+
+Task = Literal["binary", "multiclass", "multilabel"]
+TASKS: tuple[str, ...] = get_args(Task)
+
+MAX_CATEGORICAL_INTEGERS = 20  # an integer column with at most this many values is a category
+MAX_DISCRETE_FLOAT_CLASSES = 20  # beyond this a non-integral float target looks continuous
+MIN_ROWS_FOR_ID = 20  # below this, "unique per row" is no evidence of an ID
+FREE_TEXT_MEAN_LENGTH = 25
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_INTEGER = re.compile(r"^[+-]?\d+$")
+
+
+@dataclass
+class Schema:
+    """What a model was fitted on; JSON-serialisable through :meth:`to_dict`.
+
+    Attributes
+    ----------
+    numeric, categorical : list of str
+        Feature columns by kind, each in table order.
+    dropped : dict of str to str
+        Column -> reason it is not used, in table order.
+    task : {"binary", "multiclass", "multilabel"}
+    target : list of str
+        Target column name(s).
+    classes : list
+        Binary/multiclass: the sorted original labels as plain Python scalars.
+        Multilabel: the label names.
+
+    Examples
+    --------
+    >>> schema = Schema(["Age"], ["Sex"], {}, "binary", ["Survived"], [0, 1])
+    >>> Schema.from_dict(schema.to_dict()) == schema
+    True
+    """
+
+    numeric: list[str]
+    categorical: list[str]
+    dropped: dict[str, str] = field(default_factory=dict)
+    task: Task = "binary"
+    target: list[str] = field(default_factory=list)
+    classes: list = field(default_factory=list)
+
+    @property
+    def features(self) -> list[str]:
+        """Numeric then categorical columns: the order the preprocessing relies on."""
+        return [*self.numeric, *self.categorical]
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able data; :meth:`from_dict` restores it exactly."""
+        return {
+            "numeric": list(self.numeric),
+            "categorical": list(self.categorical),
+            "dropped": dict(self.dropped),
+            "task": self.task,
+            "target": list(self.target),
+            "classes": [_plain(c) for c in self.classes],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Schema:
+        """Rebuild a Schema from :meth:`to_dict` output (ModelError when malformed)."""
+        keys = ("numeric", "categorical", "dropped", "task", "target", "classes")
+        missing = [k for k in keys if k not in d]
+        if missing:
+            raise ModelError(f"The stored schema lacks {', '.join(missing)}; re-train the model.")
+        if d["task"] not in TASKS:
+            raise ModelError(f"The stored schema has an unknown task {d['task']!r}.")
+        return cls(
+            numeric=[str(c) for c in d["numeric"]],
+            categorical=[str(c) for c in d["categorical"]],
+            dropped={str(k): str(v) for k, v in d["dropped"].items()},
+            task=d["task"],
+            target=[str(c) for c in d["target"]],
+            classes=list(d["classes"]),
+        )
+
+    def check(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Hold a frame to this schema: the features, in order, with their fit-time types.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            Rows to predict on (or the training rows). Extra columns are ignored.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Exactly :attr:`features`: numeric columns as float64; categorical ones as
+            canonical Python ``str`` (``3``, ``3.0`` and ``"3"`` all read ``"3"``) with
+            missing values as ``None``.
+
+        Raises
+        ------
+        SchemaError
+            A feature column is missing, or a numeric column holds text that is no number.
+
+        Examples
+        --------
+        >>> schema = Schema(["Age"], ["Pclass"], {}, "binary", ["Survived"], [0, 1])
+        >>> schema.check(pd.DataFrame({"Pclass": [3.0, None], "Age": ["22", "?"]})).to_dict("list")
+        {'Age': [22.0, nan], 'Pclass': ['3', None]}
+        """
+        by_name = {str(c): c for c in frame.columns}
+        absent = [name for name in self.features if name not in by_name]
+        if absent:
+            listed = "".join(f"\n- {name}" for name in absent)
+            raise SchemaError(
+                f"Columns seen at fit time, yet now missing:{listed}\n"
+                f"Pass a table with these columns (extra columns are ignored)."
+            )
+        out = {name: _as_float(frame[by_name[name]], name) for name in self.numeric}
+        out.update({name: canonical_text(frame[by_name[name]]) for name in self.categorical})
+        return pd.DataFrame(out, columns=self.features, index=frame.index)
+
+    def encode_target(self, y: pd.Series | pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Labels -> training targets.
+
+        Returns
+        -------
+        numpy.ndarray
+            Binary: float32 ``(n,)``, 1.0 for ``classes[1]``. Multiclass: int64 ``(n,)``
+            indices into :attr:`classes`. Multilabel: float32 ``(n, labels)``.
+
+        Raises
+        ------
+        DataError
+            A label not among :attr:`classes`, a missing label or a non-0/1 multilabel cell.
+
+        Examples
+        --------
+        >>> Schema(["x"], [], {}, "binary", ["y"], ["M", "R"]).encode_target(["R", "M"])
+        array([1., 0.], dtype=float32)
+        """
+        if self.task == "multilabel":
+            return self._encode_labels(y)
+        indices = self._class_indices(y)
+        if self.task == "binary":
+            return (indices == 1).astype(np.float32)
+        return indices
+
+    def decode(self, indices: np.ndarray) -> np.ndarray:
+        """Class indices -> original labels (a multilabel 0/1 matrix passes through).
+
+        Examples
+        --------
+        >>> Schema(["x"], [], {}, "binary", ["y"], ["M", "R"]).decode(np.array([1, 0]))
+        array(['R', 'M'], dtype='<U1')
+        """
+        if self.task == "multilabel":
+            return np.asarray(indices)
+        return np.asarray(self.classes)[np.asarray(indices, dtype=np.int64)]
+
+    def _class_indices(self, y) -> np.ndarray:
+        """Indices of y's labels in classes, comparing canonical text (1 == 1.0)."""
+        keys = {_key(c): i for i, c in enumerate(self.classes)}
+        values = pd.Series(np.asarray(y, dtype=object).ravel())
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        if (codes < 0).any():
+            raise DataError(
+                f"Target {self._target_name} has {(codes < 0).sum()} missing labels; "
+                f"drop those rows first (drop_missing_targets)."
+            )
+        lookup = np.array([keys.get(_key(u), -1) for u in uniques], dtype=np.int64)
+        unknown = [u for u, i in zip(uniques, lookup, strict=True) if i < 0]
+        if unknown:
+            raise DataError(
+                f"Target {self._target_name} has label {_plain(unknown[0])!r}, which was not "
+                f"seen at fit time (classes: {', '.join(map(repr, self.classes))})."
+            )
+        return lookup[codes]
+
+    def _encode_labels(self, y) -> np.ndarray:
+        """A 0/1 frame (columns = label names, or in label order) -> float32 matrix."""
+        frame = pd.DataFrame(y)
+        names = {str(c): c for c in frame.columns}
+        if all(label in names for label in self.classes):
+            frame = frame[[names[label] for label in self.classes]]
+        elif frame.shape[1] != len(self.classes):
+            raise DataError(
+                f"Expected {len(self.classes)} label columns ({', '.join(self.classes)}), "
+                f"got {frame.shape[1]}: {', '.join(map(str, frame.columns))}."
+            )
+        for name in frame.columns:
+            _check_binary_column(frame[name], str(name), allow_missing=False)
+        return frame.to_numpy(dtype=np.float32)
+
+    @property
+    def _target_name(self) -> str:
+        return ", ".join(repr(t) for t in self.target) or "y"
+
+
+# --------------------------------------------------------------------------- missing targets
+
+
+def drop_missing_targets(
+    X: pd.DataFrame, y: pd.Series | pd.DataFrame
+) -> tuple[pd.DataFrame, pd.Series | pd.DataFrame, int]:
+    """Drop the rows whose target is missing (any label of a multilabel row).
+
+    Returns
+    -------
+    X, y : the kept rows, re-indexed 0..n-1
+    dropped : int
+        How many rows were dropped.
+
+    Raises
+    ------
+    DataError
+        No row has a target.
+
+    Examples
+    --------
+    >>> X, y, n = drop_missing_targets(pd.DataFrame({"a": [1, 2]}), pd.Series(["x", None]))
+    >>> n, len(X)
+    (1, 1)
+    """
+    missing = y.isna()
+    if isinstance(missing, pd.DataFrame):
+        missing = missing.any(axis=1)
+    keep = ~missing.to_numpy()
+    if not keep.any():
+        raise DataError(
+            f"All {len(keep)} rows have a missing target; expected labels in the target "
+            f"column(s). Check the target column and the missing-value markers (?, empty, NA)."
+        )
+    X = X.loc[keep].reset_index(drop=True)
+    y = y.loc[keep].reset_index(drop=True)
+    return X, y, int((~keep).sum())
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def infer_schema(
+    X: pd.DataFrame,
+    y: pd.Series | pd.DataFrame,
+    *,
+    drop: Iterable[str] = (),
+    categorical: Iterable[str] = (),
+    numeric: Iterable[str] = (),
+    task: Task | None = None,
+) -> Schema:
+    """Decide the task, the classes and the kind of every feature column.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame
+        Feature columns (as from :func:`tabnn.data.split_target`).
+    y : pandas.Series or pandas.DataFrame
+        The target; a DataFrame with several 0/1 columns means multilabel.
+    drop, categorical, numeric : iterable of str
+        Columns to drop, or to force to a kind. ``drop`` wins; forced kinds skip the
+        ID/free-text/cardinality/constant rules (an all-missing column is still dropped).
+    task : {"binary", "multiclass", "multilabel"}, optional
+        Override the inferred task.
+
+    Returns
+    -------
+    Schema
+
+    Raises
+    ------
+    UsageError
+        Unknown column names, a column forced to two kinds, or a task that cannot fit.
+    DataError
+        A single-class or continuous target, non-0/1 label columns, or no usable feature.
+
+    Examples
+    --------
+    >>> X = pd.DataFrame({"age": [22.0, 38.0, 26.0], "sex": ["m", "f", "f"]})
+    >>> schema = infer_schema(X, pd.Series([0, 1, 1], name="survived"))
+    >>> schema.numeric, schema.categorical, schema.task, schema.classes
+    (['age'], ['sex'], 'binary', [0, 1])
+    """
+    if task is not None and task not in TASKS:
+        raise UsageError(f"task must be one of {', '.join(TASKS)}. Got {task!r} instead.")
+    target, found_task, classes = _infer_target(y, task)
+    drop, categorical, numeric = _check_overrides(X, y, drop, categorical, numeric)
+    kinds: dict[str, list[str]] = {"numeric": [], "categorical": []}
+    dropped: dict[str, str] = {}
+    for column in X.columns:
+        name = str(column)
+        if name in drop:
+            dropped[name] = "dropped by user"
+            continue
+        forced = "categorical" if name in categorical else "numeric" if name in numeric else None
+        kind, reason = _infer_kind(X[column], name, forced)
+        if kind is None:
+            dropped[name] = reason
+        else:
+            kinds[kind].append(name)
+    if not kinds["numeric"] and not kinds["categorical"]:
+        raise DataError(_no_features_message(dropped))
+    return Schema(kinds["numeric"], kinds["categorical"], dropped, found_task, target, classes)
+
+
+def _no_features_message(dropped: dict[str, str]) -> str:
+    """Why every column was dropped."""
+    if not dropped:
+        return "No feature columns: the table holds only the target. Add feature columns."
+    reasons = "".join(f"\n- {name}: {why}" for name, why in dropped.items())
+    return (
+        f"No usable feature columns; every column was dropped:{reasons}\n"
+        f"Force a column with --categorical or --numeric."
+    )
+
+
+def _check_overrides(X, y, drop, categorical, numeric) -> tuple[set, set, set]:
+    """The override sets, refusing unknown names and a column forced to both kinds."""
+    columns = [str(c) for c in X.columns]
+    targets = [str(c) for c in y.columns] if isinstance(y, pd.DataFrame) else [str(y.name)]
+    sets = []
+    for option, names in (("drop", drop), ("categorical", categorical), ("numeric", numeric)):
+        names = [names] if isinstance(names, str) else [str(n) for n in names]
+        for name in names:
+            if name in columns:
+                continue
+            if name in targets:
+                raise UsageError(f"{option}: {name!r} is the target, not a feature column.")
+            raise UsageError(
+                f"{option}: column {name!r} not found.{did_you_mean(name, columns)} "
+                f"Available: {', '.join(columns[:20])}{' ...' if len(columns) > 20 else ''}"
+            )
+        sets.append(set(names))
+    both = sorted(sets[1] & sets[2])
+    if both:
+        raise UsageError(f"Columns forced both categorical and numeric: {', '.join(both)}.")
+    return sets[0], sets[1], sets[2]
+
+
+# --------------------------------------------------------------------------- feature kinds
+
+
+def _infer_kind(column: pd.Series, name: str, forced: str | None) -> tuple[str | None, str]:
+    """(kind, "") for a feature, or (None, reason) for a dropped column."""
+    values = column.dropna()
+    if values.empty:
+        return None, "all values missing"
+    if forced == "numeric":
+        _as_float(column, name, forced=True)  # fail now, not at predict time
+        return "numeric", ""
+    if forced:
+        return forced, ""
+    distinct = values.nunique()
+    if distinct == 1:
+        return None, f"constant (always {_plain(values.iloc[0])!r})"
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "categorical", ""
+    if pd.api.types.is_integer_dtype(dtype):
+        return _integer_kind(values, len(column))
+    if pd.api.types.is_float_dtype(dtype):
+        return "numeric", ""
+    if _is_textual(dtype):
+        return _text_kind(values, len(column))
+    return None, f"unsupported type {dtype}"
+
+
+def _is_textual(dtype) -> bool:
+    """String, object or category columns: candidates for a categorical feature."""
+    return (
+        pd.api.types.is_string_dtype(dtype)
+        or pd.api.types.is_object_dtype(dtype)
+        or isinstance(dtype, pd.CategoricalDtype)
+    )
+
+
+def _integer_kind(values: pd.Series, n_rows: int) -> tuple[str | None, str]:
+    """IDs (unique consecutive integers) are dropped; few values are categories."""
+    distinct = values.nunique()
+    span = int(values.max()) - int(values.min()) + 1
+    if n_rows >= MIN_ROWS_FOR_ID and distinct == len(values) == n_rows == span:
+        return None, "unique per row: looks like an ID"
+    if distinct <= MAX_CATEGORICAL_INTEGERS:
+        return "categorical", ""
+    return "numeric", ""
+
+
+def _text_kind(values: pd.Series, n_rows: int) -> tuple[str | None, str]:
+    """Text is a category unless it looks like free text, an ID or has too many values."""
+    text = values.astype(str)
+    distinct = text.nunique()
+    mostly_unique = distinct > len(text) / 2
+    mean_length = text.str.len().mean()
+    spaced = text.str.contains(" ", regex=False).mean() > 0.5
+    if mean_length > FREE_TEXT_MEAN_LENGTH and spaced and mostly_unique:
+        return None, f"free text (mean {mean_length:.0f} characters)"
+    if n_rows >= MIN_ROWS_FOR_ID and distinct == len(text) == n_rows:
+        return None, "unique per row: looks like an ID"
+    if n_rows >= MIN_ROWS_FOR_ID and mostly_unique:
+        rows = f"{len(text)} rows" if len(text) == n_rows else f"{len(text)} non-missing rows"
+        return None, f"high cardinality: {distinct} distinct values in {rows}"
+    return "categorical", ""
+
+
+# --------------------------------------------------------------------------- target
+
+
+def _infer_target(y, task: str | None) -> tuple[list[str], str, list]:
+    """(target names, task, classes) from the target values."""
+    if isinstance(y, pd.DataFrame) and (y.shape[1] > 1 or task == "multilabel"):
+        return _infer_multilabel(y, task)
+    if isinstance(y, pd.DataFrame):
+        y = y.iloc[:, 0]
+    if not isinstance(y, pd.Series):
+        y = pd.Series(np.asarray(y), name="y")
+    name = "y" if y.name is None else str(y.name)
+    if task == "multilabel":
+        raise UsageError(
+            f"A multilabel task needs several 0/1 target columns or a label separator "
+            f"(--label-sep) for the single target column {name!r}."
+        )
+    classes = _target_classes(y, name)
+    if task == "binary" and len(classes) > 2:
+        raise UsageError(
+            f"task='binary' needs 2 classes, but target {name!r} has {len(classes)}: "
+            f"{_class_listing(classes)}. Use task='multiclass' or leave task out."
+        )
+    return [name], task or ("binary" if len(classes) == 2 else "multiclass"), classes
+
+
+def _target_classes(y: pd.Series, name: str) -> list:
+    """Sorted distinct labels as plain Python scalars; refuses one class or a continuum."""
+    values = y.dropna()
+    if values.empty:
+        raise DataError(f"Target {name!r} has no values: every row is missing.")
+    classes = _unique_sorted(values)
+    if len(classes) == 1:
+        raise DataError(
+            f"Target {name!r} has a single class ({classes[0]!r} in all {len(values)} rows); "
+            f"classification needs at least two classes."
+        )
+    if pd.api.types.is_float_dtype(y.dtype):
+        integral = all(float(c).is_integer() for c in classes)
+        if not integral and len(classes) > MAX_DISCRETE_FLOAT_CLASSES:
+            raise DataError(
+                f"Target {name!r} looks continuous ({len(classes)} distinct non-integer "
+                f"values, e.g. {classes[0]!r}, {classes[1]!r}); tabnn does classification. "
+                f"Bin it into classes first, or pass a column of labels."
+            )
+        if integral:  # integer labels that turned float because of missing rows
+            classes = [int(c) for c in classes]
+    return classes
+
+
+def _unique_sorted(values: pd.Series) -> list:
+    """Distinct values sorted like numpy.unique (by text when types are mixed)."""
+    array = values.to_numpy(dtype=object) if values.dtype == object else values.to_numpy()
+    try:
+        unique = np.unique(array)
+    except TypeError:
+        unique = sorted(set(array.tolist()), key=lambda v: (type(v).__name__, str(v)))
+    return [_plain(v) for v in unique]
+
+
+def _infer_multilabel(y: pd.DataFrame, task: str | None) -> tuple[list[str], str, list]:
+    """Several 0/1 columns -> multilabel with the column names as labels."""
+    names = [str(c) for c in y.columns]
+    if task not in (None, "multilabel"):
+        raise UsageError(
+            f"task={task!r} needs one target column, got {len(names)}: {', '.join(names)}. "
+            f"Several target columns mean task='multilabel'."
+        )
+    if len(set(names)) != len(names):
+        raise DataError(f"Label columns repeat a name: {', '.join(names)}.")
+    for column, name in zip(y.columns, names, strict=True):
+        _check_binary_column(y[column], name, allow_missing=True)
+    return names, "multilabel", names
+
+
+def _check_binary_column(column: pd.Series, name: str, *, allow_missing: bool) -> None:
+    """Refuse a label column whose values are not 0/1 (or booleans)."""
+    values = column.dropna() if allow_missing else column
+    bad = [v for v in pd.unique(values) if _key(v) not in ("0", "1", "True", "False")]
+    if bad:
+        shown = ", ".join(repr(_plain(v)) for v in bad[:5])
+        raise DataError(
+            f"Label column {name!r} must hold 0/1 (or True/False), but holds {shown}. "
+            f"For a column of label sets such as 'jazz|calm' pass a label separator."
+        )
+
+
+def _class_listing(classes: list) -> str:
+    """A short listing of classes for messages."""
+    shown = ", ".join(repr(c) for c in classes[:10])
+    return shown + (" ..." if len(classes) > 10 else "")
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _plain(value):
+    """A numpy scalar -> the Python scalar JSON understands."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _key(value) -> str | None:
+    """Canonical text of one value: 3, 3.0 and "3" read "3"; missing is None."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return _float_text(float(value))
+    text = str(value).strip()
+    if text in MISSING_VALUES:
+        return None
+    if _INTEGER.match(text):
+        return str(int(text))
+    if _NUMBER.match(text):
+        return _float_text(float(text))
+    return text
+
+
+def _float_text(number: float) -> str | None:
+    """Integral floats without '.0'; others as Python's shortest repr; NaN is missing."""
+    if math.isnan(number):
+        return None
+    if number.is_integer():
+        return str(int(number))
+    return repr(number)
+
+
+def canonical_text(column: pd.Series) -> pd.Series:
+    """A column as canonical Python ``str`` values (see :func:`_key`), missing as None.
+
+    Works on the distinct values only, so big predict chunks stay cheap.
+
+    Examples
+    --------
+    >>> canonical_text(pd.Series([3, 3.0, "3", " a ", "?"])).tolist()
+    ['3', '3', '3', 'a', None]
+    """
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    keys = np.array([_key(u) for u in uniques] + [None], dtype=object)
+    return pd.Series(keys[codes], index=column.index, dtype=object, name=column.name)
+
+
+def _as_float(column: pd.Series, name: str, *, forced: bool = False) -> pd.Series:
+    """A numeric feature as float64; text that is no number raises SchemaError."""
+    if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+        return column.astype("float64")
+    text = column.astype(object).map(lambda v: v.strip() if isinstance(v, str) else v)
+    missing = text.isna() | text.isin(MISSING_VALUES)
+    numbers = pd.to_numeric(text.where(~missing), errors="coerce")
+    bad = np.flatnonzero((numbers.isna() & ~missing).to_numpy())
+    if len(bad):
+        when = "was forced numeric" if forced else "was numeric at fit time"
+        raise SchemaError(
+            f"Column {name!r} {when}, but row {bad[0]} (0-based position in the table) "
+            f"holds {column.iloc[bad[0]]!r}, which is not a number. Fix the value, or leave "
+            f"the cell empty (or ?/NA) for a missing value."
+        )
+    return numbers.astype("float64")

@@ -1,0 +1,468 @@
+"""Tests for tabnn.artifact: plain-data model directories, atomic saves, checked loads."""
+
+import json
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import safetensors.torch
+import torch
+
+import tabnn
+from tabnn import artifact
+from tabnn.artifact import (
+    FORMAT_VERSION,
+    META_FILE,
+    WEIGHTS_FILE,
+    data_fingerprint,
+    load_model_dir,
+    package_versions,
+    read_meta,
+    save_model_dir,
+    to_jsonable,
+)
+from tabnn.errors import InputNotFoundError, ModelError, UsageError
+
+
+def _tensors() -> dict[str, torch.Tensor]:
+    return {
+        "layer.weight": torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(0)),
+        "vocab.index": torch.tensor([3, -1, 2**40], dtype=torch.int64),
+        "mask": torch.tensor([True, False, True]),
+        "scalar": torch.tensor(2.5, dtype=torch.float64),
+    }
+
+
+def _meta() -> dict:
+    return {"task": "binary", "classes": ["M", "R"], "threshold": 0.5, "nested": {"k": [1, 2]}}
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> Path:
+    return save_model_dir(tmp_path / "model", _meta(), _tensors())
+
+
+def _siblings(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.parent.iterdir())
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+def test_round_trip_keeps_meta_and_tensors(saved: Path):
+    meta, tensors = load_model_dir(saved)
+    assert {k: meta[k] for k in _meta()} == _meta()
+    expected = _tensors()
+    assert tensors.keys() == expected.keys()
+    for name, tensor in expected.items():
+        assert tensors[name].dtype == tensor.dtype, name
+        assert tensors[name].shape == tensor.shape, name
+        assert torch.equal(tensors[name], tensor), name
+
+
+def test_save_adds_format_versions_time_and_checksums(saved: Path):
+    meta = read_meta(saved)
+    assert meta["format_version"] == FORMAT_VERSION
+    assert meta["tabnn_version"] == tabnn.__version__
+    assert meta["versions"] == package_versions()
+    assert meta["created"].endswith("+00:00")
+    assert set(meta["checksums"]) == {WEIGHTS_FILE}
+    assert len(meta["checksums"][WEIGHTS_FILE]) == 64
+
+
+def test_save_does_not_change_callers_meta(tmp_path: Path):
+    meta = _meta()
+    save_model_dir(tmp_path / "m", meta, _tensors())
+    assert meta == _meta()
+
+
+def test_save_returns_path_and_creates_missing_parents(tmp_path: Path):
+    target = tmp_path / "a" / "b" / "model"
+    assert save_model_dir(target, {}, _tensors()) == target
+    assert sorted(p.name for p in target.iterdir()) == [WEIGHTS_FILE, META_FILE]
+
+
+def test_save_moves_tensors_to_contiguous_cpu(tmp_path: Path):
+    transposed = torch.arange(6.0).reshape(2, 3).t()
+    assert not transposed.is_contiguous()
+    save_model_dir(tmp_path / "m", {}, {"t": transposed, "grad": torch.ones(2, requires_grad=True)})
+    _, tensors = load_model_dir(tmp_path / "m")
+    assert torch.equal(tensors["t"], transposed)
+    assert not tensors["grad"].requires_grad
+
+
+def test_extra_files_are_stored_and_checksummed(tmp_path: Path):
+    target = save_model_dir(
+        tmp_path / "m", {}, _tensors(), extra_files={"report.html": "<p>é</p>", "roc.png": b"\x89"}
+    )
+    assert (target / "report.html").read_text(encoding="utf-8") == "<p>é</p>"
+    assert (target / "roc.png").read_bytes() == b"\x89"
+    assert set(read_meta(target)["checksums"]) == {WEIGHTS_FILE, "report.html", "roc.png"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [WEIGHTS_FILE, META_FILE, "../escape.txt", "sub/file.txt", ".hidden", ""],
+    ids=["weights", "meta", "parent", "subdir", "hidden", "empty"],
+)
+def test_extra_file_names_must_be_plain(tmp_path: Path, name: str):
+    with pytest.raises(UsageError, match="Cannot store an extra file named"):
+        save_model_dir(tmp_path / "m", {}, _tensors(), extra_files={name: "x"})
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- strict JSON
+
+
+def test_json_is_strict_sorted_and_indented(tmp_path: Path):
+    meta = {"b": float("nan"), "a": [float("inf"), -float("inf"), 1.5], "c": np.float32(0.25)}
+    target = save_model_dir(tmp_path / "m", meta, _tensors())
+    text = (target / META_FILE).read_text(encoding="utf-8")
+    assert "NaN" not in text and "Infinity" not in text
+    parsed = json.loads(text, parse_constant=lambda name: pytest.fail(name))
+    assert parsed["b"] is None
+    assert parsed["a"] == [None, None, 1.5]
+    assert parsed["c"] == 0.25
+    assert list(parsed) == sorted(parsed)
+    assert '\n  "a": [' in text
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (np.int64(3), 3),
+        (np.bool_(True), True),
+        (np.float64("nan"), None),
+        (np.array([[1, 2], [3, 4]], dtype=np.int32), [[1, 2], [3, 4]]),
+        (np.array([1.0, np.nan]), [1.0, None]),
+        (torch.tensor([0.5, 1.0]), [0.5, 1.0]),
+        ((1, "a"), [1, "a"]),
+        ({1: "x", np.int64(2): "y"}, {"1": "x", "2": "y"}),
+        (Path("data/train.csv"), "data/train.csv"),
+        (pd.NA, None),
+        (None, None),
+    ],
+    ids=[
+        "np-int",
+        "np-bool",
+        "np-nan",
+        "np-array",
+        "np-array-nan",
+        "tensor",
+        "tuple",
+        "int-keys",
+        "path",
+        "pd-na",
+        "none",
+    ],
+)
+def test_to_jsonable_converts(value, expected):
+    converted = to_jsonable(value)
+    assert converted == expected
+    assert type(converted) is type(expected)
+    json.dumps(converted, allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    ("meta", "match"),
+    [
+        ({"when": pd.Timestamp("2024-01-01")}, r"meta\['when'\] of type Timestamp"),
+        ({"s": {1, 2}}, "of type set"),
+        ({(1, 2): "x"}, "keys must be strings"),
+    ],
+    ids=["timestamp", "set", "tuple-key"],
+)
+def test_unjsonable_meta_raises_and_writes_nothing(tmp_path: Path, meta: dict, match: str):
+    with pytest.raises(TypeError, match=match):
+        save_model_dir(tmp_path / "m", meta, _tensors())
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def test_save_replaces_an_existing_model_and_leaves_no_temp_dirs(saved: Path):
+    save_model_dir(saved, {"task": "multiclass"}, {"w": torch.ones(2)})
+    meta, tensors = load_model_dir(saved)
+    assert meta["task"] == "multiclass"
+    assert list(tensors) == ["w"]
+    assert _siblings(saved) == ["model"]
+
+
+def test_save_fills_an_empty_directory(tmp_path: Path):
+    (tmp_path / "m").mkdir()
+    save_model_dir(tmp_path / "m", {}, _tensors())
+    assert read_meta(tmp_path / "m")["format_version"] == FORMAT_VERSION
+    assert _siblings(tmp_path / "m") == ["m"]
+
+
+def _raise(*args, **kwargs):
+    raise OSError("disk full")
+
+
+def test_failed_serialisation_keeps_the_old_model(saved: Path, monkeypatch):
+    before = {p.name: p.read_bytes() for p in saved.iterdir()}
+    monkeypatch.setattr(safetensors.torch, "save", _raise)
+    with pytest.raises(OSError, match="disk full"):
+        save_model_dir(saved, {"task": "new"}, _tensors())
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
+    assert _siblings(saved) == ["model"]
+
+
+def test_failed_file_write_keeps_the_old_model(saved: Path, monkeypatch):
+    before = {p.name: p.read_bytes() for p in saved.iterdir()}
+    monkeypatch.setattr(artifact, "_write_file", _raise)
+    with pytest.raises(OSError, match="disk full"):
+        save_model_dir(saved, {"task": "new"}, _tensors())
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
+    assert _siblings(saved) == ["model"]
+
+
+def test_failed_final_rename_restores_the_old_model(saved: Path, monkeypatch):
+    before = {p.name: p.read_bytes() for p in saved.iterdir()}
+    real_rename = os.rename
+    calls = []
+
+    def rename_failing_on_move_in(src, dst):
+        calls.append((Path(src).name, Path(dst).name))
+        # The first rename moves the old model aside; the second would move the new one in.
+        if len(calls) == 2:
+            raise OSError("rename failed")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename_failing_on_move_in)
+    with pytest.raises(OSError, match="rename failed"):
+        save_model_dir(saved, {"task": "new"}, _tensors())
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
+    assert _siblings(saved) == ["model"]
+
+
+def test_failed_save_of_a_new_model_leaves_nothing(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(artifact, "_write_file", _raise)
+    with pytest.raises(OSError, match="disk full"):
+        save_model_dir(tmp_path / "m", {}, _tensors())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_refuses_a_non_empty_directory_that_is_not_a_model(tmp_path: Path):
+    precious = tmp_path / "data"
+    precious.mkdir()
+    (precious / "train.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(UsageError, match=r"Refusing to overwrite '.*data'.*no tabnn.json"):
+        save_model_dir(precious, {}, _tensors())
+    assert [p.name for p in precious.iterdir()] == ["train.csv"]
+    assert _siblings(precious) == ["data"]
+
+
+def test_save_refuses_a_file(tmp_path: Path):
+    target = tmp_path / "model"
+    target.write_text("not a model")
+    with pytest.raises(UsageError, match=r"Refusing to overwrite '.*model': it is a file"):
+        save_model_dir(target, {}, _tensors())
+    assert target.read_text() == "not a model"
+
+
+def test_save_refuses_a_symlink(saved: Path):
+    link = saved.with_name("latest")
+    link.symlink_to(saved, target_is_directory=True)
+    with pytest.raises(UsageError, match="symbolic link"):
+        save_model_dir(link, {}, _tensors())
+    assert link.is_symlink()
+
+
+# --------------------------------------------------------------------------- load errors
+
+
+def test_load_missing_directory(tmp_path: Path):
+    with pytest.raises(InputNotFoundError, match=r"Model directory '.*nope' does not exist\.$"):
+        load_model_dir(tmp_path / "nope")
+
+
+def test_load_missing_directory_mentions_an_interrupted_save(tmp_path: Path):
+    (tmp_path / ".model.tmp-1234abcd").mkdir()
+    with pytest.raises(InputNotFoundError, match=r"does not exist.*half-written.*\.model\.tmp-"):
+        load_model_dir(tmp_path / "model")
+
+
+def test_load_a_file(tmp_path: Path):
+    (tmp_path / "model").write_text("x")
+    with pytest.raises(ModelError, match="is a file, not a tabnn model directory"):
+        load_model_dir(tmp_path / "model")
+
+
+def test_load_empty_directory(tmp_path: Path):
+    (tmp_path / "model").mkdir()
+    with pytest.raises(ModelError, match="not a tabnn model directory: it is empty"):
+        load_model_dir(tmp_path / "model")
+
+
+def test_load_unrelated_directory(tmp_path: Path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "train.csv").write_text("a\n1\n")
+    with pytest.raises(ModelError, match="not a tabnn model directory: it has no tabnn.json"):
+        load_model_dir(tmp_path / "model")
+
+
+@pytest.mark.parametrize(
+    ("remove", "match"),
+    [
+        (WEIGHTS_FILE, "has tabnn.json but no model.safetensors; it may be half-written"),
+        (META_FILE, "has model.safetensors but no tabnn.json; it may be half-written"),
+    ],
+    ids=["only-json", "only-weights"],
+)
+def test_load_with_one_file_missing(saved: Path, remove: str, match: str):
+    (saved / remove).unlink()
+    with pytest.raises(ModelError, match=match):
+        load_model_dir(saved)
+    with pytest.raises(ModelError, match=match):
+        read_meta(saved)
+
+
+def test_load_half_written_mentions_temp_sibling(saved: Path):
+    (saved / WEIGHTS_FILE).unlink()
+    saved.with_name(".model.tmp-0badf00d").mkdir()
+    with pytest.raises(ModelError, match=r"half-written.*\.model\.tmp-0badf00d"):
+        load_model_dir(saved)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (None, "not valid JSON"),
+        (b'{"format_version": NaN}', "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b"{}", "without required keys: format_version"),
+        (b'{"format_version": "1"}', "invalid format_version '1'"),
+        (b'{"format_version": 1, "tabnn_version": "0.1.0"}', "required keys: versions, created"),
+    ],
+    ids=["truncated", "nan", "not-utf8", "list", "empty-object", "string-version", "no-checksums"],
+)
+def test_load_bad_json(saved: Path, content: bytes | None, match: str):
+    meta_path = saved / META_FILE
+    data = meta_path.read_bytes()
+    meta_path.write_bytes(data[: len(data) // 2] if content is None else content)
+    with pytest.raises(ModelError, match=match):
+        load_model_dir(saved)
+    with pytest.raises(ModelError, match=match):
+        read_meta(saved)
+
+
+def test_load_tampered_weights(saved: Path):
+    weights = saved / WEIGHTS_FILE
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="modified after saving or is corrupt"):
+        load_model_dir(saved)
+    with pytest.raises(ModelError, match="modified after saving or is corrupt"):
+        read_meta(saved)
+
+
+def test_load_unparseable_weights_with_matching_checksum(saved: Path):
+    import hashlib
+
+    (saved / WEIGHTS_FILE).write_bytes(b"garbage")
+    meta = json.loads((saved / META_FILE).read_text())
+    meta["checksums"][WEIGHTS_FILE] = hashlib.sha256(b"garbage").hexdigest()
+    (saved / META_FILE).write_text(json.dumps(meta))
+    assert read_meta(saved)["checksums"][WEIGHTS_FILE] == meta["checksums"][WEIGHTS_FILE]
+    with pytest.raises(ModelError, match="Cannot read the weights"):
+        load_model_dir(saved)
+
+
+def test_load_newer_format(saved: Path, monkeypatch):
+    monkeypatch.setattr(artifact, "__version__", "0.1.0")
+    meta = json.loads((saved / META_FILE).read_text())
+    meta.update(format_version=FORMAT_VERSION + 1, tabnn_version="9.0.0")
+    (saved / META_FILE).write_text(json.dumps(meta))
+    expected = (
+        r"made by tabnn 9.0.0 \(format 2\), newer than this tabnn 0.1.0 \(format 1\): "
+        r"upgrade tabnn to load it"
+    )
+    with pytest.raises(ModelError, match=expected):
+        load_model_dir(saved)
+
+
+# --------------------------------------------------------------------------- plain data
+
+
+def test_saved_directory_holds_only_plain_data(tmp_path: Path):
+    target = save_model_dir(tmp_path / "m", _meta(), _tensors(), extra_files={"report.txt": "ok"})
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        [WEIGHTS_FILE, META_FILE, "report.txt"]
+    )
+    for file in target.iterdir():
+        assert file.is_file() and not file.is_symlink()
+        # Pickle protocol 2+ starts with 0x80; torch.save archives are zip files.
+        assert not file.read_bytes().startswith((b"\x80", b"PK"))
+    json.loads((target / META_FILE).read_text(encoding="utf-8"))
+
+    data = (target / WEIGHTS_FILE).read_bytes()
+    (header_size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + header_size])
+    assert header.pop("__metadata__") == {"format": "pt"}
+    assert set(header) == set(_tensors())
+    # The tensors' byte ranges cover the rest of the file exactly: nothing else is hidden there.
+    ends = sorted(entry["data_offsets"] for entry in header.values())
+    assert ends[0][0] == 0 and ends[-1][1] == len(data) - 8 - header_size
+    assert all(a[1] == b[0] for a, b in zip(ends, ends[1:], strict=False))
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"age": [22.0, np.nan, 35.0], "sex": ["m", "f", None], "label": pd.Categorical(list("aba"))}
+    )
+
+
+def test_data_fingerprint_is_stable_for_equal_frames():
+    first, second = data_fingerprint(_frame()), data_fingerprint(_frame().copy())
+    assert first == second
+    assert first["rows"] == 3
+    assert first["columns"] == ["age", "sex", "label"]
+    assert len(first["sha256"]) == 64
+
+
+def test_data_fingerprint_ignores_the_index():
+    shuffled_index = _frame().set_axis([10, 20, 30])
+    assert data_fingerprint(shuffled_index) == data_fingerprint(_frame())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda f: f.assign(age=[22.0, np.nan, 36.0]),
+        lambda f: f.assign(sex=["m", "f", "f"]),
+        lambda f: f.rename(columns={"age": "years"}),
+        lambda f: f.iloc[::-1],
+    ],
+    ids=["number", "missing-filled", "column-name", "row-order"],
+)
+def test_data_fingerprint_changes_with_the_data(change):
+    assert data_fingerprint(change(_frame()))["sha256"] != data_fingerprint(_frame())["sha256"]
+
+
+def test_data_fingerprint_is_json_ready():
+    assert json.loads(json.dumps(data_fingerprint(_frame()))) == data_fingerprint(_frame())
+
+
+def test_package_versions_names_the_libraries():
+    versions = package_versions()
+    assert set(versions) == {
+        "tabnn",
+        "torch",
+        "numpy",
+        "pandas",
+        "scikit-learn",
+        "safetensors",
+        "python",
+    }
+    assert versions["tabnn"] == tabnn.__version__
+    assert all(isinstance(v, str) for v in versions.values())

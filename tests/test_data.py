@@ -141,8 +141,9 @@ def test_parquet_duplicate_names(tmp_path):
         read_table(path)
 
 
-@pytest.mark.parametrize("reader", [read_table, lambda p: list(iter_table_chunks(p))],
-                         ids=["read", "chunks"])  # fmt: skip
+@pytest.mark.parametrize(
+    "reader", [read_table, lambda p: list(iter_table_chunks(p))], ids=["read", "chunks"]
+)
 def test_unreadable_parquet(tmp_path, reader):
     path = write(tmp_path, "a,b\n1,2\n", "fake.parquet")
     with pytest.raises(DataError, match="Could not read fake.parquet as Parquet"):
@@ -379,8 +380,12 @@ def test_name_with_comma():
 @pytest.mark.parametrize(
     ("columns", "spec", "match"),
     [
-        (TITANIC_COLUMNS, "Survivd", r"Column 'Survivd' not found\. Did you mean 'Survived'\? "
-                                     r"Available: PassengerId, Survived, Pclass"),
+        (
+            TITANIC_COLUMNS,
+            "Survivd",
+            r"Column 'Survivd' not found\. Did you mean 'Survived'\? "
+            r"Available: PassengerId, Survived, Pclass",
+        ),
         ([f"c{i}" for i in range(50)], "zz", r"Available: c0, .*c19, \.\.\. \(30 more\)"),
         (TITANIC_COLUMNS, "6", "out of range: the table has 6 columns"),
         (TITANIC_COLUMNS, "-7", "out of range: the table has 6 columns"),
@@ -389,9 +394,17 @@ def test_name_with_comma():
         (["age", "Age"], "AGE", "matches several columns"),
         (TITANIC_COLUMNS, " , ", "Expected a column name or index"),
     ],
-    ids=["typo", "wide", "too-big", "too-negative", "empty-slice", "zero-step", "ambiguous",
-         "blank"],
-)  # fmt: skip
+    ids=[
+        "typo",
+        "wide",
+        "too-big",
+        "too-negative",
+        "empty-slice",
+        "zero-step",
+        "ambiguous",
+        "blank",
+    ],
+)
 def test_resolve_columns_errors(columns, spec, match):
     with pytest.raises(UsageError, match=match):
         resolve_columns(pd.DataFrame(columns=columns), spec)
@@ -422,11 +435,10 @@ def test_label_sep_explodes_sorted_labels():
     assert (y.dtypes == np.int64).all()
 
 
-def test_label_sep_missing_cell_is_all_nan_row():
-    frame = pd.DataFrame({"x": [1, 2], "tags": ["a;b", None]})
+def test_label_sep_missing_cell_is_the_empty_label_set():
+    frame = pd.DataFrame({"x": [1, 2, 3], "tags": ["a;b", None, ""]})
     _, y = split_target(frame, "tags", label_sep=";")
-    assert y.iloc[0].tolist() == [1.0, 1.0]
-    assert y.iloc[1].isna().all()
+    assert y.to_numpy().tolist() == [[1, 1], [0, 0], [0, 0]]
 
 
 def test_label_sep_with_several_targets():

@@ -608,7 +608,9 @@ def load(path: PathLike):
         train_config = TrainConfig(**meta["train_config"])
         estimator.history_ = History(**meta["history"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise ModelError(f"'{path}' does not describe a model this tabnn can rebuild: {error}")
+        raise ModelError(
+            f"'{path}' does not describe a model this tabnn can rebuild: {error}"
+        ) from error
     estimator._set_fitted(schema, prep, config, train_config, model.eval())
     estimator.n_features_in_ = meta["n_features_in"]
     if meta.get("feature_names_in") is not None:

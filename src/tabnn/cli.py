@@ -2,7 +2,7 @@
 
 This is the only module that prints progress and turns errors into exit codes: 0 success,
 2 usage errors (bad option, file or column not found), 1 data or model errors. User
-errors print one clear line, never a traceback.
+errors print one clear message, never a traceback, and leave nothing written behind.
 """
 
 from __future__ import annotations
@@ -29,26 +29,129 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Turn a labelled table into a trained, honestly evaluated, shippable classifier.",
 )
-out_console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: sentences are never broken at 80 columns when the output goes to a pipe
+out_console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
-# shared options
+INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C
+
+
+# --------------------------------------------------------------------------- option checks
+# Each runs while the command line is parsed, so a bad value exits 2 before any file is read.
+
+
+def _choice(*allowed: str):
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in allowed:
+            raise typer.BadParameter(f"expected one of {', '.join(allowed)}; got {value!r}.")
+        return value
+
+    return check
+
+
+def _in_range(low: float, high: float, *, low_open: bool = False, high_open: bool = False):
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    shown = f"{left}{low:g}, {'inf' if high == float('inf') else f'{high:g}'}{right}"
+
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return value
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        if not (above and below):
+            raise typer.BadParameter(f"expected a number in {shown}; got {value:g}.")
+        return value
+
+    return check
+
+
+def _at_least(low: int):
+    def check(value: int | None) -> int | None:
+        if value is not None and value < low:
+            raise typer.BadParameter(f"expected a whole number >= {low}; got {value}.")
+        return value
+
+    return check
+
+
+def _check_model(value: str) -> str:
+    """``default``, ``wide``, ``deep`` or ``mlp:256-128``."""
+    if value in ("default", "wide", "deep"):
+        return value
+    sizes = value[4:].split("-") if value.startswith("mlp:") else []
+    if not sizes or not all(size.isdigit() and int(size) > 0 for size in sizes):
+        raise typer.BadParameter(
+            f"expected default, wide, deep or mlp:SIZES such as mlp:256-128; got {value!r}."
+        )
+    return value
+
+
+def _check_batch_size(value: str) -> str:
+    if value != "auto" and not (value.isdigit() and int(value) > 0):
+        raise typer.BadParameter(f"expected 'auto' or a whole number >= 1; got {value!r}.")
+    return value
+
+
+def _check_device(value: str) -> str:
+    name, _, index = value.partition(":")
+    if value not in ("auto", "cpu") and not (name == "cuda" and (index == "" or index.isdigit())):
+        raise typer.BadParameter(f"expected auto, cpu, cuda or cuda:N; got {value!r}.")
+    if name == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise typer.BadParameter(
+                f"{value!r} asked for, but PyTorch sees no CUDA device here; use cpu or auto."
+            )
+    return value
+
+
+def _activations() -> tuple[str, ...]:
+    from .model import ACTIVATIONS
+
+    return tuple(ACTIVATIONS)
+
+
+def _check_activation(value: str) -> str:
+    return _choice(*_activations())(value)
+
+
+# --------------------------------------------------------------------------- shared options
+
 Sep = Annotated[str | None, typer.Option("--sep", help="Field delimiter (detected if omitted).")]
 NoHeader = Annotated[
     bool, typer.Option("--no-header", help="The file has no header row; columns are 0..n-1.")
 ]
+Header = Annotated[
+    bool | None,
+    typer.Option(
+        "--header/--no-header",
+        help="Whether the file has a header row (default: as the model's training file).",
+        show_default=False,
+    ),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or notes.")]
+Fraction = _in_range(0, 1, high_open=True)
 
 
 @contextmanager
 def user_errors():
-    """Turn tabnn's own errors into a one-line message and their exit code."""
+    """Turn tabnn's own errors (and file-system refusals) into a message and an exit code."""
     try:
         yield
     except TabnnError as error:
-        err_console.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
-        raise typer.Exit(error.exit_code) from None
+        _fail(str(error), error.exit_code)
+    except OSError as error:  # permission denied, disk full, ...: the user's to fix
+        where = f" '{error.filename}'" if error.filename else ""
+        _fail(f"{error.strerror or error}{where}.", 1)
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing was written.", INTERRUPTED)
+
+
+def _fail(message: str, code: int):
+    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    raise typer.Exit(code) from None
 
 
 def _names(text: str | None) -> list[str]:
@@ -56,17 +159,16 @@ def _names(text: str | None) -> list[str]:
 
 
 def _hidden(model: str):
-    """``default``, ``wide``, ``deep`` or ``mlp:256-128``."""
-    if model.startswith("mlp:"):
-        try:
-            return [int(size) for size in model[4:].split("-")]
-        except ValueError:
-            raise UsageError(f"--model mlp:SIZES needs sizes like mlp:256-128; got {model!r}.")
-    return model
+    """The estimator's ``hidden`` for a checked --model value."""
+    return [int(size) for size in model[4:].split("-")] if model.startswith("mlp:") else model
 
 
 def _print_json(payload) -> None:
-    out_console.print_json(json.dumps(to_jsonable(payload)))
+    """Plain JSON on stdout (no colour, no wrapping), for scripts."""
+    sys.stdout.write(json.dumps(to_jsonable(payload), indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- train
 
 
 @app.command()
@@ -75,7 +177,10 @@ def train(
     target: Annotated[
         str, typer.Option("--target", "-t", help="Target column(s): name, index, -1, a,b,c, -6:.")
     ],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Model directory.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Model directory (default: tabnn-models/NAME)."),
+    ] = None,
     sep: Sep = None,
     no_header: NoHeader = False,
     label_sep: Annotated[
@@ -85,30 +190,80 @@ def train(
     categorical: Annotated[str | None, typer.Option(help="Columns to treat as categories.")] = None,
     numeric: Annotated[str | None, typer.Option(help="Columns to treat as numbers.")] = None,
     task: Annotated[
-        str | None, typer.Option(help="binary, multiclass or multilabel (inferred).")
+        str | None,
+        typer.Option(
+            help="binary, multiclass or multilabel (inferred).",
+            callback=_choice("binary", "multiclass", "multilabel"),
+        ),
     ] = None,
-    model: Annotated[str, typer.Option(help="default, wide, deep or mlp:256-128.")] = "default",
-    activation: Annotated[str, typer.Option(help="relu, gelu, silu, selu, tanh, ...")] = "relu",
-    dropout: Annotated[float, typer.Option(help="Dropout after each hidden layer.")] = 0.1,
-    norm: Annotated[str, typer.Option(help="none, batch or layer.")] = "none",
-    epochs: Annotated[int, typer.Option(help="Most epochs; early stopping ends sooner.")] = 200,
-    batch_size: Annotated[str, typer.Option(help="Rows per step, or auto.")] = "auto",
-    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
-    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1e-4,
-    patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs.")] = 20,
-    val_size: Annotated[float, typer.Option(help="Validation share of all rows.")] = 0.15,
-    test_size: Annotated[float, typer.Option(help="Test share of all rows.")] = 0.15,
+    model: Annotated[
+        str, typer.Option(help="default, wide, deep or mlp:256-128.", callback=_check_model)
+    ] = "default",
+    activation: Annotated[
+        str, typer.Option(help="relu, gelu, silu, selu, tanh, ...", callback=_check_activation)
+    ] = "relu",
+    dropout: Annotated[
+        float, typer.Option(help="Dropout after each hidden layer.", callback=Fraction)
+    ] = 0.1,
+    norm: Annotated[
+        str, typer.Option(help="none, batch or layer.", callback=_choice("none", "batch", "layer"))
+    ] = "none",
+    epochs: Annotated[
+        int, typer.Option(help="Most epochs; early stopping ends sooner.", callback=_at_least(1))
+    ] = 200,
+    batch_size: Annotated[
+        str, typer.Option(help="Rows per step, or auto.", callback=_check_batch_size)
+    ] = "auto",
+    lr: Annotated[
+        float,
+        typer.Option(
+            help="AdamW learning rate.", callback=_in_range(0, float("inf"), low_open=True)
+        ),
+    ] = 1e-3,
+    weight_decay: Annotated[
+        float, typer.Option(help="AdamW weight decay.", callback=_in_range(0, float("inf")))
+    ] = 1e-4,
+    patience: Annotated[
+        int, typer.Option(help="Early-stopping patience in epochs.", callback=_at_least(1))
+    ] = 20,
+    val_size: Annotated[
+        float, typer.Option(help="Validation share of all rows.", callback=Fraction)
+    ] = 0.15,
+    test_size: Annotated[float, typer.Option(help="Test share of all rows.", callback=Fraction)] = (
+        0.15
+    ),
     class_weight: Annotated[
-        str | None, typer.Option(help="'balanced' to weight classes by rarity.")
+        str | None,
+        typer.Option(help="'balanced' to weight classes by rarity.", callback=_choice("balanced")),
     ] = None,
     pos_weight: Annotated[
-        float | None, typer.Option(help="Positive-class loss weight (binary).")
+        float | None,
+        typer.Option(
+            help="Positive-class loss weight (binary).",
+            callback=_in_range(0, float("inf"), low_open=True),
+        ),
     ] = None,
-    threshold: Annotated[float, typer.Option(help="Decision threshold (binary).")] = 0.5,
-    scaling: Annotated[str, typer.Option(help="standard, robust or quantile.")] = "standard",
-    ensemble: Annotated[int, typer.Option(help="Members trained together, averaged.")] = 1,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            help="Decision threshold (binary).",
+            callback=_in_range(0, 1, low_open=True, high_open=True),
+        ),
+    ] = 0.5,
+    scaling: Annotated[
+        str,
+        typer.Option(
+            help="standard, robust or quantile.",
+            callback=_choice("standard", "robust", "quantile"),
+        ),
+    ] = "standard",
+    ensemble: Annotated[
+        int, typer.Option(help="Members trained together, averaged.", callback=_at_least(1))
+    ] = 1,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same model.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda or cuda:N.", callback=_check_device)
+    ] = "auto",
     quiet: Quiet = False,
     as_json: AsJson = False,
 ):
@@ -118,15 +273,17 @@ def train(
     from .jobs import ReadOptions, train_job
 
     with user_errors():
-        if class_weight not in (None, "balanced"):
-            raise UsageError(f"--class-weight must be 'balanced'; got {class_weight!r}.")
+        if val_size + test_size >= 1:
+            raise UsageError(
+                f"--val-size + --test-size must be below 1; got {val_size} + {test_size}."
+            )
         estimator = TabNNClassifier(
             hidden=_hidden(model),
             activation=activation,
             dropout=dropout,
             norm=norm,
             epochs=epochs,
-            batch_size=batch_size if batch_size == "auto" else _int_option(batch_size),
+            batch_size=batch_size if batch_size == "auto" else int(batch_size),
             lr=lr,
             weight_decay=weight_decay,
             patience=patience,
@@ -155,16 +312,9 @@ def train(
                 on_epoch=on_epoch,
             )
     if as_json:
-        _print_json(vars(result))
+        _print_json({k: v for k, v in vars(result).items() if k != "test_rows"})
     else:
         show_training(result)
-
-
-def _int_option(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise UsageError(f"--batch-size must be an integer or 'auto'; got {text!r}.") from None
 
 
 @contextmanager
@@ -199,8 +349,8 @@ def _mean(values) -> float:
     return sum(values) / max(1, len(values))
 
 
-def show_training(result) -> None:
-    """Readable summary of a training job."""
+def show_training(result, *, metrics: list[str] | None = None) -> None:
+    """Readable summary of a training job (``metrics`` narrows the score table)."""
     rows = result.rows
     out_console.print(
         f"[bold]{result.task}[/] task, classes {', '.join(map(str, result.classes))}; rows: "
@@ -213,7 +363,7 @@ def show_training(result) -> None:
     out_console.print(
         f"trained in {result.seconds:.1f} s, best epoch {', '.join(map(str, result.best_epochs))}"
     )
-    show_scores(result.evaluation, title="Test rows (never used for any choice)")
+    show_scores(result.evaluation, title="Test rows (never used for any choice)", metrics=metrics)
     if result.model_dir is not None:
         out_console.print(f"model saved to [green]{result.model_dir}[/]")
 
@@ -243,24 +393,29 @@ SHOWN = {
     ],
     "multilabel": ["hamming_loss", "subset_accuracy", "f1_micro", "f1_macro", "roc_auc_macro"],
 }
+# the model first, then the baselines from the simplest up (tabnn.json stores them sorted)
+COLUMN_ORDER = ("model", "most_frequent", "label_frequency", "logistic_regression")
 
 
-def show_scores(evaluation: dict, *, title: str) -> None:
-    """A metric x model table with the baselines beside the model, and the confusion matrix."""
+def show_scores(evaluation: dict, *, title: str, metrics: list[str] | None = None) -> None:
+    """A metric x model table with the baselines beside the model, and the confusion matrix
+    (left out when ``metrics`` narrows the table)."""
     scores = evaluation.get("scores", {})
     if not scores:
         out_console.print("no test rows: nothing evaluated")
         return
     task = _task_of(scores["model"])
-    table = Table(title=f"{title}: {evaluation['rows']} rows", title_justify="left")
+    names = sorted(scores, key=lambda n: (COLUMN_ORDER + (n,)).index(n))
+    out_console.print(f"[bold]{title}[/]: {evaluation['rows']} rows")
+    table = Table()
     table.add_column("metric")
-    for name in scores:
+    for name in names:
         table.add_column(name.replace("_", " "), justify="right")
-    for metric in SHOWN[task]:
-        table.add_row(metric, *[_fmt(scores[name].get(metric)) for name in scores])
+    for metric in metrics or SHOWN[task]:
+        table.add_row(metric, *[_fmt(scores[name].get(metric)) for name in names])
     out_console.print(table)
     matrix = scores["model"].get("confusion_matrix")
-    if matrix is not None:
+    if matrix is not None and metrics is None:
         out_console.print("confusion matrix (rows: true class, columns: predicted):")
         for line in matrix:
             out_console.print("  " + " ".join(f"{v:>6}" for v in line))
@@ -276,24 +431,34 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+# --------------------------------------------------------------------------- evaluate
+
+
 @app.command("evaluate")
 def evaluate_command(
     model_dir: Annotated[Path, typer.Argument(help="A model directory from tabnn train.")],
     data: Annotated[Path, typer.Argument(help="A labelled table with the target column(s).")],
-    target: Annotated[str | None, typer.Option(help="Target column(s), if renamed.")] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", "-t", help="Target column(s), if renamed.")
+    ] = None,
     sep: Sep = None,
-    no_header: NoHeader = False,
+    header: Header = None,
     as_json: AsJson = False,
 ):
     """Score a saved model on every row of a labelled table."""
     from .jobs import ReadOptions, evaluate_job
 
     with user_errors():
-        result = evaluate_job(model_dir, data, ReadOptions(sep, not no_header, target))
+        result = evaluate_job(model_dir, data, ReadOptions(sep, header, target))
     if as_json:
         _print_json(result)
-    else:
-        show_scores(result, title=f"Evaluation on {data.name}")
+        return
+    if result["dropped_targets"]:
+        out_console.print(f"dropped {result['dropped_targets']} rows with a missing target")
+    show_scores(result, title=f"Evaluation on {data.name}")
+
+
+# --------------------------------------------------------------------------- predict
 
 
 @app.command()
@@ -301,23 +466,31 @@ def predict(
     model_dir: Annotated[Path, typer.Argument(help="A model directory from tabnn train.")],
     data: Annotated[Path, typer.Argument(help="Rows to predict (extra columns are ignored).")],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write .csv or .parquet here.")
+        Path | None,
+        typer.Option("--out", "-o", help="Write .csv or .parquet here (default: CSV to stdout)."),
     ] = None,
     threshold: Annotated[
-        float | None, typer.Option(help="Decision threshold (binary/multi-label).")
+        float | None,
+        typer.Option(
+            help="Decision threshold (binary/multi-label); the model's if omitted.",
+            callback=_in_range(0, 1, low_open=True, high_open=True),
+        ),
     ] = None,
     sep: Sep = None,
-    no_header: NoHeader = False,
-    chunk_size: Annotated[int, typer.Option(help="Rows read at a time.")] = 50_000,
+    header: Header = None,
+    chunk_size: Annotated[
+        int, typer.Option(help="Rows read at a time.", callback=_at_least(1))
+    ] = 50_000,
     quiet: Quiet = False,
 ):
-    """Predict labels and class probabilities for every row of DATA."""
+    """Predict labels and class probabilities for every row of DATA.
+
+    Columns: row (0-based data row), prediction (labels if multi-label), proba_CLASS.
+    """
     from .jobs import ReadOptions, predict_job
 
     with user_errors():
-        if threshold is not None and not 0 < threshold < 1:
-            raise UsageError(f"--threshold must be between 0 and 1; got {threshold}.")
-        options = ReadOptions(sep, not no_header)
+        options = ReadOptions(sep, header)
         result = predict_job(
             model_dir, data, options, out=out, threshold=threshold, chunksize=chunk_size
         )
@@ -325,6 +498,9 @@ def predict(
         sys.stdout.write(result.to_csv(index=False))
     elif not quiet:
         err_console.print(f"wrote {result} predictions to [green]{out}[/]")
+
+
+# --------------------------------------------------------------------------- info
 
 
 @app.command()
@@ -339,8 +515,13 @@ def info(
         _print_json(meta)
         return
     schema = meta["schema"]
-    out_console.print(f"[bold]{model_dir}[/]: tabnn {meta['tabnn_version']}, {schema['task']}")
-    out_console.print(f"target: {', '.join(schema['target'])}; classes: {schema['classes']}")
+    out_console.print(
+        f"[bold]{model_dir}[/]: {schema['task']} classifier, tabnn {meta['tabnn_version']}, "
+        f"saved {meta.get('created', '?')}"
+    )
+    out_console.print(
+        f"target: {', '.join(schema['target'])}; classes: {', '.join(map(str, schema['classes']))}"
+    )
     out_console.print(f"numeric ({len(schema['numeric'])}): {', '.join(schema['numeric'])}")
     out_console.print(
         f"categorical ({len(schema['categorical'])}): {', '.join(schema['categorical'])}"
@@ -352,8 +533,21 @@ def info(
         f"network: hidden {config['hidden']}, {config['activation']}, dropout {config['dropout']}, "
         f"{config['n_members']} member(s)"
     )
+    training = meta.get("training")
+    if training:
+        rows = training.get("rows", {})
+        out_console.print(
+            f"trained on {training.get('source')}: {rows.get('train')} train, "
+            f"{rows.get('validation')} validation, {rows.get('test')} test rows"
+        )
     if "evaluation" in meta:
         show_scores(meta["evaluation"], title="Test rows at training time")
+
+
+# --------------------------------------------------------------------------- demo
+
+DEMO_METRICS = ["accuracy", "balanced_accuracy", "roc_auc", "log_loss"]
+DEMO_ROWS = 5
 
 
 @app.command()
@@ -361,9 +555,10 @@ def demo(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Model directory.")] = None,
     quiet: Quiet = False,
 ):
-    """Train and evaluate on the bundled Sonar data (mines vs rocks), then predict 5 rows."""
+    """Train and evaluate on the bundled Sonar data (mines vs rocks), then let the saved
+    model predict 5 held-out test rows beside their true labels."""
     from .estimator import TabNNClassifier
-    from .jobs import ReadOptions, predict_job, train_job
+    from .jobs import ReadOptions, predict_rows, train_job
 
     source = resources.files("tabnn") / "datasets" / "sonar.csv"
     out_console.print(
@@ -374,15 +569,41 @@ def demo(
         options = ReadOptions(header=False, target="-1")
         with epoch_progress(200, quiet) as on_epoch:
             result = train_job(path, options, TabNNClassifier(), out=out, on_epoch=on_epoch)
-        show_training(result)
-        predictions = predict_job(out, path, ReadOptions(header=False), out=None)
-    table = Table(title="Five rows predicted by the saved model", title_justify="left")
-    for column in predictions.columns:
-        table.add_column(column, justify="right")
-    for _, row in predictions.sample(5, random_state=0).sort_values("row").iterrows():
-        table.add_row(*[_fmt(v) if isinstance(v, float) else str(v) for v in row])
+        show_training(result, metrics=DEMO_METRICS)
+        rows = _spread(result.test_rows, DEMO_ROWS)
+        predictions = predict_rows(out, path, ReadOptions(header=False), rows)
+    show_demo_predictions(predictions, len(result.test_rows))
+    out_console.print(f"next: tabnn info {out}")
+    out_console.print(f"      tabnn predict {out} your.csv -o predictions.csv")
+
+
+def _spread(rows: list[int], n: int) -> list[int]:
+    """``n`` rows evenly spread over a sorted list (every row when there are fewer)."""
+    ordered = sorted(rows)
+    if len(ordered) <= n:
+        return ordered
+    step = len(ordered) / n
+    return [ordered[int(i * step)] for i in range(n)]
+
+
+def show_demo_predictions(predictions, n_test: int) -> None:
+    """The held-out rows the saved model predicted, true label beside the prediction."""
+    out_console.print(
+        f"[bold]{len(predictions)} of the {n_test} test rows, predicted by the saved model[/]"
+    )
+    table = Table()
+    probas = [c for c in predictions.columns if c.startswith("proba_")]
+    for column in ["row", "true", "prediction", *probas]:
+        table.add_column(column.replace("proba_", "P(") + (")" if column in probas else ""))
+    table.add_column("")
+    for _, row in predictions.iterrows():
+        right = str(row["true"]) == str(row["prediction"])
+        cells = [str(row["row"]), str(row["true"]), str(row["prediction"])]
+        table.add_row(*cells, *[f"{row[c]:.3f}" for c in probas], "ok" if right else "wrong")
     out_console.print(table)
-    out_console.print(f"next: tabnn info {out} / tabnn predict {out} your.csv -o predictions.csv")
+
+
+# --------------------------------------------------------------------------- root
 
 
 def _version(value: bool) -> None:

@@ -15,6 +15,7 @@ import gzip
 import io
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,9 @@ class _TextSource:
 # --------------------------------------------------------------------------- public API
 
 
-def read_table(path: str | os.PathLike, *, sep: str | None = None, header: bool = True):
+def read_table(
+    path: str | os.PathLike, *, sep: str | None = None, header: bool = True
+) -> pd.DataFrame:
     """Read a whole table from CSV/TSV (optionally gzip), Parquet or ARFF.
 
     Parameters
@@ -90,7 +93,7 @@ def read_table(path: str | os.PathLike, *, sep: str | None = None, header: bool 
     if suffix == ".arff":
         return _read_arff(path)
     source = _prepare_text(path, sep)
-    frame = _parse_text(source, header=header, chunksize=None)
+    frame = _parse_text(source, chunksize=None)
     return _finish_text_chunk(frame, source, header=header, names=None)
 
 
@@ -197,8 +200,8 @@ def split_target(
         Column spec as for :func:`resolve_columns`.
     label_sep : str, optional
         The single target column holds delimited label sets (``"jazz|calm"``); it becomes a
-        0/1 frame with one column per label (sorted). An empty cell means no labels; a
-        missing cell makes an all-NaN row (a missing target).
+        0/1 frame with one column per label (sorted). An empty or missing cell means no labels
+        (a CSV cannot tell the two apart).
 
     Returns
     -------
@@ -384,7 +387,7 @@ def _prepare_text(path: Path, sep: str | None) -> _TextSource:
     return _TextSource(path=path, sep=sep, gzipped=gzipped)
 
 
-def _parse_text(source: _TextSource, *, header: bool, chunksize: int | None):
+def _parse_text(source: _TextSource, *, chunksize: int | None):
     """Run pandas' C parser with every value as text; our own rules come afterwards."""
     # header=None keeps the header as row 0: pandas would otherwise rename duplicates
     # ("a.1") and, given names, silently turn surplus fields into an index.
@@ -427,7 +430,7 @@ def _iter_text(path: Path, *, sep: str | None, header: bool, chunksize: int):
     source = _prepare_text(path, sep)
     names: list[str] | None = None
     rows = 0
-    reader = _parse_text(source, header=header, chunksize=chunksize)
+    reader = _parse_text(source, chunksize=chunksize)
     with reader:
         while True:
             try:
@@ -476,7 +479,7 @@ def _header_names(cells: list, path: Path) -> list[str]:
     """Stripped column names; blanks get pandas' 'Unnamed: i'; duplicates are refused."""
     names = []
     for i, cell in enumerate(cells):
-        name = "" if cell is None or cell is np.nan else str(cell).strip()
+        name = "" if pd.isna(cell) else str(cell).strip()
         names.append(name or f"Unnamed: {i}")
     _check_unique(names, path)
     return names
@@ -484,10 +487,9 @@ def _header_names(cells: list, path: Path) -> list[str]:
 
 def _check_unique(names: list[str], path: Path) -> None:
     """Refuse repeated column names: a column must be addressable by its name."""
-    seen: set[str] = set()
-    repeated = [n for n in names if n in seen or seen.add(n)]
+    repeated = [name for name, count in Counter(names).items() if count > 1]
     if repeated:
-        listed = ", ".join(dict.fromkeys(repeated))
+        listed = ", ".join(repeated)
         raise DataError(
             f"{path.name} has duplicate column names: {listed}. Each column needs a unique "
             f"name; rename the repeats."
@@ -552,8 +554,8 @@ def _iter_parquet(path: Path, chunksize: int) -> Iterator[pd.DataFrame]:
 def _bad_parquet(path: Path, err: Exception) -> DataError:
     """The message for a Parquet file pyarrow cannot read."""
     return DataError(
-        f"Could not read {path.name} as Parquet: {_reason(err)}. Expected a Parquet file; rename it "
-        f"if it is CSV text."
+        f"Could not read {path.name} as Parquet: {_reason(err)}. Expected a Parquet "
+        f"file; rename it if it holds CSV text."
     )
 
 
@@ -669,14 +671,14 @@ def _listing(columns: list[str]) -> str:
 
 
 def _explode_labels(column: pd.Series, label_sep: str) -> pd.DataFrame:
-    """One column of delimited label sets -> 0/1 frame, one sorted column per label."""
+    """One column of delimited label sets -> 0/1 frame, one sorted column per label.
+
+    An empty cell is the empty label set (a row with none of the labels): in a CSV an
+    empty cell cannot be told apart from a missing one, and "no label" is the common case.
+    """
     if not label_sep:
         raise UsageError("The label separator must not be empty; try '|' or ';'.")
-    missing = column.isna().to_numpy()
-    sets = [
-        set() if gone else _label_set(value, label_sep)
-        for value, gone in zip(column.tolist(), missing, strict=True)
-    ]
+    sets = [set() if pd.isna(value) else _label_set(value, label_sep) for value in column]
     labels = sorted(set().union(*sets))
     if not labels:
         raise DataError(
@@ -684,11 +686,7 @@ def _explode_labels(column: pd.Series, label_sep: str) -> pd.DataFrame:
             f"Expected label sets such as 'jazz{label_sep}calm'."
         )
     matrix = np.array([[label in s for label in labels] for s in sets], dtype="int64")
-    y = pd.DataFrame(matrix, columns=labels, index=column.index)
-    if missing.any():
-        y = y.astype("float64")
-        y.loc[missing] = np.nan
-    return y
+    return pd.DataFrame(matrix, columns=labels, index=column.index)
 
 
 def _label_set(value, label_sep: str) -> set[str]:

@@ -8,6 +8,7 @@ mixed-type DataFrames (strings, missing values, unseen categories at predict tim
 
 from __future__ import annotations
 
+import copy
 import numbers
 import warnings
 
@@ -21,14 +22,21 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .errors import DataError, UsageError
 from .evaluate import split_indices
-from .model import ACTIVATIONS, NORMS, PRESETS, TabularMLP, build_config, probabilities
+from .model import ACTIVATIONS, NORMS, PRESETS, TabularMLP, build_config
 from .preprocess import MISSING_INDICATORS, SCALINGS, Preprocessor
 from .schema import Schema, drop_missing_targets, infer_schema
 from .train import Member, TensorData, TrainConfig, device_of, fit_stack, predict_logits
 
 
-def _positive_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+def _int_in(low, high=np.inf):
+    def check(value) -> bool:
+        integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return integral and low <= value <= high
+
+    return check
+
+
+_positive_int = _int_in(1)
 
 
 def _number_in(low, high, *, closed_low=False, closed_high=False):
@@ -42,37 +50,139 @@ def _number_in(low, high, *, closed_low=False, closed_high=False):
     return check
 
 
+def _one_of(choices):
+    return lambda value: isinstance(value, str) and value in choices
+
+
+def _column_list(value) -> bool:
+    names = [value] if isinstance(value, str) else value
+    return value is None or (
+        isinstance(names, list | tuple)
+        and all(isinstance(n, str | numbers.Integral) for n in names)
+    )
+
+
+def _hidden(value) -> bool:
+    if isinstance(value, str):
+        return value in PRESETS
+    return isinstance(value, list | tuple) and len(value) > 0 and all(map(_positive_int, value))
+
+
+def _class_weight(value) -> bool:
+    if value is None or value == "balanced":
+        return True
+    weight = _number_in(0, np.inf, closed_low=True)
+    return isinstance(value, dict) and all(weight(w) for w in value.values())
+
+
+def _device(value) -> bool:
+    return isinstance(value, str) and (
+        value in ("auto", "cpu", "cuda") or value.startswith("cuda:")
+    )
+
+
+_POSITIVE_INT = (_positive_int, "an int in the range [1, inf)")
+_FRACTION = (_number_in(0, 1, closed_low=True), "a float in the range [0, 1)")
+_COLUMNS = (_column_list, "None or a list of column names")
+
 # parameter -> (test, what it must be), checked once at the start of fit
 _CONSTRAINTS = {
-    "epochs": (_positive_int, "an int in the range [1, inf)"),
-    "patience": (_positive_int, "an int in the range [1, inf)"),
-    "n_members": (_positive_int, "an int in the range [1, inf)"),
-    "batch_size": (lambda v: v == "auto" or _positive_int(v), "'auto' or an int >= 1"),
+    "hidden": (_hidden, f"one of {list(PRESETS)} or a non-empty list of positive ints"),
+    "activation": (_one_of(ACTIVATIONS), f"one of {sorted(ACTIVATIONS)}"),
+    "dropout": _FRACTION,
+    "norm": (_one_of(NORMS), f"one of {list(NORMS)}"),
+    "epochs": _POSITIVE_INT,
+    "batch_size": (
+        lambda v: (isinstance(v, str) and v == "auto") or _positive_int(v),
+        "'auto' or an int in the range [1, inf)",
+    ),
     "lr": (_number_in(0, np.inf), "a float in the range (0, inf)"),
     "weight_decay": (_number_in(0, np.inf, closed_low=True), "a float in the range [0, inf)"),
-    "dropout": (_number_in(0, 1, closed_low=True), "a float in the range [0, 1)"),
-    "validation_fraction": (
-        _number_in(0, 1, closed_low=True),
-        "a float in the range [0, 1)",
+    "patience": _POSITIVE_INT,
+    "validation_fraction": _FRACTION,
+    "class_weight": (_class_weight, "None, 'balanced' or a dict {class: weight >= 0}"),
+    "pos_weight": (
+        lambda v: v is None or _number_in(0, np.inf)(v),
+        "None or a float in the range (0, inf)",
     ),
     "threshold": (_number_in(0, 1), "a float in the range (0, 1)"),
-    "activation": (lambda v: v in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}"),
-    "norm": (lambda v: v in NORMS, f"one of {list(NORMS)}"),
-    "scaling": (lambda v: v in SCALINGS, f"one of {list(SCALINGS)}"),
-    "missing_indicator": (lambda v: v in MISSING_INDICATORS, f"one of {list(MISSING_INDICATORS)}"),
-    "hidden": (
-        lambda v: (
-            v in PRESETS
-            or (isinstance(v, list | tuple) and len(v) > 0 and all(_positive_int(s) for s in v))
-        ),
-        f"one of {list(PRESETS)} or a list of layer sizes",
+    "scaling": (_one_of(SCALINGS), f"one of {list(SCALINGS)}"),
+    "missing_indicator": (_one_of(MISSING_INDICATORS), f"one of {list(MISSING_INDICATORS)}"),
+    "n_members": _POSITIVE_INT,
+    "categorical": _COLUMNS,
+    "numeric": _COLUMNS,
+    "drop": _COLUMNS,
+    "task": (
+        lambda v: v is None or _one_of(("binary", "multiclass", "multilabel"))(v),
+        "None or one of ['binary', 'multiclass', 'multilabel']",
     ),
-    "class_weight": (
-        lambda v: v is None or v == "balanced" or isinstance(v, dict),
-        "None, 'balanced' or a dict {class: weight}",
+    "random_state": (
+        lambda v: v is None or _int_in(0, 2**32 - 1)(v),
+        "None or an int in the range [0, 4294967295]",
     ),
-    "task": (lambda v: v in (None, "binary", "multiclass", "multilabel"), "None or a task name"),
+    "device": (_device, "'auto', 'cpu', 'cuda' or 'cuda:<index>'"),
 }
+
+
+def _names(value) -> list[str]:
+    """A column option (None, one name or a list) -> a list of str names."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def _array_numeric(X, frame: pd.DataFrame, named: list[str]) -> list[str]:
+    """Number columns of a non-DataFrame input, bar those the user named: numeric
+    features, as in any scikit-learn estimator (the table rules that drop ID-like columns
+    and embed few-valued integers are meant for DataFrames)."""
+    if isinstance(X, pd.DataFrame):
+        return []
+    return [
+        name
+        for name in frame.columns
+        if pd.api.types.is_numeric_dtype(frame[name].dtype)
+        and not pd.api.types.is_bool_dtype(frame[name].dtype)
+        and name not in named
+    ]
+
+
+def _reject_infinity(values: np.ndarray) -> None:
+    if np.isinf(values).any():
+        raise DataError(
+            "Input y contains infinity; expected class labels (NaN marks a missing label)."
+        )
+
+
+def _array_target(array: np.ndarray) -> pd.Series | pd.DataFrame:
+    """A NumPy y -> Series of labels, or a DataFrame for a 0/1 indicator matrix."""
+    if array.ndim == 2 and array.shape[1] == 1:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected; "
+            "it was flattened with ravel().",
+            DataConversionWarning,
+            stacklevel=4,
+        )
+        array = array.ravel()
+    if array.dtype.kind == "f":
+        _reject_infinity(array)
+    if array.ndim == 2:
+        kind = type_of_target(np.where(pd.isna(array), 0, array))
+        if kind != "multilabel-indicator":
+            raise DataError(
+                f"A 2-D y must be a 0/1 multi-label indicator matrix; got {kind!r} targets. "
+                f"Multi-output targets are not supported."
+            )
+        return pd.DataFrame(array, columns=[str(j) for j in range(array.shape[1])])
+    if array.ndim != 1:
+        raise DataError(
+            f"y should be a 1d array of labels or a 2-D 0/1 indicator matrix; "
+            f"got shape {array.shape}."
+        )
+    try:
+        check_classification_targets(array[~pd.isna(array)])
+    except ValueError as error:
+        raise DataError(str(error)) from error
+    return pd.Series(array, name="target")
 
 
 class TabNNClassifier(ClassifierMixin, BaseEstimator):
@@ -107,12 +217,35 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         Members trained together in one stack with seeds ``random_state + i``; their
         probabilities are averaged (an ensemble).
     categorical, numeric, drop : list of str or None
-        Column kinds forced by the user (names as in the DataFrame, or "0".."n-1").
+        Column kinds forced by the user (names as in the DataFrame, or "0".."n-1" for
+        arrays). Unforced DataFrame columns get their kind from the data; the number
+        columns of an array are numeric.
     task : {None, "binary", "multiclass", "multilabel"}, default=None
         Inferred from the target when None.
-    random_state : int, default=0
+    random_state : int or None, default=0
+        Seeds the validation split, weight initialisation, shuffling and dropout; the
+        same seed gives the same model on CPU. None means 0.
     device : str, default="cpu"
-        ``cpu``, ``cuda`` or ``auto``.
+        ``cpu``, ``cuda`` (or ``cuda:<index>``) or ``auto``.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The original labels; ``arange(n_labels)`` for multi-label (label names are in
+        ``schema_.classes``).
+    task_ : {"binary", "multiclass", "multilabel"}
+    schema_ : Schema
+        Feature kinds, dropped columns (with reasons), task and classes.
+    preprocessor_ : Preprocessor
+    model_ : TabularMLP
+        The trained stack of ``n_members`` networks, on the CPU.
+    history_ : History
+        Per-epoch losses and each member's best epoch.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when fitted on a DataFrame with string column names.
+    n_dropped_targets_ : int
+        Training rows dropped because their label was missing.
 
     Examples
     --------
@@ -182,6 +315,10 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
+    def __sklearn_is_fitted__(self) -> bool:
+        # n_features_in_ is set before the network trains, so a failed fit must not count
+        return hasattr(self, "model_")
+
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, *, eval_set=None, on_epoch=None):
         """Fit the network.
@@ -189,8 +326,12 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
+            Columns of a numeric array are numeric features (name a column in
+            ``categorical`` to embed it instead); DataFrame and object-array columns
+            get their kind from :func:`tabnn.schema.infer_schema`.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Class labels, or a 0/1 indicator matrix / DataFrame for multi-label.
+            Class labels, or a 0/1 indicator matrix / DataFrame for multi-label. Rows
+            whose label is missing (NaN, None) are dropped (``n_dropped_targets_``).
         eval_set : tuple (X_val, y_val), optional
             Validation rows for early stopping instead of ``validation_fraction``.
         on_epoch : callable, optional
@@ -201,6 +342,10 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         self
         """
         self._validate_params()
+        if y is None:
+            raise UsageError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
         frame = self._frame(X, reset=True)
         target = self._target(y, len(frame))
         frame, target, self.n_dropped_targets_ = drop_missing_targets(frame, target)
@@ -210,14 +355,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             val_frame = self._frame(eval_set[0], reset=False)
             val_target = self._target(eval_set[1], len(val_frame))
             val_frame, val_target, _ = drop_missing_targets(val_frame, val_target)
-        schema = infer_schema(
-            frame,
-            target,
-            drop=self.drop or (),
-            categorical=self.categorical or (),
-            numeric=self.numeric or (),
-            task=self.task,
-        )
+        schema = self._infer_schema(X, frame, target)
         y_all = schema.encode_target(target)
         x_all = schema.check(frame)
         if eval_set is not None:
@@ -230,11 +368,26 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         self._fit_arrays(schema, x_all, y_all, train_rows, val_rows, on_epoch)
         return self
 
+    def _infer_schema(self, X, frame: pd.DataFrame, target) -> Schema:
+        categorical, numeric, drop = map(_names, (self.categorical, self.numeric, self.drop))
+        return infer_schema(
+            frame,
+            target,
+            drop=drop,
+            categorical=categorical,
+            numeric=numeric + _array_numeric(X, frame, [*categorical, *numeric, *drop]),
+            task=self.task,
+        )
+
+    @property
+    def _seed(self) -> int:
+        return 0 if self.random_state is None else int(self.random_state)
+
     def _validation_split(self, y: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
         if self.validation_fraction == 0 or len(y) < 10:  # too few rows to hold any out
             return np.arange(len(y)), np.arange(0)
         train, val, _ = split_indices(
-            y, task, val_size=self.validation_fraction, test_size=0.0, seed=self.random_state
+            y, task, val_size=self.validation_fraction, test_size=0.0, seed=self._seed
         )
         return train, val
 
@@ -263,7 +416,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             model.encoder.set_statistics(k, prep)
         model.to(device)
         data = TensorData.from_arrays(x_num, x_cat, y_all, device)
-        seeds = [int(self.random_state or 0) + k for k in range(self.n_members)]
+        seeds = [self._seed + k for k in range(self.n_members)]
         members = [Member(train_rows, val_rows, seed) for seed in seeds]
         train_config = self._train_config(len(train_rows))
         weights = self._class_weights(schema, y_all[train_rows])
@@ -331,25 +484,35 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     def _validate_params(self) -> None:
         for name, (test, expected) in _CONSTRAINTS.items():
             value = getattr(self, name)
-            if not test(value):
+            try:
+                valid = bool(test(value))
+            except (TypeError, ValueError):  # unhashable or array-valued parameters
+                valid = False
+            if not valid:
                 raise UsageError(
                     f"The {name!r} parameter of {type(self).__name__} must be {expected}. "
                     f"Got {value!r} instead."
                 )
 
     def _frame(self, X, *, reset: bool) -> pd.DataFrame:
-        """Any 2-D input -> a DataFrame with string column names; checks feature counts
-        and names against fit time the way scikit-learn does."""
+        """Any 2-D input -> a DataFrame with the column names the schema uses; checks
+        feature counts and names against fit time the way scikit-learn does."""
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, reset=reset, skip_check_array=True)
             if X.shape[0] == 0:
-                raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}).")
-            frame = X.copy()
-            frame.columns = [str(c) for c in X.columns]
-            return frame.reset_index(drop=True)
-        array = check_array(X, dtype=None, ensure_all_finite="allow-nan")
+                raise DataError(f"Found array with 0 sample(s) (shape={X.shape}).")
+            frame = X.reset_index(drop=True)
+            frame.columns = self._frame_columns([str(c) for c in X.columns], reset)
+            return frame
+        try:
+            array = check_array(X, dtype=None, ensure_all_finite="allow-nan")
+        except ValueError as error:
+            raise DataError(str(error)) from error
         validate_data(self, array, reset=reset, skip_check_array=True)
-        frame = pd.DataFrame(array, columns=[str(i) for i in range(array.shape[1])])
+        names = [str(i) for i in range(array.shape[1])]
+        if not reset and hasattr(self, "feature_names_in_"):
+            names = [str(c) for c in self.feature_names_in_]  # a DataFrame-fitted model
+        frame = pd.DataFrame(array, columns=names)
         if array.dtype == object:  # numbers stored as objects become numeric columns
             for column in frame.columns:
                 converted = pd.to_numeric(frame[column], errors="coerce")
@@ -357,40 +520,40 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
                     frame[column] = converted
         return frame
 
+    def _frame_columns(self, names: list[str], reset: bool) -> list[str]:
+        """A model fitted on an array reads a DataFrame's columns by position (scikit-learn
+        has warned about the names by then)."""
+        if reset or hasattr(self, "feature_names_in_") or not hasattr(self, "schema_"):
+            return names
+        if set(self.schema_.features) <= set(names):
+            return names
+        return [str(i) for i in range(len(names))]
+
     def _target(self, y, n_rows: int) -> pd.Series | pd.DataFrame:
+        """y as a Series (or a DataFrame of label columns); missing labels stay missing
+        for ``drop_missing_targets``."""
         if isinstance(y, pd.DataFrame) and y.shape[1] > 1:
-            target = y.reset_index(drop=True).copy()
+            target = y.reset_index(drop=True)
             target.columns = [str(c) for c in target.columns]
-            return target
-        if isinstance(y, pd.Series | pd.DataFrame):
+        elif isinstance(y, pd.Series | pd.DataFrame):
             values = y.squeeze(axis=1) if isinstance(y, pd.DataFrame) else y
             name = str(values.name) if values.name is not None else "target"
-            values = values.reset_index(drop=True).rename(name)
+            target = values.reset_index(drop=True).rename(name)
         else:
-            array = np.asarray(y)
-            if array.ndim == 2 and array.shape[1] == 1:
-                warnings.warn(
-                    "A column-vector y was passed when a 1d array was expected; "
-                    "it was flattened with ravel().",
-                    DataConversionWarning,
-                    stacklevel=3,
-                )
-                array = array.ravel()
-            if array.ndim == 2:
-                if type_of_target(array) != "multilabel-indicator":
-                    raise ValueError("A 2-D y must be a 0/1 multi-label indicator matrix.")
-                return pd.DataFrame(array, columns=[str(j) for j in range(array.shape[1])])
-            check_classification_targets(array)
-            values = pd.Series(array, name="target")
-        if len(values) != n_rows:
-            raise ValueError(f"X has {n_rows} rows but y has {len(values)}.")
-        return values
+            target = _array_target(np.asarray(y))
+        if len(target) != n_rows:
+            raise DataError(
+                f"Found input variables with inconsistent numbers of samples: X has {n_rows} "
+                f"rows but y has {len(target)}."
+            )
+        _reject_infinity(pd.DataFrame(target).select_dtypes("number").to_numpy(np.float64))
+        return target
 
     # ------------------------------------------------------------ predict
     def predict_proba(self, X) -> np.ndarray:
-        """Probabilities: (n, 2) for binary, (n, classes) for multi-class, (n, labels) of
-        per-label probabilities for multi-label (as ``MLPClassifier``); averaged over
-        members."""
+        """Probabilities (float64): (n, 2) for binary, (n, classes) for multi-class,
+        (n, labels) of per-label probabilities for multi-label (as ``MLPClassifier``);
+        averaged over members."""
         check_is_fitted(self)
         frame = self._frame(X, reset=False)
         proba = self._member_probabilities(frame).mean(0)
@@ -399,9 +562,20 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         return proba
 
     def _member_probabilities(self, frame: pd.DataFrame) -> np.ndarray:
+        """(members, rows, outputs) float64 probabilities. The network runs in float64
+        too: float32 matmuls and activations round differently with the number of rows,
+        and a row's probabilities must not depend on which rows come with it."""
+        x_num, x_cat = self._inputs(frame)
+        model = copy.deepcopy(self.model_).double()
+        logits = predict_logits(model, x_num, x_cat, torch.device("cpu")).double()
+        if self.task_ == "multiclass":  # as model.probabilities, without its float32 cast
+            return torch.softmax(logits, dim=-1).numpy()
+        return torch.sigmoid(logits).numpy()
+
+    def _inputs(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The model's input arrays; writable, since torch warns on read-only memory."""
         x_num, x_cat = self.preprocessor_.transform(self.schema_.check(frame))
-        logits = predict_logits(self.model_, x_num, x_cat, torch.device("cpu"))
-        return probabilities(logits, self.task_).numpy()
+        return np.require(x_num, requirements="W"), np.require(x_cat, requirements="W")
 
     def predict(self, X) -> np.ndarray:
         """Labels in their original values; a 0/1 matrix for multi-label."""
@@ -416,7 +590,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         """The preprocessed inputs with every categorical one-hot encoded: what the
         logistic-regression baseline is fitted on."""
         check_is_fitted(self)
-        x_num, x_cat = self.preprocessor_.transform(self.schema_.check(self._frame(X, reset=False)))
+        x_num, x_cat = self._inputs(self._frame(X, reset=False))
         with torch.no_grad():
             matrix = self.model_.encoder.design_matrix(
                 torch.as_tensor(x_num), torch.as_tensor(x_cat)

@@ -1,5 +1,9 @@
 """The end-to-end jobs behind the command line: train-evaluate-save, evaluate a saved
-model on new rows, predict a file. They return plain data; the CLI prints it."""
+model on new rows, predict a file. They return plain data; the CLI prints it.
+
+Rows are named everywhere by their 0-based position among the data rows of the file (the
+header line not counted), the numbering of the ``row`` column of every prediction output.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +17,24 @@ import numpy as np
 import pandas as pd
 
 from . import artifact, evaluate
-from .data import iter_table_chunks, read_table, split_target
+from .data import iter_table_chunks, read_table, resolve_columns, split_target
 from .errors import DataError, UsageError
 from .estimator import TabNNClassifier
-from .schema import drop_missing_targets
+from .schema import drop_missing_targets, infer_schema
+
+PREDICTION_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 @dataclass
 class ReadOptions:
-    """How to read a table and find its target."""
+    """How to read a table and find its target.
+
+    ``header=None`` means: a header row when training, and for evaluate/predict whatever
+    the model's training file had.
+    """
 
     sep: str | None = None
-    header: bool = True
+    header: bool | None = None
     target: str | None = None
     label_sep: str | None = None
 
@@ -43,6 +53,22 @@ class TrainResult:
     seconds: float
     evaluation: dict
     params: dict = field(default_factory=dict)
+    test_rows: list[int] = field(default_factory=list)  # file data rows held out for test
+
+
+@dataclass
+class TrainingTable:
+    """A training file read and split into features and target."""
+
+    frame: pd.DataFrame  # the whole file
+    X: pd.DataFrame  # rows with a target, re-indexed 0..n-1
+    y: pd.Series | pd.DataFrame
+    file_rows: np.ndarray  # X's row i is data row file_rows[i] of the file
+    target_columns: list[str]  # the target column(s) of the file, as resolved
+
+    @property
+    def dropped_targets(self) -> int:
+        return len(self.frame) - len(self.X)
 
 
 def encoded_for_split(y: pd.Series | pd.DataFrame) -> tuple[np.ndarray, str]:
@@ -54,14 +80,39 @@ def encoded_for_split(y: pd.Series | pd.DataFrame) -> tuple[np.ndarray, str]:
     return codes, "binary" if len(uniques) == 2 else "multiclass"
 
 
-def load_training_table(path, options: ReadOptions):
+def load_training_table(path, options: ReadOptions) -> TrainingTable:
     """Read a table, split off its target and drop rows whose target is missing."""
-    frame = read_table(path, sep=options.sep, header=options.header)
     if options.target is None:
         raise UsageError("--target is required: name the column(s) to predict.")
+    frame = read_table(path, sep=options.sep, header=_header(options.header))
     X, y = split_target(frame, options.target, label_sep=options.label_sep)
-    X, y, n_dropped = drop_missing_targets(X, y)
-    return frame, X, y, n_dropped
+    missing = y.isna()
+    missing = missing.any(axis=1) if isinstance(missing, pd.DataFrame) else missing
+    X, y, _ = drop_missing_targets(X, y)
+    targets = resolve_columns(frame, options.target)
+    return TrainingTable(frame, X, y, np.flatnonzero(~missing.to_numpy()), targets)
+
+
+def _header(header: bool | None, saved: dict | None = None) -> bool:
+    """The header setting to read with: the user's, else the model's, else True."""
+    if header is not None:
+        return header
+    return bool((saved or {}).get("header", True))
+
+
+def check_model_out(out: str | os.PathLike) -> None:
+    """Refuse an output path that cannot take a model directory, before any training."""
+    path = Path(out)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise UsageError(
+            f"Cannot save the model to '{out}': it is a file or a link, not a directory. "
+            f"Choose another --out."
+        )
+    if path.is_dir() and any(path.iterdir()) and not (path / artifact.META_FILE).is_file():
+        raise UsageError(
+            f"Cannot save the model to '{out}': it is a non-empty directory that is not a "
+            f"tabnn model directory. Choose another --out or remove it."
+        )
 
 
 def train_job(
@@ -76,7 +127,11 @@ def train_job(
 ) -> TrainResult:
     """Split train/validation/test (stratified), fit on train with early stopping on
     validation, evaluate once on test beside the baselines, save the model directory."""
-    frame, X, y, n_dropped = load_training_table(path, options)
+    if out is not None:
+        check_model_out(out)
+    table = load_training_table(path, options)
+    X, y = table.X, table.y
+    _check_whole_table(estimator, X, y)
     y_split, task = encoded_for_split(y)
     seed = int(estimator.random_state or 0)
     train, val, test = evaluate.split_indices(
@@ -85,49 +140,64 @@ def train_job(
     started = time.perf_counter()
     estimator.fit(
         X.iloc[train],
-        _rows(y, train),
-        eval_set=(X.iloc[val], _rows(y, val)) if len(val) else None,
+        y.iloc[train],
+        eval_set=(X.iloc[val], y.iloc[val]) if len(val) else None,
         on_epoch=on_epoch,
     )
     seconds = time.perf_counter() - started
-    evaluation = holdout_evaluation(estimator, X.iloc[train], _rows(y, train), X, y, test)
+    evaluation = holdout_evaluation(estimator, X.iloc[train], y.iloc[train], X, y, test)
     result = TrainResult(
         model_dir=None,
         task=estimator.task_,
         classes=list(estimator.schema_.classes),
         rows={"train": len(train), "validation": len(val), "test": len(test)},
         dropped_columns=dict(estimator.schema_.dropped),
-        dropped_targets=n_dropped,
+        dropped_targets=table.dropped_targets,
         best_epochs=list(estimator.history_.best_epoch),
         seconds=seconds,
         evaluation=evaluation,
+        params=estimator.get_params(),
+        test_rows=[int(r) for r in table.file_rows[test]],
     )
     if out is not None:
         extra = {
             "evaluation": evaluation,
             "training": {
                 "source": Path(path).name,
-                "read_options": vars(options),
+                "read_options": {**vars(options), "header": _header(options.header)},
+                "target_columns": table.target_columns,
                 "rows": result.rows,
-                "dropped_targets": n_dropped,
+                "dropped_targets": table.dropped_targets,
                 "seconds": seconds,
                 "split_seed": seed,
+                "val_size": val_size,
+                "test_size": test_size,
             },
-            "data_fingerprint": artifact.data_fingerprint(frame),
+            "data_fingerprint": artifact.data_fingerprint(table.frame),
         }
         result.model_dir = artifact.save(estimator, out, extra_meta=extra)
     return result
 
 
-def _rows(y: pd.Series | pd.DataFrame, rows: np.ndarray):
-    return y.iloc[rows]
+def _check_whole_table(estimator: TabNNClassifier, X: pd.DataFrame, y) -> None:
+    """Run the schema's checks (target classes, usable features, column overrides) on the
+    whole table, so a hopeless table fails before any split or training, with the file's
+    own row counts in the message. The fitted schema still comes from training rows only."""
+    infer_schema(
+        X,
+        y,
+        drop=estimator.drop or (),
+        categorical=estimator.categorical or (),
+        numeric=estimator.numeric or (),
+        task=estimator.task,
+    )
 
 
 def holdout_evaluation(estimator, X_train, y_train, X, y, rows) -> dict:
     """Metrics of the model and both baselines on the same held-out rows."""
     if len(rows) == 0:
         return {"rows": 0, "scores": {}}
-    X_eval, y_eval = X.iloc[rows], _rows(y, rows)
+    X_eval, y_eval = X.iloc[rows], y.iloc[rows]
     schema = estimator.schema_
     y_true = schema.encode_target(y_eval)
     model_scores = evaluate.compute_metrics(
@@ -162,20 +232,41 @@ def positive_proba(estimator, X) -> np.ndarray:
     return proba[:, 1] if estimator.task_ == "binary" else proba
 
 
+def _training_info(estimator) -> dict:
+    return getattr(estimator, "metadata_", {}).get("training", {})
+
+
 def evaluate_job(model_dir, path, options: ReadOptions) -> dict:
     """Score a saved model on a labelled table (every row is an evaluation row)."""
     estimator = artifact.load(model_dir)
-    saved = estimator.metadata_.get("training", {}).get("read_options", {})
-    options.target = options.target or ",".join(estimator.schema_.target)
-    options.label_sep = options.label_sep or saved.get("label_sep")
-    frame = read_table(path, sep=options.sep, header=options.header)
-    X, y = split_target(frame, options.target, label_sep=options.label_sep)
+    training = _training_info(estimator)
+    saved = training.get("read_options", {})
+    label_sep = options.label_sep or saved.get("label_sep")
+    frame = read_table(path, sep=options.sep, header=_header(options.header, saved))
+    target = options.target or _model_target(estimator, training, label_sep, frame, path)
+    X, y = split_target(frame, target, label_sep=label_sep)
     X, y, n_dropped = drop_missing_targets(X, y)
     y_true = estimator.schema_.encode_target(y)
     scores = evaluate.compute_metrics(
         estimator.task_, y_true, positive_proba(estimator, X), threshold=estimator.threshold
     )
     return {"rows": len(X), "dropped_targets": n_dropped, "scores": {"model": scores}}
+
+
+def _model_target(estimator, training: dict, label_sep, frame: pd.DataFrame, path) -> str:
+    """The target column(s) of the model's training file, which must be in ``frame``."""
+    if label_sep is not None:  # one column of label sets, exploded into the schema's labels
+        names = training.get("target_columns") or [training["read_options"]["target"]]
+    else:
+        names = list(estimator.schema_.target)
+    absent = [name for name in names if name not in {str(c) for c in frame.columns}]
+    if absent:
+        raise UsageError(
+            f"evaluate needs the true labels, but {Path(path).name} has no column "
+            f"{', '.join(map(repr, absent))} (the model's target). Pass --target NAME if it is "
+            f"named otherwise here; use tabnn predict for rows without labels."
+        )
+    return names[0] if len(names) == 1 else ",".join(names)
 
 
 def prediction_frame(estimator, X: pd.DataFrame, first_row: int, threshold: float) -> pd.DataFrame:
@@ -186,14 +277,11 @@ def prediction_frame(estimator, X: pd.DataFrame, first_row: int, threshold: floa
     if estimator.task_ == "multilabel":
         chosen = proba >= threshold
         out["labels"] = ["|".join(n for n, keep in zip(names, row) if keep) for row in chosen]
-        columns = names
     elif estimator.task_ == "binary":
         out["prediction"] = estimator.classes_[(proba[:, 1] >= threshold).astype(int)]
-        columns = names
     else:
         out["prediction"] = estimator.classes_[proba.argmax(1)]
-        columns = names
-    for j, name in enumerate(columns):
+    for j, name in enumerate(names):
         out[f"proba_{name}"] = proba[:, j]
     return out
 
@@ -211,9 +299,13 @@ def predict_job(
     """Predict a file chunk by chunk (bounded memory). With ``out``, write CSV or Parquet
     atomically (a temporary file renamed into place) and return the row count; without,
     return the predictions as one frame."""
+    if out is not None:
+        _check_prediction_out(Path(out))
     estimator = artifact.load(model_dir)
-    threshold = estimator.threshold if threshold is None else threshold
-    chunks = iter_table_chunks(path, sep=options.sep, header=options.header, chunksize=chunksize)
+    threshold = _threshold(estimator, threshold)
+    saved = _training_info(estimator).get("read_options", {})
+    header = _header(options.header, saved)
+    chunks = iter_table_chunks(path, sep=options.sep, header=header, chunksize=chunksize)
     if out is None:
         frames, first = [], 0
         for chunk in chunks:
@@ -225,19 +317,52 @@ def predict_job(
     return _write_predictions(estimator, chunks, Path(out), threshold, on_chunk)
 
 
+def predict_rows(model_dir, path, options: ReadOptions, rows) -> pd.DataFrame:
+    """Predict some data rows of a file, with their true label beside the prediction when
+    the file holds the model's (single) target column."""
+    estimator = artifact.load(model_dir)
+    saved = _training_info(estimator).get("read_options", {})
+    frame = read_table(path, sep=options.sep, header=_header(options.header, saved))
+    chosen = frame.iloc[list(rows)]
+    predictions = prediction_frame(estimator, chosen, 0, estimator.threshold)
+    predictions["row"] = chosen.index.to_numpy()
+    target = estimator.schema_.target
+    if estimator.task_ != "multilabel" and len(target) == 1 and target[0] in chosen.columns:
+        predictions.insert(1, "true", chosen[target[0]].to_numpy())
+    return predictions
+
+
+def _threshold(estimator, threshold: float | None) -> float:
+    if threshold is None:
+        return estimator.threshold
+    if estimator.task_ == "multiclass":
+        raise UsageError(
+            "--threshold applies to binary and multi-label models; this model is multiclass "
+            "(it predicts the most probable class). Leave --threshold out."
+        )
+    return threshold
+
+
 def _predict_chunk(estimator, chunk: pd.DataFrame, first_row: int, threshold: float):
     chunk = chunk.set_axis(range(first_row, first_row + len(chunk)), axis=0)
     return prediction_frame(estimator, chunk, first_row, threshold)
 
 
+def _check_prediction_out(out: Path) -> None:
+    """Refuse an output the predictions cannot go to, before any work."""
+    if out.suffix.lower() not in PREDICTION_SUFFIXES:
+        raise UsageError(f"--out must end in .csv or .parquet; got '{out.name}'.")
+    if out.is_dir():
+        raise UsageError(f"--out '{out}' is a directory; give a file name such as preds.csv.")
+
+
 def _write_predictions(estimator, chunks, out: Path, threshold: float, on_chunk) -> int:
     suffix = out.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
-        raise UsageError(f"Output must end in .csv or .parquet; got '{out.name}'.")
+    made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(handle)
-    writer, rows = None, 0
+    writer, rows, done = None, 0, False
     try:
         for chunk in chunks:
             frame = _predict_chunk(estimator, chunk, rows, threshold)
@@ -250,9 +375,16 @@ def _write_predictions(estimator, chunks, out: Path, threshold: float, on_chunk)
         if rows == 0:
             raise DataError("The input has no rows to predict.")
         os.replace(temp, out)
+        done = True
     finally:
+        if writer is not None and suffix != ".csv" and not done:
+            writer.close()
         if os.path.exists(temp):
             os.unlink(temp)
+        if not done:  # leave no directory behind that this command made
+            for directory in made:
+                if directory.is_dir() and not any(directory.iterdir()):
+                    directory.rmdir()
     return rows
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 import numpy as np
@@ -56,10 +56,10 @@ class Schema:
 
     numeric: list[str]
     categorical: list[str]
-    dropped: dict[str, str] = field(default_factory=dict)
-    task: Task = "binary"
-    target: list[str] = field(default_factory=list)
-    classes: list = field(default_factory=list)
+    dropped: dict[str, str]
+    task: Task
+    target: list[str]
+    classes: list
 
     @property
     def features(self) -> list[str]:
@@ -387,10 +387,12 @@ def _is_textual(dtype) -> bool:
 
 
 def _integer_kind(values: pd.Series, n_rows: int) -> tuple[str | None, str]:
-    """IDs (unique consecutive integers) are dropped; few values are categories."""
+    """IDs (unique integers, consecutive or in increasing row order: a training subset of
+    PassengerId is no longer consecutive) are dropped; few values are categories."""
     distinct = values.nunique()
     span = int(values.max()) - int(values.min()) + 1
-    if n_rows >= MIN_ROWS_FOR_ID and distinct == len(values) == n_rows == span:
+    in_order = span == n_rows or values.is_monotonic_increasing
+    if n_rows >= MIN_ROWS_FOR_ID and distinct == len(values) == n_rows and in_order:
         return None, "unique per row: looks like an ID"
     if distinct <= MAX_CATEGORICAL_INTEGERS:
         return "categorical", ""
@@ -570,7 +572,7 @@ def _as_float(column: pd.Series, name: str, *, forced: bool = False) -> pd.Serie
     if len(bad):
         when = "was forced numeric" if forced else "was numeric at fit time"
         raise SchemaError(
-            f"Column {name!r} {when}, but row {bad[0]} (0-based position in the table) "
+            f"Column {name!r} {when}, but data row {column.index[bad[0]]} (0-based) "
             f"holds {column.iloc[bad[0]]!r}, which is not a number. Fix the value, or leave "
             f"the cell empty (or ?/NA) for a missing value."
         )

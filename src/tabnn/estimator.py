@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .errors import DataError, UsageError
 from .evaluate import split_indices
-from .model import ACTIVATIONS, NORMS, PRESETS, TabularMLP, build_config
+from .model import ACTIVATIONS, NORMS, PRESETS, TabularMLP, build_config, probabilities
 from .preprocess import MISSING_INDICATORS, SCALINGS, Preprocessor
 from .schema import Schema, drop_missing_targets, infer_schema
 from .train import Member, TensorData, TrainConfig, device_of, fit_stack, predict_logits
@@ -461,7 +461,12 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         """Loss weights: (w_neg, w_pos) for binary, per class for multi-class, per-label
         positive weights for multi-label."""
         task, n_classes = schema.task, len(schema.classes)
-        if task == "binary" and self.pos_weight is not None:
+        if self.pos_weight is not None:
+            if task != "binary":
+                raise UsageError(
+                    f"pos_weight applies to binary targets; this target is {task}. "
+                    "Use class_weight='balanced' instead."
+                )
             return torch.tensor([1.0, float(self.pos_weight)])
         if self.class_weight is None:
             return None
@@ -567,10 +572,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         and a row's probabilities must not depend on which rows come with it."""
         x_num, x_cat = self._inputs(frame)
         model = copy.deepcopy(self.model_).double()
-        logits = predict_logits(model, x_num, x_cat, torch.device("cpu")).double()
-        if self.task_ == "multiclass":  # as model.probabilities, without its float32 cast
-            return torch.softmax(logits, dim=-1).numpy()
-        return torch.sigmoid(logits).numpy()
+        logits = predict_logits(model, x_num, x_cat, torch.device("cpu"))
+        return probabilities(logits, self.task_).numpy()
 
     def _inputs(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The model's input arrays; writable, since torch warns on read-only memory."""

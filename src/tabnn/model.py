@@ -291,5 +291,5 @@ def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
     """Logits (K, n, outputs) -> per-member probabilities: sigmoid for binary (one logit)
     and multi-label, softmax for multi-class."""
     if task == "multiclass":
-        return torch.softmax(logits.float(), dim=-1)
-    return torch.sigmoid(logits.float())
+        return torch.softmax(logits, dim=-1)
+    return torch.sigmoid(logits)

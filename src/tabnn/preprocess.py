@@ -102,9 +102,8 @@ class Preprocessor:
     def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Arrays for the model: numeric float32 ``(n, n_numeric)`` with NaN kept for the
         encoder to fill, and category indices int64 ``(n, n_categorical)``, 0 = unknown."""
-        numeric = frame[self.numeric].to_numpy(dtype=np.float32) if self.numeric else None
-        if numeric is None:
-            numeric = np.zeros((len(frame), 0), dtype=np.float32)
+        # np.array copies: pandas 3 hands out read-only views, which torch warns about
+        numeric = np.array(frame[self.numeric], dtype=np.float32).reshape(len(frame), -1)
         codes = np.zeros((len(frame), len(self.categorical)), dtype=np.int64)
         for j, (name, vocab) in enumerate(zip(self.categorical, self.vocabularies, strict=True)):
             # pd.Index.get_indexer gives -1 for unseen values and missing ones: both become 0

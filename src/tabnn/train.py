@@ -342,5 +342,5 @@ def predict_logits(model: TabularMLP, x_num, x_cat, device, chunk: int = 65536) 
     for start in range(0, max(1, x_num.shape[0]), chunk):
         n = x_num[start : start + chunk].to(device)[None]
         c = x_cat[start : start + chunk].to(device)[None]
-        outs.append(model(n, c).float().cpu())
+        outs.append(model(n, c).cpu())
     return torch.cat(outs, dim=1)

@@ -27,6 +27,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain Click help: docstring paragraphs are re-wrapped
     help="Turn a labelled table into a trained, honestly evaluated, shippable classifier.",
 )
 # soft_wrap: sentences are never broken at 80 columns when the output goes to a pipe

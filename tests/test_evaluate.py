@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold, MultilabelStratifiedShuffleSplit
+from scipy import stats
 from sklearn import metrics as skm
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
@@ -18,6 +19,7 @@ from tabnn.evaluate import (
     baseline_scores,
     class_counts,
     compute_metrics,
+    corrected_paired_t_test,
     split_indices,
     stratified_folds,
 )
@@ -614,3 +616,33 @@ def test_label_frequency_baseline_has_the_expected_micro_f1():
 def test_baseline_scores_rejects_bad_design_matrices(X_train, X_eval, error, match):
     with pytest.raises(error, match=match):
         baseline_scores("binary", X_train, [0, 1], X_eval, [1])
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def test_corrected_t_test_shrinks_the_plain_paired_t_statistic():
+    a, b = [0.8, 0.9, 0.85, 0.88, 0.81], [0.7, 0.8, 0.8, 0.86, 0.8]
+    plain = stats.ttest_rel(a, b)
+    result = corrected_paired_t_test(a, b, n_train=80, n_test=20)
+    # corrected variance (1/J + n_test/n_train) var instead of var / J
+    shrink = np.sqrt((1 / 5) / (1 / 5 + 20 / 80))
+    assert result["t"] == pytest.approx(plain.statistic * shrink)
+    assert result["p_value"] == pytest.approx(2 * stats.t.sf(plain.statistic * shrink, 4))
+    assert result["p_value"] > plain.pvalue
+    assert result["difference"] == pytest.approx(np.mean(np.subtract(a, b)))
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "t", "p"),
+    [([0.8, 0.8], [0.8, 0.8], 0.0, 1.0), ([0.9, 0.9], [0.8, 0.8], np.inf, 0.0)],
+    ids=["identical", "constant-difference"],
+)
+def test_corrected_t_test_without_spread(a, b, t, p):
+    result = corrected_paired_t_test(a, b, n_train=8, n_test=2)
+    assert (result["t"], result["p_value"]) == (t, p)
+
+
+def test_corrected_t_test_needs_two_folds():
+    with pytest.raises(UsageError, match="two or more folds; got 1"):
+        corrected_paired_t_test([0.8], [0.7], n_train=8, n_test=2)

@@ -131,16 +131,23 @@ def build_config(
 class StackedLinear(nn.Module):
     """K independent ``nn.Linear`` layers applied with one batched matmul."""
 
-    def __init__(self, members: int, in_features: int, out_features: int) -> None:
+    def __init__(
+        self, members: int, in_features: int, out_features: int, bias: bool = True
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(members, in_features, out_features))
-        self.bias = nn.Parameter(torch.empty(members, 1, out_features))
+        bias_values = torch.zeros(members, 1, out_features)
+        if bias:
+            self.bias = nn.Parameter(bias_values)
+        else:  # a zero buffer keeps the state_dict's layout
+            self.register_buffer("bias", bias_values)
 
     def reset_member(self, k: int, generator: torch.Generator) -> None:
         # nn.Linear's default: U(-1/sqrt(in), 1/sqrt(in)) for weights and biases
         bound = 1.0 / math.sqrt(self.weight.shape[1])
         self.weight.data[k].uniform_(-bound, bound, generator=generator)
-        self.bias.data[k].uniform_(-bound, bound, generator=generator)
+        if isinstance(self.bias, nn.Parameter):
+            self.bias.data[k].uniform_(-bound, bound, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (members, batch, in) @ (members, in, out) + (members, 1, out)
@@ -148,7 +155,14 @@ class StackedLinear(nn.Module):
 
 
 class StackedNorm(nn.Module):
-    """Batch or layer normalisation with separate statistics and affine per member."""
+    """Batch or layer normalisation with separate statistics and affine per member.
+
+    Batch statistics count only the rows a mask marks as real, so the padding that evens
+    out the members' batches changes neither the output nor the running statistics; a
+    member with fewer than two real rows in a batch is normalised with its running
+    statistics, as in evaluation. Running variance is the unbiased one, as in
+    ``nn.BatchNorm1d``.
+    """
 
     def __init__(self, kind: str, members: int, features: int, momentum: float = 0.1) -> None:
         super().__init__()
@@ -159,18 +173,37 @@ class StackedNorm(nn.Module):
             self.register_buffer("running_mean", torch.zeros(members, 1, features))
             self.register_buffer("running_var", torch.ones(members, 1, features))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def reset_member(self, k: int, generator: torch.Generator) -> None:
+        self.weight.data[k] = 1.0
+        self.bias.data[k] = 0.0
+        if self.kind == "batch":
+            self.running_mean[k] = 0.0
+            self.running_var[k] = 1.0
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (K, batch, features), mask (K, batch) of 1 for real rows -> same shape as x."""
         if self.kind == "layer":
             x = F.layer_norm(x, x.shape[-1:])
-        elif self.training and x.shape[1] > 1:
-            mean, var = x.mean(1, keepdim=True), x.var(1, keepdim=True, unbiased=False)
-            with torch.no_grad():
-                self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(var, self.momentum)
-            x = (x - mean) / torch.sqrt(var + 1e-5)
+        elif self.training:
+            x = self._batch_norm(x, mask)
         else:
             x = (x - self.running_mean) / torch.sqrt(self.running_var + 1e-5)
         return x * self.weight + self.bias
+
+    def _batch_norm(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        real = torch.ones_like(x[..., :1]) if mask is None else mask[..., None].to(x.dtype)
+        count = real.sum(1, keepdim=True)  # (K, 1, 1)
+        mean = (x * real).sum(1, keepdim=True) / count.clamp_min(1)
+        var = ((x - mean).pow(2) * real).sum(1, keepdim=True) / count.clamp_min(1)
+        enough = count > 1
+        with torch.no_grad():
+            unbiased = var * count / (count - 1).clamp_min(1)
+            rate = self.momentum * enough.to(x.dtype)  # 0: running statistics stay
+            self.running_mean.lerp_(mean, rate)
+            self.running_var.lerp_(unbiased, rate)
+        batch = (x - mean) / torch.sqrt(var + 1e-5)
+        running = (x - self.running_mean) / torch.sqrt(self.running_var + 1e-5)
+        return torch.where(enough, batch, running)
 
 
 class InputEncoder(nn.Module):
@@ -220,14 +253,20 @@ class InputEncoder(nn.Module):
         return torch.cat([scaled, indicators.expand(scaled.shape[0], -1, -1)], dim=-1)
 
     def _quantile_normal(self, x: torch.Tensor) -> torch.Tensor:
-        # piecewise-linear map through the training quantiles to (0, 1), then to a normal score
+        # piecewise-linear map through the training quantiles to (0, 1), then to a normal
+        # score; a value that equals several knots (a tie: a constant or discrete column)
+        # sits in the middle of them, as in scikit-learn's QuantileTransformer
         knots = self.quantiles  # (members, features, q)
         q = knots.shape[-1]
         values = x.expand(knots.shape[0], -1, -1).transpose(1, 2).contiguous()  # (K, F, B)
-        upper = torch.searchsorted(knots, values).clamp(1, q - 1)
+        below = torch.searchsorted(knots, values)  # knots < value
+        at_or_below = torch.searchsorted(knots, values, right=True)  # knots <= value
+        upper = below.clamp(1, q - 1)
         lo, hi = knots.gather(2, upper - 1), knots.gather(2, upper)
-        frac = ((values - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
-        uniform = ((upper - 1 + frac) / (q - 1)).clamp(1e-3, 1 - 1e-3)
+        between = upper - 1 + ((values - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
+        tied = (below + at_or_below - 1).to(values.dtype) / 2
+        position = torch.where(at_or_below > below, tied, between)
+        uniform = (position / (q - 1)).clamp(1e-3, 1 - 1e-3)
         return (math.sqrt(2) * torch.erfinv(2 * uniform - 1)).transpose(1, 2)
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
@@ -263,7 +302,12 @@ class TabularMLP(nn.Module):
         self.encoder = InputEncoder(config)
         width = encoded_width(config.n_numeric, len(config.indicator_columns), config.cardinalities)
         sizes = [width, *config.hidden]
-        self.hidden = nn.ModuleList(StackedLinear(k, a, b) for a, b in zip(sizes, sizes[1:]))
+        # batch norm subtracts any bias before it: such a bias would only drift on the
+        # rounding noise of its zero gradient, which Adam scales up to full steps
+        bias = config.norm != "batch"
+        self.hidden = nn.ModuleList(
+            StackedLinear(k, a, b, bias=bias) for a, b in zip(sizes, sizes[1:])
+        )
         self.norms = nn.ModuleList(
             StackedNorm(config.norm, k, b) if config.norm != "none" else nn.Identity()
             for b in config.hidden
@@ -278,12 +322,20 @@ class TabularMLP(nn.Module):
         self.encoder.reset_member(k, generator)
         for layer in [*self.hidden, self.head]:
             layer.reset_member(k, generator)
+        for norm in self.norms:
+            if isinstance(norm, StackedNorm):
+                norm.reset_member(k, generator)
 
-    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        """(K or 1, batch, ·) inputs -> (K, batch, outputs) logits."""
+    def forward(
+        self, x_num: torch.Tensor, x_cat: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(K or 1, batch, ·) inputs -> (K, batch, outputs) logits; ``mask`` (K, batch)
+        marks the real rows of a padded training batch, for batch norm."""
         x = self.encoder(x_num, x_cat)
         for layer, norm in zip(self.hidden, self.norms):
-            x = self.dropout(self.activation(norm(layer(x))))
+            x = layer(x)
+            x = norm(x, mask) if isinstance(norm, StackedNorm) else x
+            x = self.dropout(self.activation(x))
         return self.head(x)
 
 

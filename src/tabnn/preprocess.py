@@ -107,7 +107,7 @@ class Preprocessor:
         codes = np.zeros((len(frame), len(self.categorical)), dtype=np.int64)
         for j, (name, vocab) in enumerate(zip(self.categorical, self.vocabularies, strict=True)):
             # pd.Index.get_indexer gives -1 for unseen values and missing ones: both become 0
-            codes[:, j] = pd.Index(vocab).get_indexer(frame[name].astype(object)) + 1
+            codes[:, j] = pd.Index(vocab).get_indexer(_as_text(frame[name])) + 1
         return np.ascontiguousarray(numeric), codes
 
     @property
@@ -123,8 +123,14 @@ class Preprocessor:
         return cls(**state)
 
 
+def _as_text(column: pd.Series) -> pd.Series:
+    """Values as ``str`` (as the vocabulary holds them), missing ones left missing."""
+    values = column.astype(object)
+    return values.where(values.isna(), values.astype(str))
+
+
 def _vocabulary(column: pd.Series) -> list[str]:
     """Categories by descending frequency (ties by value), capped at MAX_CATEGORIES."""
-    counts = column.dropna().astype(str).value_counts()
+    counts = _as_text(column).dropna().value_counts()
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return [value for value, _ in ordered[:MAX_CATEGORIES]]

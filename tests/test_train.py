@@ -1,0 +1,476 @@
+"""The training engine: independent members, seeds, early stopping, losses, devices."""
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tabnn.errors import UsageError
+from tabnn.model import TabularMLP, build_config
+from tabnn.preprocess import Preprocessor
+from tabnn.train import (
+    EarlyStopping,
+    LossFunction,
+    Member,
+    StackedAdam,
+    TensorData,
+    TrainConfig,
+    clip_per_member,
+    cpu_threads_for,
+    device_of,
+    evaluate_members,
+    fit_stack,
+    lr_factor,
+    padded_rows,
+    predict_logits,
+)
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny models: intra-op threads only add synchronisation (and noise on a busy machine)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def table(n=400, features=4, seed=0):
+    """Numeric rows and a binary label that needs a hidden layer (x0 + x1^2 > 1)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, features)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] ** 2 > 1).astype(np.float32)
+    return x, y
+
+
+def stack_model(x, row_sets, *, hidden=(16, 8), n_outputs=1, **options):
+    """A stack with one member per row set, each scaling with statistics of its own rows."""
+    columns = [f"x{j}" for j in range(x.shape[1])]
+    frame = pd.DataFrame(x, columns=columns)
+    preps = [Preprocessor.fit(frame.iloc[rows], columns, []) for rows in row_sets]
+    config = build_config(preps[0], n_outputs, preset=list(hidden), n_members=len(preps), **options)
+    model = TabularMLP(config)
+    for k, prep in enumerate(preps):
+        model.encoder.set_statistics(k, prep)
+    return model
+
+
+def tensors(x, y):
+    return TensorData.from_arrays(x, np.zeros((len(x), 0), dtype=np.int64), y, CPU)
+
+
+def member_state(model, k):
+    """Member k's slice of every per-member tensor (weights, biases, norm statistics)."""
+    members = model.config.n_members
+    return {
+        name: value[k]
+        for name, value in model.state_dict().items()
+        if value.dim() and value.shape[0] == members and name != "encoder.indicator_columns"
+    }
+
+
+# --- members are independent -------------------------------------------------------
+
+# row counts 300, 60 and 195 with batches of 32: 10, 2 and 7 steps an epoch, so the two
+# shorter members sit out the last 8 and 3 steps of every epoch of the stack
+ROWS = [np.arange(0, 300), np.arange(100, 160), np.arange(200, 395)]
+VAL_ROWS = [np.arange(300, 400), np.arange(0, 50), np.arange(0, 100)]
+SEEDS = [11, 7, 3]
+
+
+@pytest.mark.parametrize(
+    "options, config",
+    [
+        ({}, {}),
+        ({}, {"grad_clip": 0.05}),  # tiny: clipping acts at every step
+        ({"norm": "batch"}, {}),
+        ({"norm": "layer"}, {"optimizer": "adam", "weight_decay": 0.01}),
+        ({}, {"schedule": "constant", "warmup_epochs": 0, "lr": 0.05, "patience": 3}),
+    ],
+    ids=["adamw-cosine", "grad-clip", "batch-norm", "layer-norm-adam-l2", "early-stopping"],
+)
+def test_members_train_as_if_alone(options, config):
+    settings = {"epochs": 25, "batch_size": 32, "lr": 0.01, "patience": 5, **config}
+    x, y = table()
+    data = tensors(x, y)
+    members = [Member(r, v, s) for r, v, s in zip(ROWS, VAL_ROWS, SEEDS)]
+    stack = stack_model(x, ROWS, **options)
+    history = fit_stack(stack, data, members, "binary", TrainConfig(**settings))
+    for k, member in enumerate(members):
+        alone = stack_model(x, [ROWS[k]], **options)
+        alone_history = fit_stack(alone, data, [member], "binary", TrainConfig(**settings))
+        assert history.best_epoch[k] == alone_history.best_epoch[0]
+        stacked_losses = [r["val_loss"][k] for r in history.epochs[: len(alone_history.epochs)]]
+        alone_losses = [r["val_loss"][0] for r in alone_history.epochs]
+        np.testing.assert_allclose(stacked_losses, alone_losses, rtol=1e-5)
+        for name, value in member_state(alone, 0).items():
+            torch.testing.assert_close(
+                member_state(stack, k)[name], value, atol=1e-5, rtol=0, msg=name
+            )
+
+
+def test_early_stopping_members_stop_on_their_own():
+    x, y = table()
+    members = [Member(r, v, s) for r, v, s in zip(ROWS, VAL_ROWS, SEEDS)]
+    config = TrainConfig(epochs=60, batch_size=32, lr=0.05, schedule="constant", patience=3)
+    history = fit_stack(stack_model(x, ROWS), tensors(x, y), members, "binary", config)
+    stopped_at = [e + config.patience for e in history.best_epoch]
+    assert len(set(stopped_at)) > 1  # the test needs members that stop at different epochs
+    for k, last in enumerate(stopped_at):
+        # a stopped member sits out the rest: no training loss, a frozen validation loss
+        assert all(r["train_loss"][k] is None for r in history.epochs[last:])
+        assert len({r["val_loss"][k] for r in history.epochs[last - 1 :]}) == 1
+
+
+def test_stacked_adam_matches_torch_and_skips_members_that_sit_out():
+    torch.manual_seed(0)
+    grads = [torch.randn(2, 3, 4) for _ in range(6)]
+    for decoupled, torch_kind in [(True, torch.optim.AdamW), (False, torch.optim.Adam)]:
+        ours = torch.nn.Parameter(torch.randn(2, 3, 4))
+        theirs = [torch.nn.Parameter(ours.detach()[k].clone()) for k in range(2)]
+        optimizer = StackedAdam([ours], weight_decay=0.1, decoupled=decoupled)
+        references = [torch_kind([p], lr=0.01, weight_decay=0.1) for p in theirs]
+        for step, grad in enumerate(grads):
+            # both members step together twice, then member 1 sits out step 2 and
+            # takes a larger learning rate from then on
+            active = [True, step != 2]
+            lrs = [0.01, 0.01 if step < 2 else 0.03]
+            ours.grad = grad.clone()
+            optimizer.step(lrs, active)
+            for k, (p, reference) in enumerate(zip(theirs, references)):
+                if active[k]:
+                    p.grad = grad[k].clone()
+                    reference.param_groups[0]["lr"] = lrs[k]
+                    reference.step()
+        for k in range(2):
+            torch.testing.assert_close(ours.detach()[k], theirs[k].detach())
+
+
+def test_clip_per_member_clips_each_member_on_its_own():
+    weight = torch.nn.Parameter(torch.zeros(2, 3))
+    bias = torch.nn.Parameter(torch.zeros(2, 1))
+    weight.grad = torch.tensor([[30.0, 0.0, 40.0], [0.3, 0.0, 0.0]])
+    bias.grad = torch.tensor([[0.0], [0.4]])
+    clip_per_member([weight, bias], max_norm=1.0)
+    norms = torch.cat([weight.grad, bias.grad], dim=1).norm(dim=1)
+    torch.testing.assert_close(norms, torch.tensor([1.0, 0.5]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(weight.grad[0], torch.tensor([0.6, 0.0, 0.8]), atol=1e-5, rtol=0)
+
+
+# --- seeds ---------------------------------------------------------------------------
+
+
+def fit_seeded(seed, x, y):
+    rows, val = np.arange(300), np.arange(300, 400)
+    model = stack_model(x, [rows], hidden=(16,), dropout=0.2, norm="batch")
+    config = TrainConfig(epochs=5, batch_size=32, lr=0.01)
+    fit_stack(model, tensors(x, y), [Member(rows, val, seed)], "binary", config)
+    return model
+
+
+def test_same_seed_same_model_and_predictions():
+    x, y = table()
+    first, second, other = fit_seeded(5, x, y), fit_seeded(5, x, y), fit_seeded(6, x, y)
+    for name, value in first.state_dict().items():
+        assert torch.equal(value, second.state_dict()[name]), name
+    no_cat = np.zeros((len(x), 0))
+    predictions = [predict_logits(m, x, no_cat, CPU) for m in (first, second, other)]
+    assert torch.equal(predictions[0], predictions[1])
+    assert not torch.allclose(predictions[0], predictions[2])
+    assert not torch.allclose(first.hidden[0].weight, other.hidden[0].weight)
+
+
+# --- early stopping ----------------------------------------------------------------
+
+
+def noisy_table(n=240, features=20, seed=1):
+    """Labels that are pure noise: a large network overfits 40 training rows quickly."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, features)).astype(np.float32), rng.integers(0, 2, n)
+
+
+OVERFIT = {"batch_size": 20, "lr": 0.03, "schedule": "constant", "warmup_epochs": 0}
+
+
+def test_early_stopping_restores_the_best_epoch():
+    x, y = noisy_table()
+    data = tensors(x, y.astype(np.float32))
+    train, val = np.arange(40), np.arange(40, 240)
+    model = stack_model(x, [train], hidden=(64,))
+    config = TrainConfig(epochs=200, patience=5, weight_decay=0.0, **OVERFIT)
+    history = fit_stack(model, data, [Member(train, val, 0)], "binary", config)
+    val_losses = [r["val_loss"][0] for r in history.epochs]
+    best = history.best_epoch[0]
+    assert len(history.epochs) == best + config.patience < config.epochs
+    assert best == int(np.argmin(val_losses)) + 1
+    assert history.best_val_loss[0] == min(val_losses)
+    val_rows, val_mask = padded_rows([val], CPU)
+    loss, _ = evaluate_members(model, data, val_rows, val_mask, LossFunction("binary"), "binary")
+    assert loss.item() == val_losses[best - 1]  # exactly: the same weights, the same sums
+    logits = predict_logits(model, x[val], np.zeros((len(val), 0)), CPU)[0, :, 0]
+    expected = F.binary_cross_entropy_with_logits(logits, data.y[val]).item()
+    assert expected == pytest.approx(val_losses[best - 1], rel=1e-5)
+
+
+def test_member_without_validation_trains_all_epochs_and_keeps_its_last_weights():
+    x, y = noisy_table()
+    train = np.arange(40)
+    members = [Member(train, np.arange(40, 240), 0), Member(train, train[:0], 1)]
+    model = stack_model(x, [train, train], hidden=(64,))
+    snapshots = []
+
+    def keep(record):
+        snapshots.append(copy.deepcopy(model.state_dict()))
+
+    config = TrainConfig(epochs=40, patience=3, weight_decay=0.0, **OVERFIT)
+    history = fit_stack(
+        model, tensors(x, y.astype(np.float32)), members, "binary", config, on_epoch=keep
+    )
+    assert len(history.epochs) == config.epochs
+    assert history.best_epoch[1] == config.epochs
+    assert history.best_val_loss[1] is None
+    assert all(r["val_loss"][1] is None for r in history.epochs)
+    assert history.best_epoch[0] + config.patience < config.epochs
+    best_state = snapshots[history.best_epoch[0] - 1]
+    for name, value in model.state_dict().items():
+        if value.dim() and value.shape[0] == 2 and name != "encoder.indicator_columns":
+            assert torch.equal(value[0], best_state[name][0]), name
+            assert torch.equal(value[1], snapshots[-1][name][1]), name
+
+
+def test_restore_best_false_keeps_last_weights():
+    x, y = noisy_table()
+    train, val = np.arange(40), np.arange(40, 240)
+    model = stack_model(x, [train], hidden=(64,))
+    snapshots = []
+    config = TrainConfig(epochs=30, patience=3, restore_best=False, **OVERFIT)
+    history = fit_stack(
+        model,
+        tensors(x, y.astype(np.float32)),
+        [Member(train, val, 0)],
+        "binary",
+        config,
+        on_epoch=lambda record: snapshots.append(copy.deepcopy(model.state_dict())),
+    )
+    assert len(history.epochs) > history.best_epoch[0]
+    assert torch.equal(model.head.weight, snapshots[-1]["head.weight"])
+    assert not torch.equal(model.head.weight, snapshots[history.best_epoch[0] - 1]["head.weight"])
+
+
+# --- losses and heads ----------------------------------------------------------------
+
+
+def test_binary_loss_is_bce_with_logits_on_one_logit():
+    logits = torch.tensor([[[2.0], [-1.0], [0.5]]])
+    y = torch.tensor([[1.0, 0.0, 0.0]])
+    loss, weight = LossFunction("binary")(logits, y)
+    torch.testing.assert_close(
+        loss, F.binary_cross_entropy_with_logits(logits[..., 0], y, reduction="none")
+    )
+    torch.testing.assert_close(weight, torch.ones(1, 3))
+    _, weight = LossFunction("binary", torch.tensor([0.5, 4.0]))(logits, y)
+    torch.testing.assert_close(weight, torch.tensor([[4.0, 0.5, 0.5]]))
+
+
+def test_multiclass_loss_is_cross_entropy_with_class_weights_per_row():
+    logits = torch.tensor([[[2.0, 0.0, -1.0], [0.1, 0.2, 0.3]]])
+    y = torch.tensor([[0, 2]])
+    class_weight = torch.tensor([1.0, 2.0, 3.0])
+    loss, weight = LossFunction("multiclass", class_weight)(logits, y)
+    torch.testing.assert_close(loss, F.cross_entropy(logits[0], y[0], reduction="none")[None])
+    torch.testing.assert_close(weight, torch.tensor([[1.0, 3.0]]))
+    # the weighted mean over rows is torch's weighted cross-entropy
+    expected = F.cross_entropy(logits[0], y[0], weight=class_weight)
+    torch.testing.assert_close((loss * weight).sum() / weight.sum(), expected)
+
+
+def test_multilabel_loss_is_per_label_bce_with_positive_weights():
+    logits = torch.tensor([[[2.0, -1.0, 0.0], [0.5, 0.5, -3.0]]])
+    y = torch.tensor([[[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]])
+    pos_weight = torch.tensor([1.0, 2.0, 5.0])
+    loss, weight = LossFunction("multilabel", pos_weight)(logits, y)
+    expected = F.binary_cross_entropy_with_logits(
+        logits, y, pos_weight=pos_weight, reduction="none"
+    ).mean(-1)
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(weight, torch.ones(1, 2))
+
+
+@pytest.mark.parametrize(
+    "task, n_outputs, target",
+    [
+        ("binary", 1, lambda x: (x[:, 0] > 0).astype(np.float32)),
+        ("multiclass", 3, lambda x: np.digitize(x[:, 0], [-0.5, 0.5])),
+        ("multilabel", 2, lambda x: np.stack([x[:, 0] > 0, x[:, 1] > 0], 1).astype(np.float32)),
+    ],
+    ids=["binary", "multiclass", "multilabel"],
+)
+def test_each_task_learns_and_returns_raw_logits(task, n_outputs, target):
+    x, _ = table(n=300)
+    y = target(x)
+    train, val = np.arange(240), np.arange(240, 300)
+    model = stack_model(x, [train], hidden=(32,), n_outputs=n_outputs)
+    config = TrainConfig(epochs=30, batch_size=32, lr=0.02)
+    history = fit_stack(model, tensors(x, y), [Member(train, val, 0)], task, config)
+    assert history.epochs[-1]["train_loss"][0] < 0.5 * history.epochs[0]["train_loss"][0]
+    assert history.epochs[-1]["val_accuracy"][0] > 0.85
+    logits = predict_logits(model, x * 3, np.zeros((len(x), 0)), CPU)
+    assert logits.shape == (1, len(x), n_outputs)
+    assert logits.min() < 0 and logits.max() > 1  # no sigmoid or softmax inside
+
+
+def minority_recall(task, x, y, class_weight):
+    rows = np.arange(len(y))
+    n_outputs = 1 if task == "binary" else int(y.max()) + 1
+    model = stack_model(x, [rows], hidden=(16,), n_outputs=n_outputs)
+    config = TrainConfig(epochs=15, batch_size=64, lr=0.01)
+    data = tensors(x, y)
+    fit_stack(model, data, [Member(rows, rows[:0], 0)], task, config, class_weight=class_weight)
+    logits = predict_logits(model, x, np.zeros((len(x), 0)), CPU)[0]
+    predicted = (logits[:, 0] > 0).long() if task == "binary" else logits.argmax(1)
+    minority = y == y.max()
+    return (predicted.numpy()[minority] == y[minority]).mean()
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"], ids=["binary", "multiclass"])
+def test_balanced_class_weight_raises_minority_recall(task):
+    rng = np.random.default_rng(0)
+    shares = [0.9, 0.1] if task == "binary" else [0.7, 0.2, 0.1]
+    y = rng.choice(len(shares), size=1000, p=shares)
+    x = (y[:, None] * 0.5 + rng.normal(size=(1000, 2))).astype(np.float32)  # overlapping
+    counts = np.bincount(y)
+    balanced = torch.tensor(len(y) / (len(counts) * counts), dtype=torch.float32)
+    y = y.astype(np.float32) if task == "binary" else y
+    plain = minority_recall(task, x, y, None)
+    weighted = minority_recall(task, x, y, balanced)
+    assert weighted > plain + 0.2
+
+
+# --- schedule, padding, prediction ---------------------------------------------------
+
+
+def test_lr_factor_warms_up_then_decays_to_zero():
+    config = TrainConfig(epochs=10, warmup_epochs=2)
+    factors = [lr_factor(config, step, 5) for step in range(50)]
+    assert factors[:10] == pytest.approx([(s + 1) / 10 for s in range(10)])
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:]))
+    assert factors[-1] < 0.01
+    constant = TrainConfig(epochs=10, warmup_epochs=0, schedule="constant")
+    assert {lr_factor(constant, step, 5) for step in range(50)} == {1.0}
+
+
+def test_padded_rows_marks_the_real_entries():
+    index, mask = padded_rows([np.array([4, 2, 9]), np.array([], dtype=int), np.array([7])], CPU)
+    assert index.tolist() == [[4, 2, 9], [0, 0, 0], [7, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 0], [1, 0, 0]]
+
+
+def test_predict_logits_in_chunks_equals_one_pass():
+    x, _ = table(n=50)
+    model = stack_model(x, [np.arange(50), np.arange(25)])
+    for k in range(2):
+        model.reset_member(k, k)
+    no_cat = np.zeros((50, 0))
+    whole = predict_logits(model, x, no_cat, CPU)
+    assert whole.shape == (2, 50, 1)
+    torch.testing.assert_close(predict_logits(model, x, no_cat, CPU, chunk=7), whole)
+    assert predict_logits(model, x[:0], no_cat[:0], CPU).shape == (2, 0, 1)
+
+
+def test_unknown_optimizer_is_a_usage_error():
+    x, y = table(n=40)
+    rows = np.arange(40)
+    with pytest.raises(UsageError, match="optimizer must be adamw or adam; got 'sgd'"):
+        fit_stack(
+            stack_model(x, [rows]),
+            tensors(x, y),
+            [Member(rows, rows[:0], 0)],
+            "binary",
+            TrainConfig(optimizer="sgd"),
+        )
+
+
+# --- devices and threads -------------------------------------------------------------
+
+
+def test_auto_device_is_cuda_only_when_present():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert device_of("auto").type == expected
+    assert device_of("cpu") == CPU
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("name", ["cuda", "cuda:0"], ids=["cuda", "cuda-0"])
+def test_cuda_without_cuda_is_a_usage_error(name):
+    with pytest.raises(UsageError, match="PyTorch sees no CUDA device"):
+        device_of(name)
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "", "cpu:0:1"], ids=str)
+def test_unknown_device_is_a_usage_error(name):
+    with pytest.raises(UsageError, match="device must be auto, cpu, cuda or cuda:N"):
+        device_of(name)
+
+
+def test_cpu_threads_for_small_steps_restores_the_setting():
+    small = TabularMLP(
+        build_config(Preprocessor.fit(pd.DataFrame({"a": [1.0, 2.0]}), ["a"], []), 1)
+    )
+    big = torch.nn.Linear(4000, 4000)
+    torch.set_num_threads(3)
+    try:
+        with cpu_threads_for(small, 32, CPU):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 3
+        with pytest.raises(RuntimeError, match="inside"), cpu_threads_for(small, 32, CPU):
+            raise RuntimeError("inside")
+        assert torch.get_num_threads() == 3
+        with cpu_threads_for(big, 512, CPU):
+            assert torch.get_num_threads() == 3
+        with cpu_threads_for(small, 32, torch.device("cuda")):
+            assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_fit_stack_runs_small_models_on_one_thread_and_restores():
+    x, y = table(n=60)
+    rows = np.arange(60)
+    seen = []
+    torch.set_num_threads(2)
+    try:
+        fit_stack(
+            stack_model(x, [rows]),
+            tensors(x, y),
+            [Member(rows, rows[:0], 0)],
+            "binary",
+            TrainConfig(epochs=2),
+            on_epoch=lambda record: seen.append(torch.get_num_threads()),
+        )
+        assert seen == [1, 1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_early_stopping_ignores_crawling_gains_but_keeps_the_minimum():
+    stopping = EarlyStopping([True], patience=3, min_delta=1e-3)
+    losses = [0.5, 0.4, 0.39995, 0.3999, 0.39985]  # after epoch 2 only gains < min_delta
+    for epoch, loss in enumerate(losses, start=1):
+        improved = stopping.update(epoch, [loss])
+        assert improved == [True]  # every new minimum is still the best epoch
+    assert stopping.best_epoch == [5]
+    assert stopping.stopped == [True]  # three epochs without a clear gain
+
+
+def test_early_stopping_resets_patience_on_a_clear_gain():
+    stopping = EarlyStopping([True, False], patience=2, min_delta=1e-3)
+    for epoch, loss in enumerate([0.5, 0.6, 0.45, 0.46], start=1):
+        stopping.update(epoch, [loss, loss])
+    assert stopping.best_epoch == [3, 0]
+    assert stopping.stopped == [False, False]  # member 2 has no validation rows

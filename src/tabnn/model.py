@@ -284,9 +284,12 @@ class InputEncoder(nn.Module):
                 parts.append(F.one_hot(codes, card).to(parts[0].dtype))
         return torch.cat(parts, dim=-1)
 
-    def design_matrix(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        """Member 0's inputs with every categorical one-hot: what a linear baseline sees."""
-        parts = [self.numeric(x_num[None])[0]]
+    def design_matrix(
+        self, x_num: torch.Tensor, x_cat: torch.Tensor, member: int = 0
+    ) -> torch.Tensor:
+        """One member's inputs with every categorical one-hot: what a linear baseline sees
+        (each fold's baseline uses that fold's statistics)."""
+        parts = [self.numeric(x_num[None])[member]]
         for j, card in enumerate(self.cardinalities):
             parts.append(F.one_hot(x_cat[:, j], card).to(parts[0].dtype))
         return torch.cat(parts, dim=-1)

@@ -392,34 +392,44 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         return train, val
 
     def _fit_arrays(self, schema, x_all, y_all, train_rows, val_rows, on_epoch) -> None:
-        prep = Preprocessor.fit(
-            x_all.iloc[train_rows],
-            schema.numeric,
-            schema.categorical,
-            scaling=self.scaling,
-            missing_indicator=self.missing_indicator,
-        )
-        x_num, x_cat = prep.transform(x_all)
+        """``n_members`` members on the same rows, with seeds random_state + i."""
+        rows = [(train_rows, val_rows)] * self.n_members
+        self._fit_members(schema, x_all, y_all, rows, on_epoch)
+
+    def _fit_members(self, schema, x_all, y_all, member_rows, on_epoch=None) -> None:
+        """Train one stack whose member i learns from ``member_rows[i] = (train, val)``
+        with seed random_state + i, and keep it as this estimator's model.
+
+        Each member's numeric statistics (medians, scaling) come from its own training
+        rows only, so k folds as k members see no statistic of their held-out rows. The
+        category vocabulary is shared, fitted on all members' training rows: a category
+        that only occurs in a member's held-out rows gets a row its training never moves,
+        just as an unknown category would, and no label information crosses folds.
+        """
+        union = np.unique(np.concatenate([train for train, _ in member_rows]))
+        shared = self._preprocessor(schema, x_all.iloc[union])
+        x_num, x_cat = shared.transform(x_all)
         n_outputs = 1 if schema.task == "binary" else len(schema.classes)
         config = build_config(
-            prep,
+            shared,
             n_outputs,
             preset=self.hidden if isinstance(self.hidden, str) else list(self.hidden),
             activation=self.activation,
             dropout=self.dropout,
             norm=self.norm,
-            n_members=self.n_members,
+            n_members=len(member_rows),
         )
         device = device_of(self.device)
         model = TabularMLP(config)
-        for k in range(self.n_members):
-            model.encoder.set_statistics(k, prep)
+        for k, (train, _) in enumerate(member_rows):
+            same = np.array_equal(np.sort(train), union)  # an ensemble: no refit needed
+            own = shared if same else self._preprocessor(schema, x_all.iloc[train])
+            model.encoder.set_statistics(k, own)
         model.to(device)
         data = TensorData.from_arrays(x_num, x_cat, y_all, device)
-        seeds = [self._seed + k for k in range(self.n_members)]
-        members = [Member(train_rows, val_rows, seed) for seed in seeds]
-        train_config = self._train_config(len(train_rows))
-        weights = self._class_weights(schema, y_all[train_rows])
+        members = [Member(tr, va, self._seed + k) for k, (tr, va) in enumerate(member_rows)]
+        train_config = self._train_config(len(member_rows[0][0]))
+        weights = self._class_weights(schema, y_all[union])
         self.history_ = fit_stack(
             model,
             data,
@@ -429,7 +439,16 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             class_weight=None if weights is None else weights.to(device),
             on_epoch=on_epoch,
         )
-        self._set_fitted(schema, prep, config, train_config, model.cpu())
+        self._set_fitted(schema, shared, config, train_config, model.cpu())
+
+    def _preprocessor(self, schema: Schema, frame: pd.DataFrame) -> Preprocessor:
+        return Preprocessor.fit(
+            frame,
+            schema.numeric,
+            schema.categorical,
+            scaling=self.scaling,
+            missing_indicator=self.missing_indicator,
+        )
 
     def _set_fitted(self, schema, prep, config, train_config, model) -> None:
         self.schema_ = schema

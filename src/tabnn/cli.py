@@ -172,78 +172,104 @@ def _print_json(payload) -> None:
 # --------------------------------------------------------------------------- train
 
 
+# options shared by train and compare
+TargetOpt = Annotated[
+    str, typer.Option("--target", "-t", help="Target column(s): name, index, -1, a,b,c, -6:.")
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", help="Model directory (default: tabnn-models/NAME)."),
+]
+LabelSepOpt = Annotated[
+    str | None, typer.Option(help="Delimiter inside one multi-label target column.")
+]
+DropOpt = Annotated[str | None, typer.Option(help="Columns to ignore, comma-separated.")]
+CategoricalOpt = Annotated[str | None, typer.Option(help="Columns to treat as categories.")]
+NumericOpt = Annotated[str | None, typer.Option(help="Columns to treat as numbers.")]
+TaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="binary, multiclass or multilabel (inferred).",
+        callback=_choice("binary", "multiclass", "multilabel"),
+    ),
+]
+ActivationOpt = Annotated[
+    str, typer.Option(help="relu, gelu, silu, selu, tanh, ...", callback=_check_activation)
+]
+DropoutOpt = Annotated[
+    float, typer.Option(help="Dropout after each hidden layer.", callback=Fraction)
+]
+NormOpt = Annotated[
+    str, typer.Option(help="none, batch or layer.", callback=_choice("none", "batch", "layer"))
+]
+EpochsOpt = Annotated[
+    int, typer.Option(help="Most epochs; early stopping ends sooner.", callback=_at_least(1))
+]
+BatchSizeOpt = Annotated[
+    str, typer.Option(help="Rows per step, or auto.", callback=_check_batch_size)
+]
+LrOpt = Annotated[
+    float,
+    typer.Option(help="AdamW learning rate.", callback=_in_range(0, float("inf"), low_open=True)),
+]
+WeightDecayOpt = Annotated[
+    float, typer.Option(help="AdamW weight decay.", callback=_in_range(0, float("inf")))
+]
+PatienceOpt = Annotated[
+    int, typer.Option(help="Early-stopping patience in epochs.", callback=_at_least(1))
+]
+TestSizeOpt = Annotated[float, typer.Option(help="Test share of all rows.", callback=Fraction)]
+ClassWeightOpt = Annotated[
+    str | None,
+    typer.Option(help="'balanced' to weight classes by rarity.", callback=_choice("balanced")),
+]
+PosWeightOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Positive-class loss weight (binary).",
+        callback=_in_range(0, float("inf"), low_open=True),
+    ),
+]
+ScalingOpt = Annotated[
+    str,
+    typer.Option(
+        help="standard, robust or quantile.",
+        callback=_choice("standard", "robust", "quantile"),
+    ),
+]
+SeedOpt = Annotated[int, typer.Option(help="Seed: same seed, same model.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", callback=_check_device)]
+
+
 @app.command()
 def train(
     data: Annotated[Path, typer.Argument(help="CSV, TSV, Parquet or ARFF file.")],
-    target: Annotated[
-        str, typer.Option("--target", "-t", help="Target column(s): name, index, -1, a,b,c, -6:.")
-    ],
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Model directory (default: tabnn-models/NAME)."),
-    ] = None,
+    target: TargetOpt,
+    out: OutOpt = None,
     sep: Sep = None,
     no_header: NoHeader = False,
-    label_sep: Annotated[
-        str | None, typer.Option(help="Delimiter inside one multi-label target column.")
-    ] = None,
-    drop: Annotated[str | None, typer.Option(help="Columns to ignore, comma-separated.")] = None,
-    categorical: Annotated[str | None, typer.Option(help="Columns to treat as categories.")] = None,
-    numeric: Annotated[str | None, typer.Option(help="Columns to treat as numbers.")] = None,
-    task: Annotated[
-        str | None,
-        typer.Option(
-            help="binary, multiclass or multilabel (inferred).",
-            callback=_choice("binary", "multiclass", "multilabel"),
-        ),
-    ] = None,
+    label_sep: LabelSepOpt = None,
+    drop: DropOpt = None,
+    categorical: CategoricalOpt = None,
+    numeric: NumericOpt = None,
+    task: TaskOpt = None,
     model: Annotated[
         str, typer.Option(help="default, wide, deep or mlp:256-128.", callback=_check_model)
     ] = "default",
-    activation: Annotated[
-        str, typer.Option(help="relu, gelu, silu, selu, tanh, ...", callback=_check_activation)
-    ] = "relu",
-    dropout: Annotated[
-        float, typer.Option(help="Dropout after each hidden layer.", callback=Fraction)
-    ] = 0.1,
-    norm: Annotated[
-        str, typer.Option(help="none, batch or layer.", callback=_choice("none", "batch", "layer"))
-    ] = "none",
-    epochs: Annotated[
-        int, typer.Option(help="Most epochs; early stopping ends sooner.", callback=_at_least(1))
-    ] = 200,
-    batch_size: Annotated[
-        str, typer.Option(help="Rows per step, or auto.", callback=_check_batch_size)
-    ] = "auto",
-    lr: Annotated[
-        float,
-        typer.Option(
-            help="AdamW learning rate.", callback=_in_range(0, float("inf"), low_open=True)
-        ),
-    ] = 1e-3,
-    weight_decay: Annotated[
-        float, typer.Option(help="AdamW weight decay.", callback=_in_range(0, float("inf")))
-    ] = 1e-4,
-    patience: Annotated[
-        int, typer.Option(help="Early-stopping patience in epochs.", callback=_at_least(1))
-    ] = 20,
+    activation: ActivationOpt = "relu",
+    dropout: DropoutOpt = 0.1,
+    norm: NormOpt = "none",
+    epochs: EpochsOpt = 200,
+    batch_size: BatchSizeOpt = "auto",
+    lr: LrOpt = 1e-3,
+    weight_decay: WeightDecayOpt = 1e-4,
+    patience: PatienceOpt = 20,
     val_size: Annotated[
         float, typer.Option(help="Validation share of all rows.", callback=Fraction)
     ] = 0.15,
-    test_size: Annotated[float, typer.Option(help="Test share of all rows.", callback=Fraction)] = (
-        0.15
-    ),
-    class_weight: Annotated[
-        str | None,
-        typer.Option(help="'balanced' to weight classes by rarity.", callback=_choice("balanced")),
-    ] = None,
-    pos_weight: Annotated[
-        float | None,
-        typer.Option(
-            help="Positive-class loss weight (binary).",
-            callback=_in_range(0, float("inf"), low_open=True),
-        ),
-    ] = None,
+    test_size: TestSizeOpt = (0.15),
+    class_weight: ClassWeightOpt = None,
+    pos_weight: PosWeightOpt = None,
     threshold: Annotated[
         float,
         typer.Option(
@@ -251,20 +277,12 @@ def train(
             callback=_in_range(0, 1, low_open=True, high_open=True),
         ),
     ] = 0.5,
-    scaling: Annotated[
-        str,
-        typer.Option(
-            help="standard, robust or quantile.",
-            callback=_choice("standard", "robust", "quantile"),
-        ),
-    ] = "standard",
+    scaling: ScalingOpt = "standard",
     ensemble: Annotated[
         int, typer.Option(help="Members trained together, averaged.", callback=_at_least(1))
     ] = 1,
-    seed: Annotated[int, typer.Option(help="Seed: same seed, same model.")] = 0,
-    device: Annotated[
-        str, typer.Option(help="auto, cpu, cuda or cuda:N.", callback=_check_device)
-    ] = "auto",
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
     quiet: Quiet = False,
     as_json: AsJson = False,
 ):
@@ -279,26 +297,10 @@ def train(
                 f"--val-size + --test-size must be below 1; got {val_size} + {test_size}."
             )
         estimator = TabNNClassifier(
+            **_estimator_params(locals()),
             hidden=_hidden(model),
-            activation=activation,
-            dropout=dropout,
-            norm=norm,
-            epochs=epochs,
-            batch_size=batch_size if batch_size == "auto" else int(batch_size),
-            lr=lr,
-            weight_decay=weight_decay,
-            patience=patience,
-            class_weight=class_weight,
-            pos_weight=pos_weight,
             threshold=threshold,
-            scaling=scaling,
             n_members=ensemble,
-            categorical=_names(categorical),
-            numeric=_names(numeric),
-            drop=_names(drop),
-            task=task,
-            random_state=seed,
-            device=device,
         )
         options = ReadOptions(sep=sep, header=not no_header, target=target, label_sep=label_sep)
         out = out or Path("tabnn-models") / Path(data).name.split(".")[0]
@@ -316,6 +318,30 @@ def train(
         _print_json({k: v for k, v in vars(result).items() if k != "test_rows"})
     else:
         show_training(result)
+
+
+def _estimator_params(options: dict) -> dict:
+    """TabNNClassifier parameters from the options train and compare share."""
+    batch_size = options["batch_size"]
+    return dict(
+        activation=options["activation"],
+        dropout=options["dropout"],
+        norm=options["norm"],
+        epochs=options["epochs"],
+        batch_size=batch_size if batch_size == "auto" else int(batch_size),
+        lr=options["lr"],
+        weight_decay=options["weight_decay"],
+        patience=options["patience"],
+        class_weight=options["class_weight"],
+        pos_weight=options["pos_weight"],
+        scaling=options["scaling"],
+        categorical=_names(options["categorical"]),
+        numeric=_names(options["numeric"]),
+        drop=_names(options["drop"]),
+        task=options["task"],
+        random_state=options["seed"],
+        device=options["device"],
+    )
 
 
 @contextmanager
@@ -433,6 +459,149 @@ def _fmt(value) -> str:
 
 
 # --------------------------------------------------------------------------- evaluate
+
+
+@app.command()
+def compare(
+    data: Annotated[Path, typer.Argument(help="CSV, TSV, Parquet or ARFF file.")],
+    target: TargetOpt,
+    models: Annotated[
+        str, typer.Option(help="Designs to compare: default, wide, deep, mlp:256-128, ...")
+    ] = "wide,deep,default",
+    folds: Annotated[int, typer.Option(help="Stratified folds.", callback=_at_least(2))] = 5,
+    repeats: Annotated[
+        int, typer.Option(help="Repeats of the k folds.", callback=_at_least(1))
+    ] = 1,
+    metric: Annotated[
+        str | None, typer.Option(help="Metric to rank by (accuracy, f1, roc_auc, log_loss, ...).")
+    ] = None,
+    refit: Annotated[
+        str,
+        typer.Option(
+            help="full: refit the winner on all training rows; ensemble: keep its fold models.",
+            callback=_choice("full", "ensemble"),
+        ),
+    ] = "full",
+    out: OutOpt = None,
+    sep: Sep = None,
+    no_header: NoHeader = False,
+    label_sep: LabelSepOpt = None,
+    drop: DropOpt = None,
+    categorical: CategoricalOpt = None,
+    numeric: NumericOpt = None,
+    task: TaskOpt = None,
+    activation: ActivationOpt = "relu",
+    dropout: DropoutOpt = 0.1,
+    norm: NormOpt = "none",
+    epochs: EpochsOpt = 200,
+    batch_size: BatchSizeOpt = "auto",
+    lr: LrOpt = 1e-3,
+    weight_decay: WeightDecayOpt = 1e-4,
+    patience: PatienceOpt = 20,
+    test_size: TestSizeOpt = 0.15,
+    class_weight: ClassWeightOpt = None,
+    pos_weight: PosWeightOpt = None,
+    scaling: ScalingOpt = "standard",
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    quiet: Quiet = False,
+    as_json: AsJson = False,
+):
+    """Compare model designs by stratified k-fold cross-validation on the training rows
+    (all folds of a design train as one stack), refit the winner, test it once, save it."""
+    from .compare import parse_design
+    from .jobs import ReadOptions, compare_job
+
+    with user_errors():
+        designs = _names(models)
+        for name in designs:
+            parse_design(name)
+        if not designs:
+            raise UsageError("--models needs at least one design, e.g. wide,deep.")
+        options = ReadOptions(sep=sep, header=not no_header, target=target, label_sep=label_sep)
+        out = out or Path("tabnn-models") / Path(data).name.split(".")[0]
+        with design_progress(designs, quiet or as_json) as on_design:
+            result = compare_job(
+                data,
+                options,
+                designs,
+                out=out,
+                params=_estimator_params(locals()),
+                folds=folds,
+                repeats=repeats,
+                metric=metric,
+                refit=refit,
+                test_size=test_size,
+                on_design=on_design,
+            )
+    if as_json:
+        _print_json({**result.to_dict(), "model_dir": result.model_dir})
+    else:
+        show_comparison(result)
+
+
+@contextmanager
+def design_progress(designs: list[str], quiet: bool):
+    """A status line naming the design being cross-validated; nothing when quiet or piped."""
+    if quiet or not err_console.is_terminal:
+        yield None
+        return
+    with err_console.status("") as status:
+
+        def on_design(name: str) -> None:
+            done = designs.index(name)
+            status.update(f"cross-validating {name} ({done + 1}/{len(designs)})")
+
+        yield on_design
+
+
+def show_comparison(result) -> None:
+    """Per-fold scores, mean +- std and rank per design, the paired test, the winner and
+    its single test evaluation."""
+    comparison = result.comparison
+    names = list(comparison.scores)
+    out_console.print(
+        f"[bold]{comparison.task}[/] task; {comparison.folds}-fold CV x {comparison.repeats} on "
+        f"{result.rows['train']} training rows ({result.rows['test']} test rows held out); "
+        f"metric {comparison.metric}"
+    )
+    folds = Table(title="Per fold (same folds for every column)", title_justify="left")
+    folds.add_column("fold")
+    for name in names:
+        folds.add_column(name.replace("_", " "), justify="right")
+    for j in range(len(comparison.fold_rows)):
+        folds.add_row(str(j + 1), *[_fmt(comparison.values(name)[j]) for name in names])
+    out_console.print(folds)
+    summary = Table(title="Mean +- std over folds", title_justify="left")
+    for column in ("rank", "design", comparison.metric, "seconds"):
+        summary.add_column(column, justify="right" if column != "design" else "left")
+    ordered = comparison.ranking + [n for n in names if n not in comparison.ranking]
+    for name in ordered:
+        stats = comparison.summary[name]
+        rank = str(comparison.ranking.index(name) + 1) if name in comparison.ranking else "-"
+        seconds = comparison.seconds.get(name)
+        summary.add_row(
+            rank,
+            name if rank != "-" else f"{name} (baseline)",
+            f"{stats['mean']:.4f} +- {stats['std']:.4f}",
+            "-" if seconds is None else f"{seconds:.1f}",
+        )
+    out_console.print(summary)
+    paired = comparison.paired
+    out_console.print(
+        f"{paired['a']} vs {paired['b']}: difference {paired['difference']:+.4f} "
+        f"+- {paired['difference_std']:.4f} over the same {paired['folds']} folds; corrected "
+        f"resampled t = {paired['t']:.2f}, p = {paired['p_value']:.3f}"
+    )
+    how = (
+        "refit on all training rows"
+        if result.refit == "full"
+        else "fold models kept as an ensemble"
+    )
+    out_console.print(f"winner: [bold]{comparison.winner}[/] ({how})")
+    show_scores(result.test, title="Test rows (never used for any choice)")
+    if result.model_dir is not None:
+        out_console.print(f"model saved to [green]{result.model_dir}[/]")
 
 
 @app.command("evaluate")

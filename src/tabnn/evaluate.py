@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold, MultilabelStratifiedShuffleSplit
 from numpy.typing import ArrayLike
 from sklearn.exceptions import ConvergenceWarning
@@ -839,3 +840,54 @@ def corrected_paired_t_test(
         t = mean / math.sqrt(corrected)
         p = float(2 * stats.t.sf(abs(t), df=diff.size - 1))
     return {"difference": mean, "difference_std": std, "t": t, "p_value": p, "folds": diff.size}
+
+
+# --------------------------------------------------------------------------- held-out rows
+
+
+def encoded_for_split(y: pd.Series | pd.DataFrame) -> tuple[np.ndarray, str]:
+    """A target encoded just enough to stratify on, and its task: labels are factorised,
+    several 0/1 columns stay a matrix."""
+    if isinstance(y, pd.DataFrame):
+        return y.to_numpy(dtype=np.float32), "multilabel"
+    codes, uniques = pd.factorize(y, sort=True)
+    return codes, "binary" if len(uniques) == 2 else "multiclass"
+
+
+def holdout_evaluation(estimator, X_train, y_train, X, y, rows) -> dict:
+    """Metrics of the model and both baselines on the same held-out rows."""
+    if len(rows) == 0:
+        return {"rows": 0, "scores": {}}
+    X_eval, y_eval = X.iloc[rows], y.iloc[rows]
+    schema = estimator.schema_
+    y_true = schema.encode_target(y_eval)
+    model_scores = compute_metrics(
+        estimator.task_, y_true, positive_proba(estimator, X_eval), threshold=estimator.threshold
+    )
+    baselines = baseline_scores(
+        estimator.task_,
+        estimator.design_matrix(X_train),
+        schema.encode_target(y_train),
+        estimator.design_matrix(X_eval),
+        y_true,
+        seed=int(estimator.random_state or 0),
+        threshold=estimator.threshold,
+    )
+    return {"rows": len(rows), "scores": {"model": model_scores, **baselines}}
+
+
+def aligned(estimator, X: pd.DataFrame) -> pd.DataFrame:
+    """The columns the estimator was fitted on, in fit order: missing feature columns are
+    named in an error, extra columns are ignored, and columns the schema dropped may be
+    absent (they are filled with missing values, never read)."""
+    estimator.schema_.check(X)  # names any missing feature column
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None:
+        return X
+    return X.reindex(columns=list(names))
+
+
+def positive_proba(estimator, X) -> np.ndarray:
+    """Probabilities in evaluate's convention: P(positive) for binary tasks."""
+    proba = estimator.predict_proba(aligned(estimator, X))
+    return proba[:, 1] if estimator.task_ == "binary" else proba

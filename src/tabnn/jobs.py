@@ -20,6 +20,7 @@ from . import artifact, evaluate
 from .data import iter_table_chunks, read_table, resolve_columns, split_target
 from .errors import DataError, UsageError
 from .estimator import TabNNClassifier
+from .evaluate import aligned, encoded_for_split, holdout_evaluation, positive_proba
 from .schema import drop_missing_targets, infer_schema
 
 PREDICTION_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -69,15 +70,6 @@ class TrainingTable:
     @property
     def dropped_targets(self) -> int:
         return len(self.frame) - len(self.X)
-
-
-def encoded_for_split(y: pd.Series | pd.DataFrame) -> tuple[np.ndarray, str]:
-    """A target encoded just enough to stratify on, and its task: labels are factorised,
-    several 0/1 columns stay a matrix."""
-    if isinstance(y, pd.DataFrame):
-        return y.to_numpy(dtype=np.float32), "multilabel"
-    codes, uniques = pd.factorize(y, sort=True)
-    return codes, "binary" if len(uniques) == 2 else "multiclass"
 
 
 def load_training_table(path, options: ReadOptions) -> TrainingTable:
@@ -191,45 +183,6 @@ def _check_whole_table(estimator: TabNNClassifier, X: pd.DataFrame, y) -> None:
         numeric=estimator.numeric or (),
         task=estimator.task,
     )
-
-
-def holdout_evaluation(estimator, X_train, y_train, X, y, rows) -> dict:
-    """Metrics of the model and both baselines on the same held-out rows."""
-    if len(rows) == 0:
-        return {"rows": 0, "scores": {}}
-    X_eval, y_eval = X.iloc[rows], y.iloc[rows]
-    schema = estimator.schema_
-    y_true = schema.encode_target(y_eval)
-    model_scores = evaluate.compute_metrics(
-        estimator.task_, y_true, positive_proba(estimator, X_eval), threshold=estimator.threshold
-    )
-    baselines = evaluate.baseline_scores(
-        estimator.task_,
-        estimator.design_matrix(X_train),
-        schema.encode_target(y_train),
-        estimator.design_matrix(X_eval),
-        y_true,
-        seed=int(estimator.random_state or 0),
-        threshold=estimator.threshold,
-    )
-    return {"rows": len(rows), "scores": {"model": model_scores, **baselines}}
-
-
-def aligned(estimator, X: pd.DataFrame) -> pd.DataFrame:
-    """The columns the estimator was fitted on, in fit order: missing feature columns are
-    named in an error, extra columns are ignored, and columns the schema dropped may be
-    absent (they are filled with missing values, never read)."""
-    estimator.schema_.check(X)  # names any missing feature column
-    names = getattr(estimator, "feature_names_in_", None)
-    if names is None:
-        return X
-    return X.reindex(columns=list(names))
-
-
-def positive_proba(estimator, X) -> np.ndarray:
-    """Probabilities in evaluate's convention: P(positive) for binary tasks."""
-    proba = estimator.predict_proba(aligned(estimator, X))
-    return proba[:, 1] if estimator.task_ == "binary" else proba
 
 
 def _training_info(estimator) -> dict:
@@ -401,3 +354,59 @@ def _append(frame: pd.DataFrame, temp: str, suffix: str, writer):
         writer = pq.ParquetWriter(temp, table.schema)
     writer.write_table(table.cast(writer.schema))
     return writer
+
+
+def compare_job(
+    path,
+    options: ReadOptions,
+    designs: list[str],
+    *,
+    out: str | os.PathLike | None,
+    params: dict,
+    folds: int = 5,
+    repeats: int = 1,
+    metric: str | None = None,
+    refit: str = "full",
+    test_size: float = 0.15,
+    on_design=None,
+):
+    """Read a table, compare designs by k-fold CV on its training portion, refit the
+    winner, evaluate it once on the test rows and save it with the CV results."""
+    from .compare import compare
+
+    if out is not None:
+        check_model_out(out)
+    table = load_training_table(path, options)
+    seed = int(params.pop("random_state", 0) or 0)
+    result = compare(
+        table.X,
+        table.y,
+        designs,
+        folds=folds,
+        repeats=repeats,
+        metric=metric,
+        refit=refit,
+        test_size=test_size,
+        seed=seed,
+        on_design=on_design,
+        **params,
+    )
+    result.model_dir = None
+    if out is not None:
+        extra = {
+            "evaluation": result.test,
+            "comparison": result.comparison.to_dict(),
+            "training": {
+                "source": Path(path).name,
+                "read_options": {**vars(options), "header": _header(options.header)},
+                "target_columns": table.target_columns,
+                "rows": result.rows,
+                "dropped_targets": table.dropped_targets,
+                "split_seed": seed,
+                "test_size": test_size,
+                "refit": refit,
+            },
+            "data_fingerprint": artifact.data_fingerprint(table.frame),
+        }
+        result.model_dir = artifact.save(result.estimator, out, extra_meta=extra)
+    return result

@@ -1,0 +1,365 @@
+"""Comparing model designs with stratified (repeated) k-fold cross-validation.
+
+The test rows are set aside first and touched once, at the end. On the training portion,
+every design trains all its folds x repeats as the members of ONE stack (each member with
+its fold's rows, its own numeric statistics and its own early stopping on an inner
+validation split of its fold), so a k-fold comparison costs about one fit per design.
+Folds are drawn once from the seed and shared by every design and baseline, so the
+comparison is paired.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import evaluate
+from .errors import UsageError
+from .estimator import TabNNClassifier
+from .model import PRESETS
+from .schema import drop_missing_targets
+
+REFITS = ("full", "ensemble")
+
+
+def parse_design(name: str) -> str | list[int]:
+    """``default``, ``wide``, ``deep`` or ``mlp:256-128`` -> a ``hidden`` parameter."""
+    name = name.strip()
+    if name in PRESETS:
+        return name
+    if name.startswith("mlp:"):
+        try:
+            sizes = [int(size) for size in name[4:].split("-")]
+        except ValueError:
+            sizes = []
+        if sizes and min(sizes) >= 1:
+            return sizes
+    raise UsageError(
+        f"Unknown design {name!r}; valid designs: {', '.join(PRESETS)} or mlp:SIZES "
+        "such as mlp:256-128."
+    )
+
+
+def metric_names(task: str) -> list[str]:
+    """The single-number metrics a task reports, any of which can rank designs."""
+    probe = {
+        "binary": ("binary", np.array([0.0, 1.0]), np.array([0.3, 0.7])),
+        "multiclass": ("multiclass", np.array([0, 1, 2]), np.eye(3) * 0.7 + 0.1),
+        "multilabel": ("multilabel", np.eye(2), np.eye(2) * 0.8 + 0.1),
+    }[task]
+    scores = evaluate.compute_metrics(*probe)
+    return [name for name in scores if name in evaluate.HIGHER_IS_BETTER]
+
+
+def check_metric(metric: str | None, task: str) -> str:
+    """The metric to rank by: the task's primary metric by default."""
+    metric = metric or evaluate.PRIMARY_METRIC[task]
+    valid = metric_names(task)
+    if metric not in valid:
+        raise UsageError(f"Unknown metric {metric!r} for a {task} task; valid: {', '.join(valid)}.")
+    return metric
+
+
+@dataclass
+class Comparison:
+    """Per-fold scores of every design and baseline on the same folds, and the verdict.
+
+    Attributes
+    ----------
+    scores : dict
+        name -> list of per-fold metric dicts (all metrics), in fold order.
+    metric : str
+        The metric designs are ranked by.
+    summary : dict
+        name -> {"mean", "std"} of ``metric`` over folds.
+    ranking : list of str
+        Designs (not baselines), best first.
+    paired : dict
+        The best two designs' difference over the same folds and the corrected
+        resampled t-test (or the winner against the best baseline when there is one
+        design).
+    """
+
+    task: str
+    metric: str
+    folds: int
+    repeats: int
+    fold_rows: list[dict]
+    scores: dict[str, list[dict]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    summary: dict[str, dict] = field(default_factory=dict)
+    ranking: list[str] = field(default_factory=list)
+    paired: dict = field(default_factory=dict)
+    winner: str = ""
+
+    def values(self, name: str) -> list[float]:
+        """Per-fold values of the ranking metric for one design or baseline."""
+        return [fold[self.metric] for fold in self.scores[name]]
+
+    def to_dict(self) -> dict:
+        return {
+            "task": self.task,
+            "metric": self.metric,
+            "folds": self.folds,
+            "repeats": self.repeats,
+            "fold_rows": self.fold_rows,
+            "per_fold": {name: self.values(name) for name in self.scores},
+            "scores": self.scores,
+            "seconds": self.seconds,
+            "summary": self.summary,
+            "ranking": self.ranking,
+            "paired": self.paired,
+            "winner": self.winner,
+        }
+
+
+def fold_members(y: np.ndarray, task: str, folds, validation_fraction: float, seed: int):
+    """Each fold's fitting rows split again into training rows and the validation rows
+    its member stops early on; the fold's held-out rows are only ever scored."""
+    members = []
+    for fit_rows, _ in folds:
+        train, val, _ = evaluate.split_indices(
+            y[fit_rows], task, val_size=validation_fraction, test_size=0.0, seed=seed
+        )
+        members.append((fit_rows[train], fit_rows[val]))
+    return members
+
+
+def score_stack(stack: TabNNClassifier, frame: pd.DataFrame, y: np.ndarray, folds) -> list:
+    """Score member k of a fitted stack on fold k's held-out rows."""
+    proba = stack._member_probabilities(frame)  # (members, rows, outputs)
+    if stack.task_ == "binary":
+        proba = proba[..., 0]
+    return [
+        evaluate.compute_metrics(stack.task_, y[held_out], proba[k][held_out])
+        for k, (_, held_out) in enumerate(folds)
+    ]
+
+
+def baseline_folds(stack: TabNNClassifier, frame: pd.DataFrame, y: np.ndarray, folds, seed):
+    """Most-frequent and logistic-regression baselines on the same folds, each fold on
+    the preprocessing fitted for that fold's member; LightGBM when it is installed."""
+    import torch
+
+    x_num, x_cat = stack._inputs(frame)
+    results: dict[str, list[dict]] = {}
+    for k, (fit_rows, held_out) in enumerate(folds):
+        with torch.no_grad():
+            design = stack.model_.encoder.design_matrix(
+                torch.as_tensor(x_num), torch.as_tensor(x_cat), member=k
+            ).numpy()
+        scores = evaluate.baseline_scores(
+            stack.task_, design[fit_rows], y[fit_rows], design[held_out], y[held_out], seed=seed
+        )
+        lightgbm = lightgbm_scores(stack.task_, x_num, x_cat, y, fit_rows, held_out, seed)
+        if lightgbm is not None:
+            scores["lightgbm"] = lightgbm
+        for name, values in scores.items():
+            results.setdefault(name, []).append(values)
+    return results
+
+
+def lightgbm_available() -> bool:
+    try:
+        import lightgbm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def lightgbm_scores(task, x_num, x_cat, y, fit_rows, held_out, seed) -> dict | None:
+    """LightGBM on the raw numbers (NaN allowed) and category codes, if installed;
+    binary and multi-class only."""
+    if task == "multilabel" or not lightgbm_available():
+        return None
+    import lightgbm
+
+    columns = [pd.Series(x_num[:, j]) for j in range(x_num.shape[1])]
+    columns += [pd.Series(x_cat[:, j]).astype("category") for j in range(x_cat.shape[1])]
+    frame = pd.concat(columns, axis=1, keys=range(len(columns))) if columns else pd.DataFrame()
+    frame.columns = [f"f{j}" for j in range(frame.shape[1])]
+    model = lightgbm.LGBMClassifier(random_state=seed, verbose=-1, n_jobs=1)
+    model.fit(frame.iloc[fit_rows], y[fit_rows])
+    proba = np.zeros((len(held_out), int(y.max()) + 1 if task == "multiclass" else 2))
+    proba[:, model.classes_.astype(int)] = model.predict_proba(frame.iloc[held_out])
+    return evaluate.compute_metrics(task, y[held_out], proba[:, 1] if task == "binary" else proba)
+
+
+def summarise(result: Comparison, n_fit: float, n_held_out: float) -> None:
+    """Mean +- std per name, the ranking of designs, the paired test of the best two."""
+    higher = evaluate.HIGHER_IS_BETTER[result.metric]
+    for name in result.scores:
+        mean, std = evaluate.mean_std(result.values(name))
+        result.summary[name] = {"mean": mean, "std": std}
+    designs = [name for name in result.scores if name in result.seconds]
+    result.ranking = sorted(designs, key=lambda n: result.summary[n]["mean"], reverse=higher)
+    result.winner = result.ranking[0]
+    baselines = [name for name in result.scores if name not in result.seconds]
+    best_baseline = sorted(baselines, key=lambda n: result.summary[n]["mean"], reverse=higher)
+    rival = result.ranking[1] if len(result.ranking) > 1 else best_baseline[0]
+    test = evaluate.corrected_paired_t_test(
+        result.values(result.winner), result.values(rival), n_train=n_fit, n_test=n_held_out
+    )
+    result.paired = {"a": result.winner, "b": rival, **test}
+
+
+def cross_validate_designs(
+    frame: pd.DataFrame,
+    target,
+    designs: list[str],
+    *,
+    folds: int = 5,
+    repeats: int = 1,
+    metric: str | None = None,
+    seed: int = 0,
+    params: dict | None = None,
+    on_design=None,
+) -> tuple[Comparison, dict[str, TabNNClassifier]]:
+    """Cross-validate each design as one stack on ``frame``; returns the comparison and
+    each design's fitted fold stack."""
+    params = dict(params or {})
+    hidden = {name: parse_design(name) for name in designs}
+    probe = TabNNClassifier(**params, random_state=seed)
+    probe._validate_params()
+    schema = probe._infer_schema(frame, frame, target)
+    metric = check_metric(metric, schema.task)
+    y = schema.encode_target(target)
+    x = schema.check(frame)
+    splits = evaluate.stratified_folds(y, schema.task, n_splits=folds, repeats=repeats, seed=seed)
+    members = fold_members(y, schema.task, splits, probe.validation_fraction, seed)
+    result = Comparison(
+        schema.task,
+        metric,
+        folds,
+        repeats,
+        [{"fit": len(f), "held_out": len(h)} for f, h in splits],
+    )
+    stacks = {}
+    for name in designs:
+        if on_design is not None:
+            on_design(name)
+        stack = TabNNClassifier(**{**params, "hidden": hidden[name]}, random_state=seed)
+        stack._frame(frame, reset=True)  # feature names, as fit would record them
+        started = time.perf_counter()
+        stack._fit_members(schema, x, y, members)
+        result.seconds[name] = time.perf_counter() - started
+        result.scores[name] = score_stack(stack, x, y, splits)
+        stacks[name] = stack
+    result.scores.update(baseline_folds(stacks[designs[0]], x, y, splits, seed))
+    summarise(
+        result,
+        n_fit=float(np.mean([len(f) for f, _ in splits])),
+        n_held_out=float(np.mean([len(h) for _, h in splits])),
+    )
+    return result, stacks
+
+
+@dataclass
+class CompareResult:
+    """What ``compare`` did: the cross-validated comparison, the winner refitted (or the
+    winner's fold models as an ensemble) and its one evaluation on the test rows."""
+
+    comparison: Comparison
+    estimator: TabNNClassifier
+    test: dict
+    rows: dict
+    test_rows: np.ndarray
+    refit: str
+
+    def to_dict(self) -> dict:
+        return {
+            "comparison": self.comparison.to_dict(),
+            "refit": self.refit,
+            "rows": self.rows,
+            "test": self.test,
+        }
+
+
+def compare(
+    X,
+    y,
+    models=("wide", "deep", "default"),
+    *,
+    folds: int = 5,
+    repeats: int = 1,
+    metric: str | None = None,
+    refit: str = "full",
+    test_size: float = 0.15,
+    seed: int = 0,
+    on_design=None,
+    **params,
+) -> CompareResult:
+    """Compare designs with stratified k-fold CV, refit the winner, test it once.
+
+    Parameters
+    ----------
+    X : array-like or DataFrame
+    y : array-like, Series or DataFrame (several 0/1 columns for multi-label)
+    models : sequence of str
+        Designs: ``default``, ``wide``, ``deep`` or ``mlp:256-128``.
+    folds, repeats : int
+        Stratified k-fold, repeated with seeds ``seed + r``, on the training portion.
+    metric : str, optional
+        The metric to rank by; the task's primary metric by default.
+    refit : {"full", "ensemble"}
+        Refit the winner on the whole training portion, or keep its fold models as an
+        ensemble (their probabilities averaged).
+    test_size : float
+        Share of rows held out, untouched until the winner's single evaluation.
+    seed : int
+    **params
+        Any other ``TabNNClassifier`` parameter, shared by every design.
+
+    Returns
+    -------
+    CompareResult
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from tabnn import compare
+    >>> X, y = load_iris(return_X_y=True)
+    >>> result = compare(X, y, ["wide", "deep"], folds=3, epochs=20)
+    >>> sorted(result.comparison.summary)[:2], len(result.comparison.values("wide"))
+    (['deep', 'logistic_regression'], 3)
+    """
+    if refit not in REFITS:
+        raise UsageError(f"refit must be one of {', '.join(REFITS)}; got {refit!r}.")
+    designs = list(models)
+    for name in designs:
+        parse_design(name)
+    probe = TabNNClassifier(**params, random_state=seed)
+    frame = probe._frame(X, reset=True)
+    target = probe._target(y, len(frame))
+    frame, target, _ = drop_missing_targets(frame, target)
+    y_split, task = evaluate.encoded_for_split(target)
+    train, _, test = evaluate.split_indices(
+        y_split, task, val_size=0.0, test_size=test_size, seed=seed
+    )
+    X_train, y_train = (
+        frame.iloc[train].reset_index(drop=True),
+        target.iloc[train].reset_index(drop=True),
+    )
+    comparison, stacks = cross_validate_designs(
+        X_train,
+        y_train,
+        designs,
+        folds=folds,
+        repeats=repeats,
+        metric=metric,
+        seed=seed,
+        params=params,
+        on_design=on_design,
+    )
+    if refit == "full":
+        hidden = parse_design(comparison.winner)
+        estimator = TabNNClassifier(**{**params, "hidden": hidden}, random_state=seed)
+        estimator.fit(X_train, y_train)
+    else:
+        estimator = stacks[comparison.winner]
+    test_scores = evaluate.holdout_evaluation(estimator, X_train, y_train, frame, target, test)
+    rows = {"train": len(train), "test": len(test)}
+    return CompareResult(comparison, estimator, test_scores, rows, test, refit)

@@ -396,7 +396,9 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         rows = [(train_rows, val_rows)] * self.n_members
         self._fit_members(schema, x_all, y_all, rows, on_epoch)
 
-    def _fit_members(self, schema, x_all, y_all, member_rows, on_epoch=None) -> None:
+    def _fit_members(
+        self, schema, x_all, y_all, member_rows, on_epoch=None, vocabulary_rows=None
+    ) -> None:
         """Train one stack whose member i learns from ``member_rows[i] = (train, val)``
         with seed random_state + i, and keep it as this estimator's model.
 
@@ -405,9 +407,11 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         category vocabulary is shared, fitted on all members' training rows: a category
         that only occurs in a member's held-out rows gets a row its training never moves,
         just as an unknown category would, and no label information crosses folds.
+        ``vocabulary_rows`` (default: that union) fits the shared vocabulary instead.
         """
         union = np.unique(np.concatenate([train for train, _ in member_rows]))
-        shared = self._preprocessor(schema, x_all.iloc[union])
+        vocabulary_rows = union if vocabulary_rows is None else vocabulary_rows
+        shared = self._preprocessor(schema, x_all.iloc[vocabulary_rows])
         x_num, x_cat = shared.transform(x_all)
         n_outputs = 1 if schema.task == "binary" else len(schema.classes)
         config = build_config(
@@ -422,7 +426,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         device = device_of(self.device)
         model = TabularMLP(config)
         for k, (train, _) in enumerate(member_rows):
-            same = np.array_equal(np.sort(train), union)  # an ensemble: no refit needed
+            same = np.array_equal(np.sort(train), vocabulary_rows)  # an ensemble: no refit
             own = shared if same else self._preprocessor(schema, x_all.iloc[train])
             model.encoder.set_statistics(k, own)
         model.to(device)

@@ -221,3 +221,14 @@ def test_cli_compare_bad_input_exits_2_and_writes_nothing(tmp_path, args, messag
     assert message in result.output
     assert "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_nested_cv_scores_each_outer_fold_once_with_its_own_choice():
+    frame, y = toy(150)
+    result = tabnn.compare(frame, y, ["wide", "mlp:8"], folds=3, nested=True, **QUICK)
+    nested = result.nested
+    assert [r["fold"] for r in nested["outer_folds"]] == [1, 2, 3]
+    assert {r["chosen"] for r in nested["outer_folds"]} <= {"wide", "mlp:8"}
+    scores = [r["score"] for r in nested["outer_folds"]]
+    assert nested["mean"] == pytest.approx(np.mean(scores))
+    assert 0.5 < nested["mean"] <= 1.0

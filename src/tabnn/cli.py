@@ -482,6 +482,9 @@ def compare(
             callback=_choice("full", "ensemble"),
         ),
     ] = "full",
+    nested: Annotated[
+        bool, typer.Option("--nested", help="Also run nested CV of the whole selection.")
+    ] = False,
     out: OutOpt = None,
     sep: Sep = None,
     no_header: NoHeader = False,
@@ -532,6 +535,7 @@ def compare(
                 metric=metric,
                 refit=refit,
                 test_size=test_size,
+                nested=nested,
                 on_design=on_design,
             )
     if as_json:
@@ -593,6 +597,15 @@ def show_comparison(result) -> None:
         f"+- {paired['difference_std']:.4f} over the same {paired['folds']} folds; corrected "
         f"resampled t = {paired['t']:.2f}, p = {paired['p_value']:.3f}"
     )
+    if "lightgbm" not in comparison.scores:
+        why = (
+            "binary and multi-class only"
+            if comparison.task == "multilabel"
+            else "not installed; pip install 'tabnn[lightgbm]'"
+        )
+        out_console.print(f"LightGBM baseline skipped: {why}")
+    if result.nested is not None:
+        show_nested(result.nested)
     how = (
         "refit on all training rows"
         if result.refit == "full"
@@ -602,6 +615,23 @@ def show_comparison(result) -> None:
     show_scores(result.test, title="Test rows (never used for any choice)")
     if result.model_dir is not None:
         out_console.print(f"model saved to [green]{result.model_dir}[/]")
+
+
+def show_nested(nested: dict) -> None:
+    """The outer folds of nested CV: the design each inner comparison chose, its
+    (optimistic) inner CV score and its honest outer score."""
+    table = Table(
+        title=f"Nested CV: {nested['metric']} {nested['mean']:.4f} +- {nested['std']:.4f} "
+        "for choose-then-refit",
+        title_justify="left",
+    )
+    for column in ("outer fold", "chosen", "inner CV", "outer score"):
+        table.add_column(column, justify="left" if column == "chosen" else "right")
+    for record in nested["outer_folds"]:
+        table.add_row(
+            str(record["fold"]), record["chosen"], _fmt(record["inner_cv"]), _fmt(record["score"])
+        )
+    out_console.print(table)
 
 
 @app.command("evaluate")

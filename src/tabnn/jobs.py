@@ -368,6 +368,7 @@ def compare_job(
     metric: str | None = None,
     refit: str = "full",
     test_size: float = 0.15,
+    nested: bool = False,
     on_design=None,
 ):
     """Read a table, compare designs by k-fold CV on its training portion, refit the
@@ -388,6 +389,7 @@ def compare_job(
         refit=refit,
         test_size=test_size,
         seed=seed,
+        nested=nested,
         on_design=on_design,
         **params,
     )
@@ -396,6 +398,7 @@ def compare_job(
         extra = {
             "evaluation": result.test,
             "comparison": result.comparison.to_dict(),
+            "nested_cv": result.nested,
             "training": {
                 "source": Path(path).name,
                 "read_options": {**vars(options), "header": _header(options.header)},

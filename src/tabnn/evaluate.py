@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import sklearn
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold, MultilabelStratifiedShuffleSplit
 from numpy.typing import ArrayLike
 from sklearn.exceptions import ConvergenceWarning
@@ -37,6 +38,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
+from threadpoolctl import threadpool_limits
 
 from tabnn.errors import DataError, UsageError
 
@@ -616,12 +618,14 @@ def compute_metrics(
     if not 0 <= threshold <= 1:
         raise UsageError(f"threshold must be in [0, 1], got {threshold!r}")
     k = _n_outputs(task, y, p)
-    if task == "binary":
-        result = _binary_metrics(y, p, threshold)
-    elif task == "multiclass":
-        result = _multiclass_metrics(y, p)
-    else:
-        result = _multilabel_metrics(y, p, threshold)
+    # the inputs are checked above; sklearn's own validation would double each call's cost
+    with sklearn.config_context(skip_parameter_validation=True):
+        if task == "binary":
+            result = _binary_metrics(y, p, threshold)
+        elif task == "multiclass":
+            result = _multiclass_metrics(y, p)
+        else:
+            result = _multilabel_metrics(y, p, threshold)
     if class_names is not None:
         if len(class_names) != k:
             raise UsageError(f"class_names has {len(class_names)} names but there are {k} classes")
@@ -758,6 +762,14 @@ def baseline_scores(
     if X_tr.shape[1] != X_ev.shape[1]:
         raise UsageError(f"X_train has {X_tr.shape[1]} columns but X_eval has {X_ev.shape[1]}")
     k = _baseline_classes(task, y_tr, y_ev, n_classes)
+    # one BLAS thread: these are small solves, and on a busy machine extra threads made a
+    # logistic regression on 200 rows take 100x longer
+    with threadpool_limits(limits=1):
+        scores = _baselines(task, X_tr, y_tr, X_ev, y_ev, k, seed, threshold)
+    return scores
+
+
+def _baselines(task, X_tr, y_tr, X_ev, y_ev, k, seed, threshold) -> dict:
     scores = {
         "most_frequent": compute_metrics(task, y_ev, _prior_proba(y_tr, task, len(y_ev), k)),
         "logistic_regression": compute_metrics(

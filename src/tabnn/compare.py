@@ -206,6 +206,15 @@ def summarise(result: Comparison, n_fit: float, n_held_out: float) -> None:
     result.paired = {"a": result.winner, "b": rival, **test}
 
 
+def _prepared(frame, target, metric, seed: int, params: dict):
+    """Checked parameters, the schema of these rows, the ranking metric and the encoded
+    target, shared by plain and nested cross-validation."""
+    probe = TabNNClassifier(**params, random_state=seed)
+    probe._validate_params()
+    schema = probe._infer_schema(frame, frame, target)
+    return probe, schema, check_metric(metric, schema.task), schema.encode_target(target)
+
+
 def cross_validate_designs(
     frame: pd.DataFrame,
     target,
@@ -222,11 +231,7 @@ def cross_validate_designs(
     each design's fitted fold stack."""
     params = dict(params or {})
     hidden = {name: parse_design(name) for name in designs}
-    probe = TabNNClassifier(**params, random_state=seed)
-    probe._validate_params()
-    schema = probe._infer_schema(frame, frame, target)
-    metric = check_metric(metric, schema.task)
-    y = schema.encode_target(target)
+    probe, schema, metric, y = _prepared(frame, target, metric, seed, params)
     x = schema.check(frame)
     splits = evaluate.stratified_folds(y, schema.task, n_splits=folds, repeats=repeats, seed=seed)
     members = fold_members(y, schema.task, splits, probe.validation_fraction, seed)
@@ -277,10 +282,7 @@ def nested_cross_validation(
     protocol of workload W5).
     """
     params = dict(params or {})
-    probe = TabNNClassifier(**params, random_state=seed)
-    schema = probe._infer_schema(frame, frame, target)
-    metric = check_metric(metric, schema.task)
-    y = schema.encode_target(target)
+    _, schema, metric, y = _prepared(frame, target, metric, seed, params)
     outer = evaluate.stratified_folds(y, schema.task, n_splits=folds, seed=seed)
     records = []
     for j, (fit_rows, held_out) in enumerate(outer):

@@ -152,23 +152,28 @@ def train_job(
         test_rows=[int(r) for r in table.file_rows[test]],
     )
     if out is not None:
+        training = {"seconds": seconds, "val_size": val_size, "test_size": test_size}
         extra = {
             "evaluation": evaluation,
-            "training": {
-                "source": Path(path).name,
-                "read_options": {**vars(options), "header": _header(options.header)},
-                "target_columns": table.target_columns,
-                "rows": result.rows,
-                "dropped_targets": table.dropped_targets,
-                "seconds": seconds,
-                "split_seed": seed,
-                "val_size": val_size,
-                "test_size": test_size,
-            },
-            "data_fingerprint": artifact.data_fingerprint(table.frame),
+            **_provenance(path, options, table, result.rows, seed, training),
         }
         result.model_dir = artifact.save(estimator, out, extra_meta=extra)
     return result
+
+
+def _provenance(path, options: ReadOptions, table, rows: dict, seed: int, more: dict) -> dict:
+    """Where a saved model came from: its file, how it was read, its rows and split seed,
+    and a fingerprint of the data."""
+    training = {
+        "source": Path(path).name,
+        "read_options": {**vars(options), "header": _header(options.header)},
+        "target_columns": table.target_columns,
+        "rows": rows,
+        "dropped_targets": table.dropped_targets,
+        "split_seed": seed,
+        **more,
+    }
+    return {"training": training, "data_fingerprint": artifact.data_fingerprint(table.frame)}
 
 
 def _check_whole_table(estimator: TabNNClassifier, X: pd.DataFrame, y) -> None:
@@ -399,17 +404,9 @@ def compare_job(
             "evaluation": result.test,
             "comparison": result.comparison.to_dict(),
             "nested_cv": result.nested,
-            "training": {
-                "source": Path(path).name,
-                "read_options": {**vars(options), "header": _header(options.header)},
-                "target_columns": table.target_columns,
-                "rows": result.rows,
-                "dropped_targets": table.dropped_targets,
-                "split_seed": seed,
-                "test_size": test_size,
-                "refit": refit,
-            },
-            "data_fingerprint": artifact.data_fingerprint(table.frame),
+            **_provenance(
+                path, options, table, result.rows, seed, {"test_size": test_size, "refit": refit}
+            ),
         }
         result.model_dir = artifact.save(result.estimator, out, extra_meta=extra)
     return result

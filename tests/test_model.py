@@ -317,6 +317,50 @@ def test_small_vocabularies_are_one_hot_and_large_ones_embedded():
     assert torch.isfinite(model(torch.zeros(1, 3, 3), codes)).all()
 
 
+def test_forward_is_the_fixed_inputs_plus_embeddings_through_the_mlp():
+    prep = mixed_prep()
+    model = TabularMLP(build_config(prep, 2, n_members=2))
+    for k in range(2):
+        model.reset_member(k, k)
+        model.encoder.set_statistics(k, prep)
+    x_num, codes = torch.randn(1, 6, 3), torch.tensor([[[0, 0], [3, 17], [4, 40]] * 2])
+    x_num[0, 1, 0] = float("nan")
+    encoder = model.encoder
+    fixed = encoder.encode_fixed(x_num, codes)
+    assert fixed.shape == (2, 6, encoder.fixed_width) == (2, 6, 3 + 1 + 5)  # no embedding
+    encoded = encoder.assemble(fixed, codes)
+    assert torch.equal(encoded, encoder(x_num, codes))
+    assert torch.equal(encoder.encode_fixed(x_num, codes, first_member=True), fixed[:1])
+    assert torch.equal(model.mlp(encoded), model(x_num, codes))
+
+
+def test_members_share_statistics_only_when_all_are_equal():
+    prep, other = numeric_prep(3, seed=0), numeric_prep(3, seed=1)
+    model = TabularMLP(build_config(prep, 1, n_members=2))
+    for k in range(2):
+        model.encoder.set_statistics(k, prep)
+    assert model.encoder.shares_statistics()
+    model.encoder.set_statistics(1, other)
+    assert not model.encoder.shares_statistics()
+
+
+@pytest.mark.parametrize(
+    "options, plain",
+    [
+        ({}, True),
+        ({"activation": "identity"}, True),
+        ({"activation": "gelu"}, False),
+        ({"dropout": 0.1}, True),
+        ({"dropout": 1.0}, False),
+        ({"norm": "layer"}, False),
+    ],
+    ids=["relu", "identity", "gelu", "dropout", "dropout-all", "norm"],
+)
+def test_plain_networks_are_linear_layers_relu_and_dropout(options, plain):
+    assert TabularMLP(build_config(numeric_prep(3), 1, **options)).plain == plain
+    assert not TabularMLP(build_config(mixed_prep(), 1, **options)).plain  # an embedding
+
+
 def test_design_matrix_one_hot_encodes_every_categorical():
     prep = mixed_prep()
     model = TabularMLP(build_config(prep, 1))

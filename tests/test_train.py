@@ -8,22 +8,27 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tabnn import train
 from tabnn.errors import UsageError
 from tabnn.model import TabularMLP, build_config
 from tabnn.preprocess import Preprocessor
 from tabnn.train import (
     EarlyStopping,
+    EncodedInputs,
+    FlatParameters,
     LossFunction,
     Member,
     StackedAdam,
     TensorData,
     TrainConfig,
     clip_per_member,
+    cpu_matmuls_for,
     cpu_threads_for,
     device_of,
     evaluate_members,
     fit_stack,
     lr_factor,
+    onednn_is_exact,
     padded_rows,
     predict_logits,
 )
@@ -127,20 +132,25 @@ def test_early_stopping_members_stop_on_their_own():
         assert len({r["val_loss"][k] for r in history.epochs[last - 1 :]}) == 1
 
 
-def test_stacked_adam_matches_torch_and_skips_members_that_sit_out():
+@pytest.mark.parametrize("flat", [False, True], ids=["tensors", "flat-buffer"])
+def test_stacked_adam_matches_torch_and_skips_members_that_sit_out(flat):
     torch.manual_seed(0)
     grads = [torch.randn(2, 3, 4) for _ in range(6)]
     for decoupled, torch_kind in [(True, torch.optim.AdamW), (False, torch.optim.Adam)]:
         ours = torch.nn.Parameter(torch.randn(2, 3, 4))
         theirs = [torch.nn.Parameter(ours.detach()[k].clone()) for k in range(2)]
-        optimizer = StackedAdam([ours], weight_decay=0.1, decoupled=decoupled)
+        buffer = FlatParameters([ours]) if flat else None
+        optimizer = StackedAdam([ours], weight_decay=0.1, decoupled=decoupled, flat=buffer)
         references = [torch_kind([p], lr=0.01, weight_decay=0.1) for p in theirs]
         for step, grad in enumerate(grads):
             # both members step together twice, then member 1 sits out step 2 and
             # takes a larger learning rate from then on
             active = [True, step != 2]
             lrs = [0.01, 0.01 if step < 2 else 0.03]
-            ours.grad = grad.clone()
+            if flat:
+                ours.grad.copy_(grad)  # the gradient lives in the flat buffer
+            else:
+                ours.grad = grad.clone()
             optimizer.step(lrs, active)
             for k, (p, reference) in enumerate(zip(theirs, references)):
                 if active[k]:
@@ -160,6 +170,233 @@ def test_clip_per_member_clips_each_member_on_its_own():
     norms = torch.cat([weight.grad, bias.grad], dim=1).norm(dim=1)
     torch.testing.assert_close(norms, torch.tensor([1.0, 0.5]), atol=1e-5, rtol=0)
     torch.testing.assert_close(weight.grad[0], torch.tensor([0.6, 0.0, 0.8]), atol=1e-5, rtol=0)
+
+
+# --- the engine's fast paths agree with the reference paths ----------------------------
+
+
+def task_data(task, n=300, seed=0):
+    """Rows and targets for a task, with a 1:3 class imbalance for the weights to matter."""
+    x, _ = table(n=n, seed=seed)
+    if task == "binary":
+        return x, (x[:, 0] > 0.6).astype(np.float32), 1
+    if task == "multiclass":
+        return x, np.digitize(x[:, 0], [-0.5, 0.6]), 3
+    labels = np.stack([x[:, 0] > 0.6, x[:, 1] > 0, x[:, 0] + x[:, 2] > 0], 1)
+    return x, labels.astype(np.float32), 3
+
+
+CLASS_WEIGHTS = {
+    "binary": torch.tensor([0.7, 2.0]),
+    "multiclass": torch.tensor([1.0, 0.5, 2.5]),
+    "multilabel": torch.tensor([2.0, 1.0, 0.5]),  # pos_weight
+}
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel"])
+@pytest.mark.parametrize(
+    "activation, dropout, weighted, clip",
+    [
+        ("relu", 0.0, False, 0.0),
+        ("relu", 0.0, True, 0.05),
+        ("relu", 0.3, False, 0.0),
+        ("identity", 0.2, True, 0.0),
+    ],
+    ids=["relu", "relu-weighted-clipped", "relu-dropout", "identity-dropout-weighted"],
+)
+def test_hand_written_backward_trains_as_autograd_does(task, activation, dropout, weighted, clip):
+    # uneven members (padding, members sitting steps out), an uneven last batch, one
+    # member without validation rows, early stopping: everything a stack step can meet
+    x, y, n_outputs = task_data(task)
+    rows = [np.arange(0, 200), np.arange(50, 111), np.arange(100, 300)]
+    val = [np.arange(200, 300), np.arange(0, 40), np.arange(0, 0)]
+    members = [Member(r, v, s) for r, v, s in zip(rows, val, [3, 1, 2])]
+    config = TrainConfig(epochs=12, batch_size=32, lr=0.01, grad_clip=clip, patience=4)
+    weights = CLASS_WEIGHTS[task] if weighted else None
+    results = []
+    for backward in ("manual", "autograd"):
+        model = stack_model(
+            x, rows, hidden=(16, 8), n_outputs=n_outputs, activation=activation, dropout=dropout
+        )
+        assert model.plain
+        history = fit_stack(
+            model, tensors(x, y), members, task, config, class_weight=weights, backward=backward
+        )
+        results.append((model, history))
+    (manual, manual_history), (reference, reference_history) = results
+    assert manual_history.best_epoch == reference_history.best_epoch
+    for ours, theirs in zip(manual_history.epochs, reference_history.epochs):
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            np.testing.assert_allclose(
+                np.array(ours[key], dtype=float), np.array(theirs[key], dtype=float), rtol=1e-5
+            )
+    for name, value in reference.state_dict().items():
+        torch.testing.assert_close(manual.state_dict()[name], value, atol=1e-5, rtol=0)
+
+
+def test_manual_backward_needs_a_plain_network_and_backward_is_checked():
+    x, y = table(n=40)
+    rows = np.arange(40)
+    member = [Member(rows, rows[:0], 0)]
+    batch_norm = stack_model(x, [rows], norm="batch")
+    with pytest.raises(UsageError, match="backward='manual' needs a plain network"):
+        fit_stack(batch_norm, tensors(x, y), member, "binary", TrainConfig(), backward="manual")
+    with pytest.raises(UsageError, match="backward must be one of auto, autograd, manual"):
+        fit_stack(
+            stack_model(x, [rows]), tensors(x, y), member, "binary", TrainConfig(), backward="x"
+        )
+
+
+def test_large_epochs_take_the_step_by_step_paths_with_the_same_result(monkeypatch):
+    # below these sizes the engine encodes the table once, gathers a whole epoch's batches
+    # at once and computes the loss once an epoch; above them, step by step
+    x, y, _ = task_data("multiclass")
+    rows = [np.arange(0, 200), np.arange(100, 300)]
+    members = [Member(r, np.arange(0, 60), s) for r, s in zip(rows, [0, 1])]
+    config = TrainConfig(epochs=4, batch_size=32, lr=0.01)
+    results = []
+    for small_buffers in (False, True):
+        if small_buffers:
+            monkeypatch.setattr(train, "ENCODED_BYTES", 0)
+            monkeypatch.setattr(train, "EPOCH_BYTES", 0)
+        model = stack_model(x, rows, n_outputs=3)
+        history = fit_stack(model, tensors(x, y), members, "multiclass", config)
+        results.append((model.state_dict(), history.epochs))
+    (state, epochs), (small_state, small_epochs) = results
+    assert epochs == small_epochs
+    for name, value in state.items():
+        assert torch.equal(small_state[name], value), name
+
+
+def mixed_table(n=120, seed=0):
+    """Numeric columns with missing values, a one-hot and an embedded categorical."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "a": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)),
+            "b": rng.lognormal(size=n),
+            "colour": rng.choice(["red", "green", "blue"], n),
+            "city": [f"c{i}" for i in rng.integers(0, 40, n)],
+        }
+    )
+    return frame, ["a", "b"], ["colour", "city"]
+
+
+@pytest.mark.parametrize("scaling", ["standard", "quantile"])
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-statistics", "per-member"])
+@pytest.mark.parametrize("table_bytes", [1 << 30, 0], ids=["encoded-once", "per-batch"])
+def test_encoded_inputs_are_the_encoders_values(scaling, shared, table_bytes):
+    frame, numeric, categorical = mixed_table()
+    halves = [np.arange(0, 60), np.arange(60, 120)]
+    fitted_on = [halves[0], halves[0]] if shared else halves
+    preps = [
+        Preprocessor.fit(frame.iloc[r], numeric, categorical, scaling=scaling) for r in fitted_on
+    ]
+    model = TabularMLP(build_config(preps[0], 1, n_members=2))
+    for k, prep in enumerate(preps):
+        model.reset_member(k, k)
+        model.encoder.set_statistics(k, prep)
+    assert model.encoder.has_embeddings and not model.plain
+    assert model.encoder.shares_statistics() == shared
+    x_num, x_cat = preps[0].transform(frame)
+    data = TensorData.from_arrays(x_num, x_cat, np.zeros(len(frame)), CPU)
+    inputs = EncodedInputs(model, data, max_bytes=table_bytes)
+    assert (inputs.table is None) == (table_bytes == 0)
+    rows = torch.tensor([[5, 0, 119, 7], [3, 3, 64, 100]])
+    with torch.no_grad():
+        expected = model.encoder(data.x_num[rows], data.x_cat[rows])
+        assert torch.equal(inputs(rows), expected)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_history_holds_the_validation_loss_of_the_trained_model(norm):
+    # the engine validates on inputs it encoded once; embeddings train, so those must be
+    # looked up afresh every epoch: the history must match a fresh evaluation
+    frame, numeric, categorical = mixed_table(n=200)
+    y = (frame["b"] > 1).to_numpy(np.float32)
+    prep = Preprocessor.fit(frame, numeric, categorical)
+    model = TabularMLP(build_config(prep, 1, preset=[16], norm=norm))
+    model.encoder.set_statistics(0, prep)
+    assert model.encoder.has_embeddings
+    x_num, x_cat = prep.transform(frame)
+    data = TensorData.from_arrays(x_num, x_cat, y, CPU)
+    train_rows, val_rows = np.arange(150), np.arange(150, 200)
+    config = TrainConfig(epochs=3, batch_size=32, lr=0.05, restore_best=False)
+    history = fit_stack(model, data, [Member(train_rows, val_rows, 0)], "binary", config)
+    rows, mask = padded_rows([val_rows], CPU)
+    loss, accuracy = evaluate_members(model, data, rows, mask, LossFunction("binary"), "binary")
+    assert loss.item() == history.epochs[-1]["val_loss"][0]
+    assert accuracy.item() == history.epochs[-1]["val_accuracy"][0]
+
+
+def test_parameters_get_their_own_storage_back_after_a_fit():
+    x, y = table(n=100)
+    rows = np.arange(100)
+    model = stack_model(x, [rows, rows])
+    before = {name: p for name, p in model.named_parameters()}
+    members = [Member(rows, rows[:0], seed) for seed in (0, 1)]
+    fit_stack(model, tensors(x, y), members, "binary", TrainConfig(epochs=2))
+    pointers = set()
+    for name, p in model.named_parameters():
+        assert p is before[name], name  # the same Parameter objects, trained in place
+        assert p.is_contiguous() and p.grad is None, name
+        assert p.untyped_storage().nbytes() == p.numel() * p.element_size(), name
+        pointers.add(p.data_ptr())
+    assert len(pointers) == len(before)
+
+
+def test_flat_parameters_are_views_into_one_buffer_while_training():
+    layer = torch.nn.Parameter(torch.randn(2, 3, 4))
+    bias = torch.nn.Parameter(torch.randn(2, 1, 4))
+    values = [layer.detach().clone(), bias.detach().clone()]
+    flat = FlatParameters([layer, bias])
+    assert torch.equal(layer, values[0]) and torch.equal(bias, values[1])
+    flat.weight.zero_()
+    assert layer.abs().sum() == 0 and bias.abs().sum() == 0
+    flat.grad.fill_(1.0)
+    assert layer.grad.eq(1).all() and bias.grad.eq(1).all()
+    flat.release()
+    flat.weight.fill_(5.0)
+    assert layer.abs().sum() == 0 and layer.grad is None
+
+
+# --- CPU matmul libraries --------------------------------------------------------------
+
+
+def test_cpu_matmuls_use_onednn_only_for_large_products_and_restore_the_setting():
+    matmul = torch.backends.mkldnn.matmul
+    before = matmul.fp32_precision
+    prep = Preprocessor.fit(pd.DataFrame({"a": [1.0, 2.0]}), ["a"], [])
+    small = TabularMLP(build_config(prep, 1, preset=[8]))
+    large = TabularMLP(build_config(prep, 1, preset=[512, 512]))
+    with cpu_matmuls_for(small, 32, CPU) as matmuls:
+        assert matmuls.layers == [False, False] and matmul.fp32_precision == before
+    with cpu_matmuls_for(large, 512, CPU) as matmuls:
+        if not onednn_is_exact([(1, 512, 512, 512)]):
+            pytest.skip("oneDNN does not compute float32 products in float32 here")
+        assert matmuls.layers == [False, True, False]  # 1->512 and 512->1 are small
+        assert matmul.fp32_precision == "bf16"  # the whole network's choice
+        matmuls.select(False)
+        assert matmul.fp32_precision == before
+    assert matmul.fp32_precision == before
+    with cpu_matmuls_for(large, 512, torch.device("cuda")) as matmuls:
+        assert not any(matmuls.layers) and matmul.fp32_precision == before
+
+
+def test_onednn_and_mkl_train_the_same_model(monkeypatch):
+    if not onednn_is_exact([(1, 64, 256, 256)]):
+        pytest.skip("oneDNN does not compute float32 products in float32 here")
+    x, y = table(n=1024, features=32)
+    rows, val = np.arange(768), np.arange(768, 1024)
+    config = TrainConfig(epochs=2, batch_size=256, lr=0.01)
+    states = []
+    for threshold in (train.ONEDNN_MATMUL_FLOPS, float("inf")):
+        monkeypatch.setattr(train, "ONEDNN_MATMUL_FLOPS", threshold)
+        model = stack_model(x, [rows], hidden=(256, 256))
+        fit_stack(model, tensors(x, y), [Member(rows, val, 0)], "binary", config)
+        states.append(model.state_dict())
+    for name, value in states[1].items():
+        torch.testing.assert_close(states[0][name], value, atol=1e-4, rtol=1e-4)
 
 
 # --- seeds ---------------------------------------------------------------------------

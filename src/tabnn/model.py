@@ -241,22 +241,48 @@ class InputEncoder(nn.Module):
         for table in self.embeddings.values():
             table.data[k].normal_(0.0, 1.0, generator=generator)
 
-    def numeric(self, x_num: torch.Tensor) -> torch.Tensor:
-        """(members or 1, batch, numeric) raw values -> filled, scaled values and indicators."""
+    @property
+    def n_members(self) -> int:
+        return self.medians.shape[0]
+
+    @property
+    def fixed_width(self) -> int:
+        """Width of the part of the inputs that does not train: scaled numeric columns,
+        missing indicators and one-hot columns (everything but the embeddings)."""
+        widths = [card for card, dim in zip(self.cardinalities, self.embedding_dims) if not dim]
+        return self.medians.shape[-1] + len(self.indicator_columns) + sum(widths)
+
+    @property
+    def has_embeddings(self) -> bool:
+        return any(self.embedding_dims)
+
+    def shares_statistics(self) -> bool:
+        """Whether every member scales with the same statistics (an ensemble of seeds on one
+        split, rather than folds): then one encoding of the table serves them all."""
+        stats = [self.medians, self.centers, self.scales, self.quantiles]
+        return all(bool((s == s[:1]).all()) for s in stats)
+
+    def numeric(self, x_num: torch.Tensor, *, first_member: bool = False) -> torch.Tensor:
+        """(members or 1, batch, numeric) raw values -> filled, scaled values and indicators;
+        with ``first_member`` only member 0's statistics are applied: (1, batch, ·)."""
+        stats = slice(0, 1) if first_member else slice(None)
         missing = torch.isnan(x_num)
-        filled = torch.where(missing, self.medians, x_num)
+        filled = torch.where(missing, self.medians[stats], x_num)
         if self.scaling == "quantile":
-            scaled = self._quantile_normal(filled)
+            scaled = self._quantile_normal(filled, self.quantiles[stats])
         else:
-            scaled = (filled - self.centers) / self.scales
+            scaled = (filled - self.centers[stats]) / self.scales[stats]
+        if not len(self.indicator_columns):
+            return scaled
         indicators = missing[..., self.indicator_columns].to(scaled.dtype)
         return torch.cat([scaled, indicators.expand(scaled.shape[0], -1, -1)], dim=-1)
 
-    def _quantile_normal(self, x: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _quantile_normal(x: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
         # piecewise-linear map through the training quantiles to (0, 1), then to a normal
         # score; a value that equals several knots (a tie: a constant or discrete column)
         # sits in the middle of them, as in scikit-learn's QuantileTransformer
-        knots = self.quantiles  # (members, features, q)
+        # knots: (members, features, q)
         q = knots.shape[-1]
         values = x.expand(knots.shape[0], -1, -1).transpose(1, 2).contiguous()  # (K, F, B)
         below = torch.searchsorted(knots, values)  # knots < value
@@ -269,20 +295,43 @@ class InputEncoder(nn.Module):
         uniform = (position / (q - 1)).clamp(1e-3, 1 - 1e-3)
         return (math.sqrt(2) * torch.erfinv(2 * uniform - 1)).transpose(1, 2)
 
+    def encode_fixed(
+        self, x_num: torch.Tensor, x_cat: torch.Tensor, *, first_member: bool = False
+    ) -> torch.Tensor:
+        """The inputs that do not train, in the order ``forward`` uses them with the
+        embedding columns left out: (K, batch, fixed_width), or (1, batch, fixed_width)
+        with member 0's statistics when ``first_member``. Training computes this once per
+        fit and gathers batches of it; the embeddings are added per batch by ``assemble``."""
+        members = 1 if first_member else self.n_members
+        parts = [self.numeric(x_num, first_member=first_member).expand(members, -1, -1)]
+        for j, (card, dim) in enumerate(zip(self.cardinalities, self.embedding_dims)):
+            if not dim:
+                one_hot = F.one_hot(x_cat[..., j], card).to(parts[0].dtype)
+                parts.append(one_hot.expand(members, -1, -1))
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+
+    def assemble(self, fixed: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        """Fixed inputs (K, batch, fixed_width) and category codes (K or 1, batch, ·) ->
+        the network's inputs (K, batch, encoded width), embeddings looked up per member."""
+        if not self.has_embeddings:
+            return fixed
+        members = fixed.shape[0]
+        x_cat = x_cat.expand(members, -1, -1)
+        member_index = torch.arange(members, device=x_cat.device)[:, None]
+        start = self.medians.shape[-1] + len(self.indicator_columns)
+        parts = [fixed[..., :start]]
+        for j, (card, dim) in enumerate(zip(self.cardinalities, self.embedding_dims)):
+            if dim:
+                parts.append(self.embeddings[str(j)][member_index, x_cat[..., j]])
+            else:
+                parts.append(fixed[..., start : start + card])
+                start += card
+        return torch.cat(parts, dim=-1)
+
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         """x_num (K or 1, batch, numeric) float, x_cat (K or 1, batch, categorical) long ->
         (K, batch, encoded width)."""
-        members = self.medians.shape[0]
-        parts = [self.numeric(x_num).expand(members, -1, -1)]
-        x_cat = x_cat.expand(members, -1, -1)
-        member_index = torch.arange(members, device=x_cat.device)[:, None]
-        for j, (card, dim) in enumerate(zip(self.cardinalities, self.embedding_dims)):
-            codes = x_cat[..., j]
-            if dim:
-                parts.append(self.embeddings[str(j)][member_index, codes])
-            else:
-                parts.append(F.one_hot(codes, card).to(parts[0].dtype))
-        return torch.cat(parts, dim=-1)
+        return self.assemble(self.encode_fixed(x_num, x_cat), x_cat)
 
     def design_matrix(
         self, x_num: torch.Tensor, x_cat: torch.Tensor, member: int = 0
@@ -329,16 +378,34 @@ class TabularMLP(nn.Module):
             if isinstance(norm, StackedNorm):
                 norm.reset_member(k, generator)
 
+    @property
+    def plain(self) -> bool:
+        """Whether the network is linear layers with ReLU (or nothing) and dropout in
+        between, with no norm and no embedding: the case the training engine
+        differentiates by hand."""
+        c = self.config
+        return (
+            c.norm == "none"
+            and 0 <= c.dropout < 1
+            and c.activation in ("relu", "identity")
+            and not self.encoder.has_embeddings
+        )
+
     def forward(
         self, x_num: torch.Tensor, x_cat: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """(K or 1, batch, ·) inputs -> (K, batch, outputs) logits; ``mask`` (K, batch)
         marks the real rows of a padded training batch, for batch norm."""
-        x = self.encoder(x_num, x_cat)
+        return self.mlp(self.encoder(x_num, x_cat), mask)
+
+    def mlp(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Encoded inputs (K, batch, encoded width) -> (K, batch, outputs) logits."""
+        dropout = self.dropout if self.dropout.p > 0 else None
         for layer, norm in zip(self.hidden, self.norms):
             x = layer(x)
             x = norm(x, mask) if isinstance(norm, StackedNorm) else x
-            x = self.dropout(self.activation(x))
+            x = self.activation(x)
+            x = dropout(x) if dropout is not None else x
         return self.head(x)
 
 

@@ -4,10 +4,24 @@ Data lives on the device as a few tensors; each step gathers one batch of row in
 member, so there is no per-row Dataset/DataLoader cost. Each member has its own training
 rows, validation rows, seed, shuffling and early-stopping state; the best weights of each
 member are restored at the end. Nothing here prints: progress goes to a callback.
+
+What a step costs is kept to the arithmetic where possible:
+
+- the inputs that do not train (numeric fill and scaling, indicators, one-hot) are encoded
+  once per fit (``EncodedInputs``), and an epoch's batches, targets and loss weights are
+  laid out once per epoch (``Epoch``);
+- the parameters live in one flat buffer for the fit (``FlatParameters``): Adam is one
+  fused kernel over it, gradients are written into it in place;
+- plain networks (linear layers, ReLU, dropout) are differentiated by hand
+  (``ManualSteps``): one batched matmul per product, no autograd graph, the loss computed
+  once per epoch; everything else goes through autograd (``AutogradSteps``);
+- on the CPU, small steps run on one thread and large products go to oneDNN where it
+  computes float32 (``cpu_threads_for``, ``cpu_matmuls_for``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -17,10 +31,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.optim.adam import adam
 
 from .errors import UsageError
-from .model import TabularMLP
+from .model import StackedNorm, TabularMLP
 
 TASKS = ("binary", "multiclass", "multilabel")
 
@@ -91,22 +104,50 @@ class LossFunction:
 
     def __call__(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """logits (K, B, out), y (K, B[, labels]) -> per-row loss and per-row weight (K, B)."""
+        loss = self.rows(logits, y)
+        weight = self.row_weight(y)
+        return loss, torch.ones_like(loss) if weight is None else weight
+
+    def rows(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-row loss (K, B), unweighted."""
         logits = logits.float()
         if self.task == "multiclass":
-            loss = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")
-            weight = self.class_weight[y] if self.class_weight is not None else None
-        elif self.task == "binary":
-            loss = F.binary_cross_entropy_with_logits(logits[..., 0], y, reduction="none")
-            weight = None
-            if self.class_weight is not None:  # (w_negative, w_positive)
-                weight = torch.where(y > 0.5, self.class_weight[1], self.class_weight[0])
-        else:
-            pos_weight = self.class_weight
-            loss = F.binary_cross_entropy_with_logits(
-                logits, y, reduction="none", pos_weight=pos_weight
-            ).mean(-1)
-            weight = None
-        return loss, torch.ones_like(loss) if weight is None else weight
+            return F.cross_entropy(logits.transpose(1, 2), y, reduction="none")
+        if self.task == "binary":
+            return F.binary_cross_entropy_with_logits(logits[..., 0], y, reduction="none")
+        return F.binary_cross_entropy_with_logits(
+            logits, y, reduction="none", pos_weight=self.class_weight
+        ).mean(-1)
+
+    def row_weight(self, y: torch.Tensor) -> torch.Tensor | None:
+        """Per-row weight (K, B) from the class weights, or None when every row weighs 1."""
+        if self.class_weight is None or self.task == "multilabel":  # multilabel: pos_weight
+            return None
+        if self.task == "multiclass":
+            return self.class_weight[y]
+        # binary: (w_negative, w_positive)
+        return torch.where(y > 0.5, self.class_weight[1], self.class_weight[0])
+
+    def gradient_targets(
+        self, y: torch.Tensor, n_outputs: int
+    ) -> tuple[torch.Tensor | None, torch.Tensor, float]:
+        """What the gradient of the loss with respect to the logits needs from the targets:
+        d loss / d logits = (link(logits) * a - c) * factor, with ``a`` None for 1; link is
+        softmax for multi-class, the sigmoid otherwise. y (..., B[, labels]) -> a and c
+        (..., B, outputs) and the factor (1 / labels for the per-label mean)."""
+        if self.task == "multiclass":
+            return None, F.one_hot(y, n_outputs).float(), 1.0
+        if self.task == "binary":
+            return None, y[..., None], 1.0
+        factor = 1.0 / y.shape[-1]
+        if self.class_weight is None:
+            return None, y, factor
+        # d/dz of pw*y*softplus(-z) + (1-y)*softplus(z) = sigmoid(z)*(1 + (pw-1)*y) - pw*y
+        pos_weight = self.class_weight
+        return 1 + (pos_weight - 1) * y, pos_weight * y, factor
+
+    def link(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits, -1) if self.task == "multiclass" else torch.sigmoid(logits)
 
 
 def device_of(name: str) -> torch.device:
@@ -140,15 +181,6 @@ def padded_rows(row_sets: Sequence[np.ndarray], device) -> tuple[torch.Tensor, t
     return index.to(device), mask.to(device)
 
 
-def shuffled_rows(members: Sequence[Member], generators, device):
-    """One epoch's order: each member's rows permuted by its own generator, then padded."""
-    orders = [
-        m.train_rows[torch.randperm(len(m.train_rows), generator=g).numpy()]
-        for m, g in zip(members, generators)
-    ]
-    return padded_rows(orders, device)
-
-
 def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """Linear warm-up, then cosine decay to zero over ``epochs`` (or constant)."""
     warmup = config.warmup_epochs * steps_per_epoch
@@ -163,37 +195,48 @@ def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
 def clip_per_member(params: list[torch.Tensor], max_norm: float) -> None:
     """Clip each member's gradient norm on its own, so members stay independent."""
     grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    squares = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0)  # (K,)
-    factor = (max_norm / (squares.sqrt() + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(factor.view(-1, *([1] * (g.dim() - 1))))
+    if grads:
+        GradientClipper(grads)(max_norm)
 
 
-def member_losses(model, data: TensorData, rows, mask, loss_fn) -> torch.Tensor:
-    """Mean weighted loss per member over the given (K, B) rows -> (K,)."""
-    logits = model(data.x_num[rows], data.x_cat[rows], mask)  # padding kept out of batch norm
-    loss, weight = loss_fn(logits, data.y[rows])
-    weight = weight * mask
-    return (loss * weight).sum(1) / weight.sum(1).clamp_min(1e-12)
+class GradientClipper:
+    """Scales (K, ...) gradient tensors so that each member's norm over all of them is at
+    most ``max_norm``: one norm per tensor (all members at once), then one multiply over
+    the list. Views and shapes are taken once, for a fit's worth of steps."""
+
+    def __init__(self, grads: list[torch.Tensor]) -> None:
+        members = grads[0].shape[0]
+        self.grads = grads
+        self.rows = [g.reshape(members, -1) for g in grads]
+        self.shapes = [(-1, *([1] * (g.dim() - 1))) for g in grads]
+
+    def __call__(self, max_norm: float) -> None:
+        norms = torch.stack([torch.linalg.vector_norm(r, dim=1) for r in self.rows])
+        total = torch.linalg.vector_norm(norms, dim=0)
+        factor = (max_norm / (total + 1e-6)).clamp(max=1.0)
+        torch._foreach_mul_(self.grads, [factor.view(shape) for shape in self.shapes])
 
 
 @torch.no_grad()
 def evaluate_members(model, data, rows, mask, loss_fn, task, chunk=8192):
     """Validation loss and accuracy per member (K,), in chunks of rows."""
-    model.eval()
+    # only batch norm and dropout behave differently in evaluation
+    modal = [m for m in model.modules() if isinstance(m, (StackedNorm, torch.nn.Dropout))]
+    for module in modal:
+        module.training = False
     total_loss = torch.zeros(rows.shape[0], device=rows.device)
     total_weight = torch.zeros_like(total_loss)
     correct = torch.zeros_like(total_loss)
     for start in range(0, rows.shape[1], chunk):
         r, m = rows[:, start : start + chunk], mask[:, start : start + chunk]
         logits = model(data.x_num[r], data.x_cat[r])
-        loss, weight = loss_fn(logits, data.y[r])
+        y = data.y[r]
+        loss, weight = loss_fn(logits, y)
         total_loss += (loss * weight * m).sum(1)
         total_weight += (weight * m).sum(1)
-        correct += (is_correct(logits, data.y[r], task) * m).sum(1)
-    model.train()
+        correct += (is_correct(logits, y, task) * m).sum(1)
+    for module in modal:
+        module.training = True
     return total_loss / total_weight.clamp_min(1e-12), correct / mask.sum(1).clamp_min(1)
 
 
@@ -207,7 +250,81 @@ def is_correct(logits: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor
     return ((logits > 0).float() == y).float().mean(-1)
 
 
-def make_optimizer(model, config: TrainConfig) -> StackedAdam:
+# --- the stack's parameters as one buffer ---------------------------------------------
+
+
+class FlatParameters:
+    """Every trainable (K, ...) tensor of a stack as a view into one flat buffer, and its
+    gradient as a view into another, for the length of a fit.
+
+    Each tensor keeps a contiguous block (all members), so batched matmuls write weight
+    gradients in place; the optimizer then runs as one fused kernel over the whole buffer,
+    and clipping and best-weight copies work block by block, with no concatenation or
+    splitting at any step. ``release`` gives every parameter its own storage back (a saved
+    model must not hold views into one buffer).
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor]) -> None:
+        self.params = list(params)
+        first = self.params[0]
+        self.members = first.shape[0]
+        self.sizes = [p.numel() for p in self.params]
+        self.weight = torch.empty(sum(self.sizes), dtype=first.dtype, device=first.device)
+        self.grad = torch.zeros_like(self.weight)
+        self.weights = self.blocks(self.weight)
+        self.grads = self.blocks(self.grad)
+        with torch.no_grad():
+            for p, w, g in zip(self.params, self.weights, self.grads):
+                w.copy_(p)
+                p.data = w
+                p.grad = g
+
+    def blocks(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """Views of a buffer laid out like ``weight``, one per parameter, shaped like it."""
+        out, offset = [], 0
+        for p, size in zip(self.params, self.sizes):
+            out.append(flat[offset : offset + size].view(p.shape))
+            offset += size
+        return out
+
+    def release(self) -> None:
+        with torch.no_grad():
+            for p in self.params:
+                p.data = p.data.clone(memory_format=torch.contiguous_format)
+                p.grad = None
+
+
+class BestWeights:
+    """A copy of each member's best weights (and batch-norm statistics)."""
+
+    def __init__(self, flat: FlatParameters, buffers: list[torch.Tensor]) -> None:
+        self.live = flat.weights + buffers
+        self.saved = flat.blocks(flat.weight.clone()) + [b.clone() for b in buffers]
+        members = range(flat.members)
+        # each member's slice of every tensor, taken once: copies then take one call
+        self.live_rows = [[t[k] for t in self.live] for k in members]
+        self.saved_rows = [[t[k] for t in self.saved] for k in members]
+
+    def update(self, improved: Sequence[bool]) -> None:
+        """Keep the current weights of the members that improved."""
+        self._copy(self.saved, self.saved_rows, self.live, self.live_rows, improved)
+
+    def restore(self, members: Sequence[bool]) -> None:
+        """Give the chosen members their best weights back."""
+        self._copy(self.live, self.live_rows, self.saved, self.saved_rows, members)
+
+    @staticmethod
+    def _copy(target, target_rows, source, source_rows, chosen: Sequence[bool]) -> None:
+        ks = [k for k, on in enumerate(chosen) if on]
+        if len(ks) == len(chosen):
+            torch._foreach_copy_(target, source)
+        elif ks:
+            torch._foreach_copy_(
+                [t for k in ks for t in target_rows[k]], [t for k in ks for t in source_rows[k]]
+            )
+
+
+def make_optimizer(model, config: TrainConfig, flat: FlatParameters | None = None) -> StackedAdam:
     """Adam or AdamW over every parameter of a stack, with per-member state."""
     kinds = {"adamw": True, "adam": False}
     if config.optimizer not in kinds:
@@ -216,6 +333,7 @@ def make_optimizer(model, config: TrainConfig) -> StackedAdam:
         [p for p in model.parameters() if p.requires_grad],
         weight_decay=config.weight_decay,
         decoupled=kinds[config.optimizer],
+        flat=flat,
     )
 
 
@@ -227,9 +345,9 @@ class StackedAdam:
     (fewer rows than the longest member, or stopped early) would still see its moments
     decay, its weights decay and its bias correction advance. Here each member has its
     own step count and learning rate, and a member that sits a step out is left exactly
-    as it was. The update is torch's fused Adam kernel: over whole tensors while every
-    member has taken every step (folds of equal size before any stops early), then over
-    each member's slices, once per distinct learning rate.
+    as it was. The update is torch's fused Adam kernel: over the whole flat buffer (or
+    every tensor) while every member has taken every step (folds of equal size before any
+    stops early), then over each member's slices, once per distinct learning rate.
 
     Examples
     --------
@@ -250,10 +368,13 @@ class StackedAdam:
         decoupled: bool = True,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        flat: FlatParameters | None = None,
     ) -> None:
         self.params = list(params)
+        self.flat = flat
+        # torch.optim.adam's fused path minus its per-call grouping of tensors by device
+        self.kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
         self.options = {
-            "decoupled_weight_decay": decoupled,
             "amsgrad": False,
             "beta1": betas[0],
             "beta2": betas[1],
@@ -261,80 +382,462 @@ class StackedAdam:
             "eps": eps,
             "maximize": False,
         }
-        self.weights = weights = [p.detach() for p in self.params]
-        self.exp_avg = [torch.zeros_like(p) for p in weights]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in weights]
-        self.steps = [torch.zeros((), device=p.device) for p in weights]  # while in lockstep
+        if flat is None:
+            self.weights = [p.detach() for p in self.params]
+            self.exp_avg = [torch.zeros_like(w) for w in self.weights]
+            self.exp_avg_sq = [torch.zeros_like(w) for w in self.weights]
+            self.whole = None
+        else:
+            moments, squares = torch.zeros_like(flat.weight), torch.zeros_like(flat.weight)
+            self.weights = flat.weights
+            self.exp_avg, self.exp_avg_sq = flat.blocks(moments), flat.blocks(squares)
+            self.whole = ([flat.weight], [flat.grad], [moments], [squares])
+        device = self.weights[0].device
+        self.shared_steps = 0  # while in lockstep
+        self.step_values: list[torch.Tensor] = []
         self.lockstep = True
-        members = range(weights[0].shape[0])
-        # member k -> its slice of every tensor, and its own step counts once out of lockstep
+        members = self.weights[0].shape[0]
+        self.member_steps = [torch.zeros((), device=device) for _ in range(members)]
         self.member_state = [
-            (
-                [w[k] for w in weights],
-                [m[k] for m in self.exp_avg],
-                [v[k] for v in self.exp_avg_sq],
-                [torch.zeros((), device=w.device) for w in weights],
-            )
-            for k in members
+            ([w[k] for w in self.weights], [m[k] for m in self.exp_avg])
+            + ([v[k] for v in self.exp_avg_sq],)
+            for k in range(members)
         ]
 
+    def _step_value(self, count: int) -> torch.Tensor:
+        """The step count as the 0-d tensor the kernel reads, from a table made 4096 at a
+        time (cheaper than incrementing a tensor at every step)."""
+        index = count - 1
+        if index >= len(self.step_values):
+            start = len(self.step_values) + 1
+            table = torch.arange(start, start + 4096, dtype=torch.float32)
+            self.step_values.extend(table.to(self.weights[0].device).unbind())
+        return self.step_values[index]
+
     def zero_grad(self) -> None:
+        if self.flat is not None:
+            self.flat.grad.zero_()
+            return
         for p in self.params:
             p.grad = None
 
-    @torch.no_grad()
     def step(self, lrs: Sequence[float], active: Sequence[bool]) -> None:
-        """Move the ``active`` members, member k with learning rate ``lrs[k]``."""
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        if self.lockstep and all(active) and len(set(lrs)) == 1:
-            state = (self.exp_avg, self.exp_avg_sq, [], self.steps)
-            adam(self.weights, grads, *state, fused=True, lr=lrs[0], **self.options)
+        """Move the ``active`` members, member k with learning rate ``lrs[k]``. (The
+        tensors it updates do not require gradients: no ``no_grad`` needed.)"""
+        lr = lrs[0]
+        if self.lockstep and all(active) and lrs.count(lr) == len(lrs):
+            self.shared_steps += 1
+            step = self._step_value(self.shared_steps)
+            if self.whole is not None:
+                weights, grads, moments, squares = self.whole
+                steps = [step]
+            else:
+                weights, moments, squares = self.weights, self.exp_avg, self.exp_avg_sq
+                grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+                steps = [step] * len(weights)
+            self.kernel(weights, grads, moments, squares, [], steps, lr=lr, **self.options)
             return
+        if self.flat is not None:
+            grads = self.flat.grads
+        else:
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
         if self.lockstep:  # from now on each member counts its own steps
             self.lockstep = False
-            for *_, counts in self.member_state:
-                for count, shared in zip(counts, self.steps):
-                    count.copy_(shared)
+            for count in self.member_steps:
+                count.fill_(self.shared_steps)
         by_lr: dict[float, list[int]] = {}
-        for k, (lr, on) in enumerate(zip(lrs, active)):
+        for k, (rate, on) in enumerate(zip(lrs, active)):
             if on:
-                by_lr.setdefault(lr, []).append(k)
-        for lr, ks in by_lr.items():
-            weights, moments, squares, steps = (
-                [t for k in ks for t in self.member_state[k][i]] for i in range(4)
+                by_lr.setdefault(rate, []).append(k)
+        for rate, ks in by_lr.items():
+            torch._foreach_add_([self.member_steps[k] for k in ks], 1)
+            weights, moments, squares = (
+                [t for k in ks for t in self.member_state[k][i]] for i in range(3)
             )
             member_grads = [g[k] for k in ks for g in grads]
-            state = (moments, squares, [], steps)
-            adam(weights, member_grads, *state, fused=True, lr=lr, **self.options)
+            steps = [self.member_steps[k] for k in ks for _ in grads]
+            self.kernel(weights, member_grads, moments, squares, [], steps, lr=rate, **self.options)
 
 
-class BestWeights:
-    """A copy of each member's best state, updated member by member."""
+# --- inputs and batches ---------------------------------------------------------------
 
-    def __init__(self, model) -> None:
-        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    def update(self, model, improved: torch.Tensor) -> None:
-        for name, value in model.state_dict().items():
-            if value.dim() and value.shape[0] == improved.shape[0]:
-                keep = improved.view(-1, *([1] * (value.dim() - 1)))
-                self.state[name] = torch.where(keep, value.detach(), self.state[name])
-
-    def restore(self, model) -> None:
-        model.load_state_dict(self.state)
+# Encode the inputs that do not train (numeric fill, scaling, indicators, one-hot) once per
+# fit when the encoded table takes at most this; otherwise every batch encodes its rows.
+ENCODED_BYTES = 1 << 30
+# Values encoded at a time: few enough for the temporaries to stay in cache.
+ENCODE_CHUNK = 1 << 18
+# Gather a whole epoch's encoded batches at once when they take at most this.
+EPOCH_BYTES = 1 << 24
 
 
+class EncodedInputs:
+    """The network's inputs for any rows of the table, encoded once where that fits.
+
+    With per-member statistics (folds) the table is (K, rows, width); when every member
+    scales alike (seeds, an ensemble) one (1, rows, width) table serves them all. The
+    values are exactly those the encoder computes batch by batch. Embeddings train, so
+    they are looked up per batch."""
+
+    def __init__(self, model: TabularMLP, data: TensorData, max_bytes: int = ENCODED_BYTES):
+        encoder = model.encoder
+        self.encoder, self.data = encoder, data
+        self.members, n, width = encoder.n_members, data.x_num.shape[0], encoder.fixed_width
+        shared = self.members == 1 or encoder.shares_statistics()
+        copies = 1 if shared else self.members
+        self.table: torch.Tensor | None = None
+        self.offsets: torch.Tensor | None = None
+        if copies * n * width * data.x_num.element_size() > max_bytes:
+            return
+        table = torch.empty(copies, n, width, device=data.x_num.device)
+        with torch.no_grad():
+            chunk = max(1, ENCODE_CHUNK // width)
+            for start in range(0, n, chunk):
+                part = slice(start, start + chunk)
+                table[:, part] = encoder.encode_fixed(
+                    data.x_num[None, part], data.x_cat[None, part], first_member=shared
+                )
+        self.table = table.view(copies * n, width)
+        if not shared:
+            self.offsets = (torch.arange(copies, device=table.device) * n).view(-1, 1, 1)
+
+    def table_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Row indices (..., K, b) into the table: each member's own copy of its rows."""
+        if self.offsets is None:
+            return rows
+        return rows + self.offsets.view(-1, 1)
+
+    def __call__(self, rows: torch.Tensor) -> torch.Tensor:
+        """rows (K, b) -> inputs (K, b, encoded width)."""
+        if self.table is None:
+            return self.encoder(self.data.x_num[rows], self.data.x_cat[rows])
+        at = self.table_rows(rows)
+        fixed = self.table.index_select(0, at.reshape(-1)).view(*rows.shape, -1)
+        return self.encoder.assemble(fixed, self.data.x_cat[rows])
+
+
+@dataclass
+class Epoch:
+    """One epoch's batches for every member, laid out step by step.
+
+    A member's rows come in its own shuffled order, ``batch`` at a time; a member with
+    fewer steps than the stack (fewer rows, or stopped) sits the rest out as padding rows
+    with a zero mask. ``scale`` is each row's share of its member's batch loss (class
+    weight / the batch's weight sum), so a member's batch loss is ``sum(loss * scale)``.
+    """
+
+    index: torch.Tensor  # (steps, K, batch) rows of the table, 0 for padding
+    mask: torch.Tensor  # (steps, K, batch) 1.0 for real rows
+    y: torch.Tensor  # (steps, K, batch[, labels]) targets
+    scale: torch.Tensor  # (steps, K, batch)
+    counts: torch.Tensor  # (steps, K) real rows of each member's batch
+    widths: list[int]  # per step, the most real rows any member has: the batch is cut there
+    padded: list[bool]  # per step, whether some member has fewer real rows than the width
+
+    @classmethod
+    def shuffle(cls, members, generators, live, steps, batch, data, loss_fn) -> Epoch:
+        device = data.y.device
+        index = np.zeros((len(members), steps * batch), dtype=np.int64)
+        sizes = np.zeros((len(members), 1), dtype=np.int64)
+        for k, (member, generator) in enumerate(zip(members, generators)):
+            if live[k]:
+                rows = member.train_rows
+                index[k, : len(rows)] = rows[torch.randperm(len(rows), generator=generator).numpy()]
+                sizes[k] = len(rows)
+        counts = np.clip(sizes - batch * np.arange(steps), 0, batch).T  # (steps, K)
+        widths = counts.max(1, initial=0)
+        padded = (counts < widths[:, None]).any(1)
+        mask = (np.arange(batch) < counts[..., None]).astype(np.float32)  # (steps, K, batch)
+        index = index.reshape(len(members), steps, batch).transpose(1, 0, 2)
+        index_t = torch.from_numpy(np.ascontiguousarray(index)).to(device)
+        mask_t = torch.from_numpy(mask).to(device)
+        y = data.y[index_t]
+        weight = loss_fn.row_weight(y)
+        weight = mask_t if weight is None else weight * mask_t
+        scale = weight / weight.sum(-1, keepdim=True).clamp_min(1e-12)
+        counts_t = torch.from_numpy(counts.astype(np.float32)).to(device)
+        return cls(index_t, mask_t, y, scale, counts_t, widths.tolist(), padded.tolist())
+
+    def member_loss(self, row_loss: torch.Tensor) -> torch.Tensor:
+        """Per-row losses (steps, K, batch) -> each member's mean batch loss over the epoch,
+        each batch counted by its real rows (K,)."""
+        batch_loss = (row_loss * self.scale).sum(-1)  # (steps, K)
+        return (batch_loss * self.counts).sum(0) / self.counts.sum(0).clamp_min(1)
+
+
+class EpochInputs:
+    """An epoch's encoded batches: gathered at once when small, else batch by batch."""
+
+    def __init__(self, inputs: EncodedInputs, epoch: Epoch) -> None:
+        self.inputs, self.index = inputs, epoch.index
+        self.whole: tuple[torch.Tensor, ...] | None = None
+        table = inputs.table
+        if table is None:
+            return
+        self.at = inputs.table_rows(epoch.index)
+        size = self.at.numel() * table.shape[1] * table.element_size()
+        if size <= EPOCH_BYTES:
+            whole = table.index_select(0, self.at.view(-1)).view(*self.at.shape, -1)
+            self.whole = whole.unbind(0)
+
+    def __call__(self, step: int, width: int) -> torch.Tensor:
+        """The inputs of one step (K, width, encoded width)."""
+        inputs = self.inputs
+        if inputs.table is None:
+            rows = self.index[step][:, :width]
+            return inputs.encoder(inputs.data.x_num[rows], inputs.data.x_cat[rows])
+        if self.whole is not None:
+            fixed = self.whole[step]
+            if width == fixed.shape[1] and not inputs.encoder.has_embeddings:
+                return fixed
+        else:
+            at = self.at[step]
+            fixed = inputs.table.index_select(0, at.view(-1)).view(*at.shape, -1)
+        fixed = fixed[:, :width] if width < fixed.shape[1] else fixed
+        if not inputs.encoder.has_embeddings:
+            return fixed
+        return inputs.encoder.assemble(fixed, inputs.data.x_cat[self.index[step][:, :width]])
+
+
+class Validation:
+    """Each epoch's validation loss and accuracy per member, the same numbers as
+    ``evaluate_members`` gives, with what does not change between epochs (the chunks of
+    rows, their inputs while small, targets, weights and counts) prepared once."""
+
+    def __init__(self, model, data, members, loss_fn, task, inputs, chunk=8192) -> None:
+        self.model, self.loss_fn, self.task, self.inputs = model, loss_fn, task, inputs
+        self.has_val = [len(m.val_rows) > 0 for m in members]
+        rows, mask = padded_rows([m.val_rows for m in members], data.y.device)
+        self.count = mask.sum(1).clamp_min(1)
+        self.forward = model.mlp
+        self.modal = [m for m in model.modules() if isinstance(m, (StackedNorm, torch.nn.Dropout))]
+        self.chunks = []
+        # embeddings train: inputs that hold them are looked up again every epoch
+        table = inputs.table
+        keep = (
+            table is not None
+            and not model.encoder.has_embeddings
+            and rows.numel() * table.shape[1] * table.element_size() <= EPOCH_BYTES
+        )
+        total_weight = torch.zeros(rows.shape[0], device=rows.device)
+        for start in range(0, rows.shape[1] if any(self.has_val) else 0, chunk):
+            r, m = rows[:, start : start + chunk], mask[:, start : start + chunk]
+            y = data.y[r]
+            weight = loss_fn.row_weight(y)
+            weighted_mask = m if weight is None else weight * m
+            total_weight += weighted_mask.sum(1)
+            self.chunks.append((inputs(r) if keep else r, keep, y, m, weighted_mask))
+        self.total_weight = total_weight.clamp_min(1e-12)
+
+    @torch.no_grad()
+    def __call__(self) -> tuple[list[float], list[float]]:
+        """-> validation loss and accuracy per member, as lists."""
+        for module in self.modal:
+            module.training = False
+        sums = []
+        for x, kept, y, m, weighted_mask in self.chunks:
+            logits = self.forward(x if kept else self.inputs(x))
+            loss = (self.loss_fn.rows(logits, y) * weighted_mask).sum(1)
+            correct = (is_correct(logits, y, self.task) * m).sum(1)
+            sums = [loss, correct] if not sums else [sums[0] + loss, sums[1] + correct]
+        total_loss, correct = sums
+        for module in self.modal:
+            module.training = True
+        loss, accuracy = total_loss / self.total_weight, correct / self.count
+        return torch.stack([loss, accuracy]).tolist()
+
+
+# --- one epoch of steps -----------------------------------------------------------------
+
+
+class AutogradSteps:
+    """Training steps for any network: forward, the loss, ``backward`` into the flat
+    gradient buffer, per-member clipping and the stacked Adam step."""
+
+    def __init__(self, model, optimizer: StackedAdam, loss_fn: LossFunction, config) -> None:
+        self.model, self.optimizer, self.loss_fn, self.config = model, optimizer, loss_fn, config
+
+    def epoch(self, epoch: Epoch, inputs: EpochInputs, plan) -> torch.Tensor:
+        """Run one epoch's steps -> per-row training losses (steps, K, batch)."""
+        model, optimizer, loss_fn = self.model, self.optimizer, self.loss_fn
+        clip = self.config.grad_clip
+        clipper = GradientClipper(optimizer.flat.grads) if clip else None
+        row_loss = torch.zeros_like(epoch.scale)
+        for step, (rates, active) in enumerate(plan):
+            width = epoch.widths[step]
+            mask = epoch.mask[step][:, :width] if epoch.padded[step] else None
+            logits = model.mlp(inputs(step, width), mask)  # padding kept out of batch norm
+            loss = loss_fn.rows(logits, epoch.y[step][:, :width])
+            optimizer.zero_grad()
+            # members share no weights: each gets its own gradient
+            (loss * epoch.scale[step][:, :width]).sum().backward()
+            row_loss[step, :, :width] = loss.detach()
+            if clipper is not None:
+                clipper(clip)
+            optimizer.step(rates, active)
+        return row_loss
+
+
+class ManualSteps:
+    """Training steps for a plain network (linear layers, ReLU or no activation, dropout;
+    see ``TabularMLP.plain``) with the backward pass written out: per layer one batched
+    matmul forward, and for the weight and input gradients one each, written straight into
+    the flat gradient buffer. No autograd graph, no gradient zeroing, and the loss itself
+    is only computed once per epoch, from the logits kept step by step. Dropout draws its
+    masks exactly as ``F.dropout`` does on the CPU (the same calls on the same random
+    stream), so the two paths train the same model."""
+
+    def __init__(
+        self,
+        model,
+        optimizer: StackedAdam,
+        loss_fn: LossFunction,
+        config,
+        matmuls: CpuMatmuls | None = None,
+    ) -> None:
+        layers = [*model.hidden, model.head]
+        self.select = matmuls.select if matmuls is not None and any(matmuls.layers) else None
+        self.onednn = matmuls.layers if self.select is not None else [False] * len(layers)
+        self.weights = [layer.weight.detach() for layer in layers]  # views of the flat buffer
+        self.transposed = [w.transpose(1, 2) for w in self.weights]
+        self.hidden = [(layer.weight.detach(), layer.bias.detach()) for layer in model.hidden]
+        self.head = (model.head.weight.detach(), model.head.bias.detach())
+        self.grads = [(layer.weight.grad, layer.bias.grad) for layer in layers]
+        self.relu = model.config.activation == "relu"
+        self.dropout = model.config.dropout
+        self.noise: list[torch.Tensor] = []  # the last training forward's dropout masks
+        self.n_outputs = model.config.n_outputs
+        self.optimizer, self.loss_fn, self.config = optimizer, loss_fn, config
+
+    def forward(
+        self, x: torch.Tensor, out: torch.Tensor | None = None, training: bool = True
+    ) -> list[torch.Tensor]:
+        """Inputs -> every layer's output, the logits last (written to ``out`` if given)."""
+        outputs, select = [x], self.select
+        dropout = self.dropout if training else 0.0
+        if dropout:
+            self.noise = []
+        for i, (weight, bias) in enumerate(self.hidden):
+            if select is not None:
+                select(self.onednn[i])
+            x = torch.baddbmm(bias, x, weight)
+            if self.relu:
+                x.relu_()
+            if dropout:  # F.dropout's CPU implementation, call for call
+                noise = torch.empty_like(x).bernoulli_(1 - dropout).div_(1 - dropout)
+                x = x * noise
+                self.noise.append(noise)
+            outputs.append(x)
+        if select is not None:
+            select(self.onednn[-1])
+        weight, bias = self.head
+        outputs.append(torch.baddbmm(bias, x, weight, out=out))
+        return outputs
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits alone in evaluation mode, as ``model.mlp`` computes them (the same
+        kernels)."""
+        return self.forward(x, training=False)[-1]
+
+    def backward(self, outputs: list[torch.Tensor], grad: torch.Tensor) -> None:
+        """Every layer's output but the logits, and d loss / d logits (K, B, outputs) ->
+        every weight's and bias's gradient, in the flat gradient buffer."""
+        threshold_backward, select = torch.ops.aten.threshold_backward, self.select
+        for i in range(len(self.weights) - 1, -1, -1):
+            if select is not None:
+                select(self.onednn[i])
+            x = outputs[i]
+            weight_grad, bias_grad = self.grads[i]
+            torch.bmm(x.transpose(1, 2), grad, out=weight_grad)
+            torch.sum(grad, 1, keepdim=True, out=bias_grad)
+            if i:
+                grad = torch.bmm(grad, self.transposed[i])
+                if self.dropout:
+                    grad.mul_(self.noise[i - 1])
+                if self.relu:
+                    # x is relu(z) after dropout: positive exactly where z is and the
+                    # mask kept the unit; the gradient is already 0 where it did not
+                    grad = threshold_backward(grad, x, 0)
+
+    @torch.no_grad()
+    def epoch(self, epoch: Epoch, inputs: EpochInputs, plan) -> torch.Tensor:
+        """Run one epoch's steps -> per-row training losses (steps, K, batch)."""
+        optimizer, loss_fn, link = self.optimizer, self.loss_fn, self.loss_fn.link
+        clip = self.config.grad_clip
+        clipper = GradientClipper(optimizer.flat.grads) if clip else None
+        steps, members, batch = epoch.scale.shape
+        # the loss's targets, and the logits from which the epoch's loss is computed at
+        # its end, are prepared for the whole epoch while that is small (few classes, few
+        # rows); otherwise step by step, and the loss too
+        whole = epoch.scale.numel() * self.n_outputs * 4 <= EPOCH_BYTES
+        if whole:
+            offsets, slopes = (t.unbind(0) for t in self.targets(epoch.y, epoch.scale))
+            logits = torch.zeros(steps, members, batch, self.n_outputs, device=epoch.y.device)
+            step_logits = logits.unbind(0)
+        else:
+            row_loss = torch.zeros_like(epoch.scale)
+        step_scale = epoch.scale.unbind(0)
+        for step, (rates, active) in enumerate(plan):
+            width = epoch.widths[step]
+            x = inputs(step, width)
+            if not whole:
+                y = epoch.y[step][:, :width]
+                offset, slope = self.targets(y, step_scale[step][:, :width])
+                outputs = self.forward(x)
+                row_loss[step, :, :width] = loss_fn.rows(outputs[-1], y)
+            elif width == batch:
+                offset, slope = offsets[step], slopes[step]
+                outputs = self.forward(x, out=step_logits[step])
+            else:  # the short last batch of every member
+                offset, slope = offsets[step][:, :width], slopes[step][:, :width]
+                outputs = self.forward(x)
+                step_logits[step][:, :width] = outputs[-1]
+            # d loss / d logits = link(logits) * slope + offset
+            grad = torch.addcmul(offset, link(outputs.pop()), slope)
+            self.backward(outputs, grad)
+            if clipper is not None:
+                clipper(clip)
+            optimizer.step(rates, active)
+        if not whole:
+            return row_loss
+        flat_logits = logits.view(steps * members, batch, -1)
+        flat_y = epoch.y.view(steps * members, *epoch.y.shape[2:])
+        return loss_fn.rows(flat_logits, flat_y).view(steps, members, batch)
+
+    def targets(self, y: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Targets (..., B[, labels]) and their rows' loss shares (..., B) -> ``offset``
+        and ``slope`` (..., B, outputs or 1), so that the gradient of the stack's loss
+        with respect to the logits is ``link(logits) * slope + offset``: two kernels."""
+        a, c, factor = self.loss_fn.gradient_targets(y, self.n_outputs)
+        slope = (scale * factor)[..., None]
+        offset = -(c * slope)
+        return offset, (slope if a is None else a * slope)
+
+
+# CPU policy, measured with benchmarks/throughput.py and benchmarks/w1_tutorial.py on a
+# 2-core AMD EPYC with torch 2.13's CPU wheel.
+#
 # Below this many floating-point operations per step, CPU threads cost more in
 # synchronisation than they save, and on a busy machine they can stall a step for
-# milliseconds while a thread waits for a core.
-SMALL_STEP_FLOPS = 2e8
+# milliseconds while a thread waits for a core. (Two threads measured against one, second
+# core free: 6 MFLOP steps +15 %, 16 MFLOP +35 %, 32 MFLOP +25 %; W1's 3 MFLOP steps of
+# 10 rows lose. The margin above the break-even is for when the second core is busy.)
+SMALL_STEP_FLOPS = 2e7
+# From this many floating-point operations per matrix product on average (per thread),
+# oneDNN's matmul beats the MKL sgemm that torch uses for float32 by default (up to twice
+# as fast on AMD CPUs, where MKL does not use the full AVX-512 width); below it, oneDNN's
+# fixed cost per call (about 15 microseconds) loses.
+ONEDNN_MATMUL_FLOPS = 2.5e6
+
+
+def step_flops(model, batch_size: int) -> float:
+    """Forward and backward floating-point operations of one step of the whole stack."""
+    return 6.0 * batch_size * sum(p.numel() for p in model.parameters())
 
 
 @contextmanager
 def cpu_threads_for(model, batch_size: int, device: torch.device):
     """Run small CPU steps on one thread; restore torch's setting afterwards."""
-    per_row = sum(p.numel() for p in model.parameters())
-    small = 6 * batch_size * per_row < SMALL_STEP_FLOPS  # forward + backward ~ 6 flops/weight
+    small = step_flops(model, batch_size) < SMALL_STEP_FLOPS
     if device.type != "cpu" or not small:
         yield
         return
@@ -346,6 +849,86 @@ def cpu_threads_for(model, batch_size: int, device: torch.device):
         torch.set_num_threads(before)
 
 
+def onednn_is_exact(shapes: Sequence[tuple[int, int, int, int]]) -> bool:
+    """Whether oneDNN's matmul, allowed to use bfloat16 internally, still computes
+    products of these (members, rows, in, out) shapes in float32 here: CPUs without AMX
+    run them with float32 kernels (errors ~1e-7 of the result, as MKL's); with AMX they
+    would be bfloat16 (~1e-3), which tabnn does not do behind the user's back. Checked on
+    up to 64 rows of one member per shape, once per process."""
+    return all(_onednn_exact(min(rows, 64), n_in, n_out) for _, rows, n_in, n_out in shapes)
+
+
+@functools.lru_cache(maxsize=256)
+def _onednn_exact(rows: int, n_in: int, n_out: int) -> bool:
+    matmul = torch.backends.mkldnn.matmul
+    before = matmul.fp32_precision
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1, rows, n_in, generator=generator)
+    w = torch.randn(1, n_in, n_out, generator=generator)
+    exact = torch.bmm(x.double(), w.double())
+    try:
+        matmul.fp32_precision = "bf16"
+        error = (torch.bmm(x, w).double() - exact).abs().max()
+    finally:
+        matmul.fp32_precision = before
+    return bool(error <= 1e-5 * exact.abs().max())
+
+
+class CpuMatmuls:
+    """Which library computes each layer's float32 matrix products during a fit: MKL
+    (torch's default) or oneDNN (torch's mkldnn matmul, reached by allowing it bfloat16
+    internally, which ``onednn_is_exact`` has checked it does not use here). A layer's
+    forward, weight-gradient and input-gradient products all have the same size, so one
+    choice per layer; ``select`` switches torch's setting, a fraction of a microsecond."""
+
+    def __init__(self, layers: list[bool]) -> None:
+        self.layers = layers
+        self.matmul = torch.backends.mkldnn.matmul if any(layers) else None
+        self.before = self.matmul.fp32_precision if self.matmul is not None else None
+        self.current: bool | None = None
+
+    def select(self, onednn: bool) -> None:
+        if self.matmul is not None and onednn is not self.current:
+            self.matmul.fp32_precision = "bf16" if onednn else self.before
+            self.current = onednn
+
+    def restore(self) -> None:
+        if self.matmul is not None:
+            self.matmul.fp32_precision = self.before
+
+
+@contextmanager
+def cpu_matmuls_for(model, batch_size: int, device: torch.device):
+    """Choose MKL or oneDNN for each layer's products (``CpuMatmuls``): oneDNN for those of
+    at least ``ONEDNN_MATMUL_FLOPS`` per thread, on a CPU where it computes them in
+    float32; and set the choice for the whole network (by the average product) for code
+    that does not switch layer by layer. Restores torch's setting afterwards."""
+    layers = [*model.hidden, model.head]
+    enough = [
+        2.0 * batch_size * layer.weight.numel() >= ONEDNN_MATMUL_FLOPS * torch.get_num_threads()
+        for layer in layers
+    ]
+    usable = (
+        device.type == "cpu"
+        and any(enough)
+        and getattr(torch.backends.mkldnn, "matmul", None) is not None
+        and torch.backends.mkldnn.is_available()
+    )
+    if usable:
+        shapes = [(m.weight.shape[0], batch_size, *m.weight.shape[1:]) for m in layers]
+        usable = onednn_is_exact(shapes)
+    matmuls = CpuMatmuls(enough if usable else [False] * len(layers))
+    per_matmul = step_flops(model, batch_size) / (3 * len(layers)) / torch.get_num_threads()
+    matmuls.select(per_matmul >= ONEDNN_MATMUL_FLOPS)
+    try:
+        yield matmuls
+    finally:
+        matmuls.restore()
+
+
+BACKWARDS = ("auto", "autograd", "manual")
+
+
 def fit_stack(
     model: TabularMLP,
     data: TensorData,
@@ -355,6 +938,7 @@ def fit_stack(
     *,
     class_weight: torch.Tensor | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    backward: str = "auto",
 ) -> History:
     """Train every member of ``model`` on its own rows; return the per-epoch history.
 
@@ -368,75 +952,111 @@ def fit_stack(
     training loss in the history) and gets its best weights back. Training ends when
     every member has stopped, or after ``epochs``. Members without validation rows train
     for all epochs and keep their last weights.
+
+    ``backward``: ``auto`` differentiates plain networks (``TabularMLP.plain``) by hand
+    and everything else with autograd; ``autograd`` always uses autograd (the reference
+    the hand-written pass is tested against); ``manual`` insists on the hand-written one.
     """
-    with cpu_threads_for(model, config.batch_size, data.y.device):
-        return _fit_stack(model, data, members, task, config, class_weight, on_epoch)
-
-
-def _fit_stack(model, data, members, task, config, class_weight, on_epoch) -> History:
+    if backward not in BACKWARDS:
+        raise UsageError(f"backward must be one of {', '.join(BACKWARDS)}; got {backward!r}.")
+    plain = model.plain and all(p.requires_grad for p in model.parameters())
+    if backward == "manual" and not plain:
+        raise UsageError(
+            "backward='manual' needs a plain network: a relu or identity activation, no "
+            "norm, no embeddings, dropout below 1 and every parameter trained."
+        )
+    manual = backward == "manual" or (backward == "auto" and plain)
+    make_optimizer(model, config)  # checks the optimizer's name before any work
+    inputs = EncodedInputs(model, data)  # a few large operations: on torch's threads
     device = data.y.device
+    with (
+        cpu_threads_for(model, config.batch_size, device),
+        cpu_matmuls_for(model, config.batch_size, device) as matmuls,
+    ):
+        return _fit_stack(
+            model, data, members, task, config, class_weight, on_epoch, manual, matmuls, inputs
+        )
+
+
+def _fit_stack(
+    model, data, members, task, config, class_weight, on_epoch, manual, matmuls, inputs
+) -> History:
     for i, member in enumerate(members):
         model.reset_member(i, member.seed)
-    torch.manual_seed(members[0].seed)  # dropout masks
-    generators = [torch.Generator().manual_seed(m.seed + 1) for m in members]
-    val_rows, val_mask = padded_rows([m.val_rows for m in members], device)
-    has_val = [len(m.val_rows) > 0 for m in members]
     loss_fn = LossFunction(task, class_weight)
-    optimizer = make_optimizer(model, config)
-    clock = MemberClock(config, [len(m.train_rows) for m in members])
+    torch.manual_seed(members[0].seed)  # dropout masks
+    validation = Validation(model, data, members, loss_fn, task, inputs)
+    has_val = validation.has_val
     stopping = EarlyStopping(has_val, config.patience, config.min_delta)
-    best = BestWeights(model)
-    records = []
-    model.train()
-    for epoch in range(1, config.epochs + 1):
-        train_loss, lr = train_epoch(
-            model, data, members, generators, optimizer, loss_fn, config, clock, stopping.stopped
+    flat = FlatParameters([p for p in model.parameters() if p.requires_grad])
+    try:
+        optimizer = make_optimizer(model, config, flat)
+        if manual:
+            steps = ManualSteps(model, optimizer, loss_fn, config, matmuls)
+            validation.forward = steps.logits  # the same kernels as model.mlp, no modules
+        else:
+            steps = AutogradSteps(model, optimizer, loss_fn, config)
+        norms = [m for m in model.modules() if isinstance(m, StackedNorm)]
+        best = BestWeights(flat, [b for m in norms for b in m.buffers(recurse=False)])
+        records = run_epochs(
+            model,
+            data,
+            members,
+            config,
+            loss_fn,
+            inputs,
+            steps,
+            validation,
+            stopping,
+            best,
+            on_epoch,
         )
-        val_loss, val_acc = evaluate_members(model, data, val_rows, val_mask, loss_fn, task)
-        was_stopped = list(stopping.stopped)
-        improved = stopping.update(epoch, val_loss.tolist())
-        best.update(model, torch.tensor(improved, device=device))
-        record = {
-            "epoch": epoch,
-            "train_loss": [None if s else v for v, s in zip(train_loss.tolist(), was_stopped)],
-            "val_loss": [v if h else None for v, h in zip(val_loss.tolist(), has_val)],
-            "val_accuracy": [v if h else None for v, h in zip(val_acc.tolist(), has_val)],
-            "lr": lr,
-        }
-        records.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        if all(stopping.stopped):
-            break
-    if config.restore_best and any(has_val):
-        best.update(model, torch.tensor([not h for h in has_val], device=device))
-        best.restore(model)  # members without validation keep their last weights
+        if config.restore_best and any(has_val):
+            best.restore(has_val)  # members without validation keep their last weights
+    finally:
+        flat.release()
     model.eval()
     best_epoch = [e if h else len(records) for e, h in zip(stopping.best_epoch, has_val)]
     best_values = [v if h else None for v, h in zip(stopping.best_loss, has_val)]
     return History(records, best_epoch, best_values)
 
 
-def train_epoch(model, data, members, generators, optimizer, loss_fn, config, clock, stopped):
-    """One epoch for every member still training -> per-member mean training loss (K,)
-    and the learning rate at the epoch's last step. Stopped members sit it out."""
-    device = data.y.device
-    order, order_mask = shuffled_rows(members, generators, device)
-    order_mask *= torch.tensor([not s for s in stopped], device=device)[:, None]
-    plan = clock.epoch(stopped)
-    train_loss = torch.zeros(len(members), device=device)
-    for step, (rates, active) in enumerate(plan):
-        batch = slice(step * config.batch_size, (step + 1) * config.batch_size)
-        rows, mask = order[:, batch], order_mask[:, batch]
-        losses = member_losses(model, data, rows, mask, loss_fn)
-        optimizer.zero_grad()
-        losses.sum().backward()  # members share no weights: each gets its own gradient
-        if config.grad_clip:
-            clip_per_member(optimizer.params, config.grad_clip)
-        optimizer.step(rates, active)
-        train_loss += losses.detach() * mask.sum(1)
-    last_lr = max(r for r, on in zip(*plan[-1]) if on) if plan else 0.0
-    return train_loss / order_mask.sum(1).clamp_min(1), last_lr
+def run_epochs(
+    model, data, members, config, loss_fn, inputs, steps, validation, stopping, best, on_epoch
+) -> list[dict]:
+    """The epoch loop: shuffle, train, validate, keep each member's best weights, report."""
+    generators = [torch.Generator().manual_seed(m.seed + 1) for m in members]
+    clock = MemberClock(config, [len(m.train_rows) for m in members])
+    has_val = validation.has_val
+    records = []
+    model.train()
+    for epoch_number in range(1, config.epochs + 1):
+        was_stopped = list(stopping.stopped)
+        plan = clock.epoch(was_stopped)
+        live = [not s for s in was_stopped]
+        epoch = Epoch.shuffle(
+            members, generators, live, len(plan), config.batch_size, data, loss_fn
+        )
+        row_loss = steps.epoch(epoch, EpochInputs(inputs, epoch), plan)
+        train_loss = epoch.member_loss(row_loss).tolist()
+        record = {
+            "epoch": epoch_number,
+            "train_loss": [None if s else v for v, s in zip(train_loss, was_stopped)],
+            "val_loss": [None] * len(members),
+            "val_accuracy": [None] * len(members),
+            "lr": max(r for r, on in zip(*plan[-1]) if on) if plan else 0.0,
+        }
+        if any(has_val):
+            val_loss, val_accuracy = validation()
+            best.update(stopping.update(epoch_number, val_loss))
+            record["val_loss"] = [v if h else None for v, h in zip(val_loss, has_val)]
+            record["val_accuracy"] = [v if h else None for v, h in zip(val_accuracy, has_val)]
+        records.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if all(stopping.stopped):
+            break
+    return records
 
 
 class MemberClock:

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -41,15 +40,6 @@ QUICK = ["--epochs", "3"]
 BAR = "━"  # rich's progress bar (and table rules, which go to stdout only)
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """These networks are tiny: extra intra-op threads only add waiting on a busy CI box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def invoke(*args, cwd: Path | None = None):

@@ -21,14 +21,6 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 QUICK = {"epochs": 15, "patience": 5}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def toy(n=120, seed=0):
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(

@@ -5,7 +5,6 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from sklearn.datasets import make_classification
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import recall_score
@@ -20,16 +19,6 @@ from tabnn.errors import DataError, UsageError
 
 # small networks and few epochs keep every fit well under a second
 FAST = {"hidden": [32], "epochs": 20, "lr": 0.01, "patience": 5}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # these models are far too small to gain from intra-op threads, and on a busy machine
-    # spinning threads make a fit 10-100x slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # hidden=[64] and 20 epochs pass check_classifiers_train (accuracy > 0.83) and

@@ -27,14 +27,6 @@ from tabnn.train import Member, TensorData, TrainConfig, fit_stack, predict_logi
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def numeric_prep(n_columns, rows=20, seed=0):
     rng = np.random.default_rng(seed)
     columns = [f"x{j}" for j in range(n_columns)]

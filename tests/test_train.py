@@ -36,15 +36,6 @@ from tabnn.train import (
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny models: intra-op threads only add synchronisation (and noise on a busy machine)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def table(n=400, features=4, seed=0):
     """Numeric rows and a binary label that needs a hidden layer (x0 + x1^2 > 1)."""
     rng = np.random.default_rng(seed)

@@ -854,8 +854,8 @@ def onednn_is_exact(shapes: Sequence[tuple[int, int, int, int]]) -> bool:
     products of these (members, rows, in, out) shapes in float32 here: CPUs without AMX
     run them with float32 kernels (errors ~1e-7 of the result, as MKL's); with AMX they
     would be bfloat16 (~1e-3), which tabnn does not do behind the user's back. Checked on
-    up to 64 rows of one member per shape, once per process."""
-    return all(_onednn_exact(min(rows, 64), n_in, n_out) for _, rows, n_in, n_out in shapes)
+    one member at the real shapes (oneDNN picks kernels by size), once per process."""
+    return all(_onednn_exact(rows, n_in, n_out) for _, rows, n_in, n_out in shapes)
 
 
 @functools.lru_cache(maxsize=256)

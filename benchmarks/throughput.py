@@ -40,17 +40,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from tabnn.cpu import cpu_matmuls_for, cpu_threads_for, onednn_is_exact
 from tabnn.model import TabularMLP, build_config
 from tabnn.preprocess import Preprocessor
-from tabnn.train import (
-    Member,
-    TensorData,
-    TrainConfig,
-    cpu_matmuls_for,
-    cpu_threads_for,
-    fit_stack,
-    onednn_is_exact,
-)
+from tabnn.train import Member, TensorData, TrainConfig, fit_stack
 
 LR = 1e-3
 

@@ -315,7 +315,7 @@ notes:
   above (the default unless --threads). On a busy machine (load average near or above the
   CPU count) multi-threaded torch can slow the tutorial's nn.Linear steps by 10x or more;
   compare with --threads 1 before trusting a large ratio. tabnn's engine runs steps this
-  small on one thread whatever --threads says (tabnn.train.cpu_threads_for).
+  small on one thread whatever --threads says (tabnn.cpu.cpu_threads_for).
 - tabnn differentiates these plain MLPs by hand (no autograd; tested against it) and runs
   Adam as one fused kernel over all members' weights: per step it is close to the cost
   of its matrix products and the Adam update themselves."""

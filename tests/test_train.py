@@ -8,27 +8,23 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tabnn import train
+from tabnn import cpu, train
+from tabnn.cpu import cpu_matmuls_for, cpu_threads_for, onednn_is_exact
 from tabnn.errors import UsageError
 from tabnn.model import TabularMLP, build_config
+from tabnn.optim import FlatParameters, StackedAdam, clip_per_member
 from tabnn.preprocess import Preprocessor
 from tabnn.train import (
     EarlyStopping,
     EncodedInputs,
-    FlatParameters,
     LossFunction,
     Member,
-    StackedAdam,
     TensorData,
     TrainConfig,
-    clip_per_member,
-    cpu_matmuls_for,
-    cpu_threads_for,
     device_of,
     evaluate_members,
     fit_stack,
     lr_factor,
-    onednn_is_exact,
     padded_rows,
     predict_logits,
 )
@@ -381,8 +377,8 @@ def test_onednn_and_mkl_train_the_same_model(monkeypatch):
     rows, val = np.arange(768), np.arange(768, 1024)
     config = TrainConfig(epochs=2, batch_size=256, lr=0.01)
     states = []
-    for threshold in (train.ONEDNN_MATMUL_FLOPS, float("inf")):
-        monkeypatch.setattr(train, "ONEDNN_MATMUL_FLOPS", threshold)
+    for threshold in (cpu.ONEDNN_MATMUL_FLOPS, float("inf")):
+        monkeypatch.setattr(cpu, "ONEDNN_MATMUL_FLOPS", threshold)
         model = stack_model(x, [rows], hidden=(256, 256))
         fit_stack(model, tensors(x, y), [Member(rows, val, 0)], "binary", config)
         states.append(model.state_dict())

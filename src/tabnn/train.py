@@ -10,30 +10,31 @@ What a step costs is kept to the arithmetic where possible:
 - the inputs that do not train (numeric fill and scaling, indicators, one-hot) are encoded
   once per fit (``EncodedInputs``), and an epoch's batches, targets and loss weights are
   laid out once per epoch (``Epoch``);
-- the parameters live in one flat buffer for the fit (``FlatParameters``): Adam is one
-  fused kernel over it, gradients are written into it in place;
+- the parameters live in one flat buffer for the fit (``FlatParameters``, in
+  ``optim.py`` with the per-member Adam and clipping): Adam is one fused kernel over it,
+  gradients are written into it in place;
 - plain networks (linear layers, ReLU, dropout) are differentiated by hand
   (``ManualSteps``): one batched matmul per product, no autograd graph, the loss computed
   once per epoch; everything else goes through autograd (``AutogradSteps``);
 - on the CPU, small steps run on one thread and large products go to oneDNN where it
-  computes float32 (``cpu_threads_for``, ``cpu_matmuls_for``).
+  computes float32 (``cpu.py``).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .cpu import CpuMatmuls, cpu_matmuls_for, cpu_threads_for
 from .errors import UsageError
 from .model import StackedNorm, TabularMLP
+from .optim import BestWeights, FlatParameters, GradientClipper, StackedAdam, make_optimizer
 
 TASKS = ("binary", "multiclass", "multilabel")
 
@@ -192,31 +193,6 @@ def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / total)))
 
 
-def clip_per_member(params: list[torch.Tensor], max_norm: float) -> None:
-    """Clip each member's gradient norm on its own, so members stay independent."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if grads:
-        GradientClipper(grads)(max_norm)
-
-
-class GradientClipper:
-    """Scales (K, ...) gradient tensors so that each member's norm over all of them is at
-    most ``max_norm``: one norm per tensor (all members at once), then one multiply over
-    the list. Views and shapes are taken once, for a fit's worth of steps."""
-
-    def __init__(self, grads: list[torch.Tensor]) -> None:
-        members = grads[0].shape[0]
-        self.grads = grads
-        self.rows = [g.reshape(members, -1) for g in grads]
-        self.shapes = [(-1, *([1] * (g.dim() - 1))) for g in grads]
-
-    def __call__(self, max_norm: float) -> None:
-        norms = torch.stack([torch.linalg.vector_norm(r, dim=1) for r in self.rows])
-        total = torch.linalg.vector_norm(norms, dim=0)
-        factor = (max_norm / (total + 1e-6)).clamp(max=1.0)
-        torch._foreach_mul_(self.grads, [factor.view(shape) for shape in self.shapes])
-
-
 @torch.no_grad()
 def evaluate_members(model, data, rows, mask, loss_fn, task, chunk=8192):
     """Validation loss and accuracy per member (K,), in chunks of rows."""
@@ -251,212 +227,6 @@ def is_correct(logits: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor
 
 
 # --- the stack's parameters as one buffer ---------------------------------------------
-
-
-class FlatParameters:
-    """Every trainable (K, ...) tensor of a stack as a view into one flat buffer, and its
-    gradient as a view into another, for the length of a fit.
-
-    Each tensor keeps a contiguous block (all members), so batched matmuls write weight
-    gradients in place; the optimizer then runs as one fused kernel over the whole buffer,
-    and clipping and best-weight copies work block by block, with no concatenation or
-    splitting at any step. ``release`` gives every parameter its own storage back (a saved
-    model must not hold views into one buffer).
-    """
-
-    def __init__(self, params: Sequence[torch.Tensor]) -> None:
-        self.params = list(params)
-        first = self.params[0]
-        self.members = first.shape[0]
-        self.sizes = [p.numel() for p in self.params]
-        self.weight = torch.empty(sum(self.sizes), dtype=first.dtype, device=first.device)
-        self.grad = torch.zeros_like(self.weight)
-        self.weights = self.blocks(self.weight)
-        self.grads = self.blocks(self.grad)
-        with torch.no_grad():
-            for p, w, g in zip(self.params, self.weights, self.grads):
-                w.copy_(p)
-                p.data = w
-                p.grad = g
-
-    def blocks(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        """Views of a buffer laid out like ``weight``, one per parameter, shaped like it."""
-        out, offset = [], 0
-        for p, size in zip(self.params, self.sizes):
-            out.append(flat[offset : offset + size].view(p.shape))
-            offset += size
-        return out
-
-    def release(self) -> None:
-        with torch.no_grad():
-            for p in self.params:
-                p.data = p.data.clone(memory_format=torch.contiguous_format)
-                p.grad = None
-
-
-class BestWeights:
-    """A copy of each member's best weights (and batch-norm statistics)."""
-
-    def __init__(self, flat: FlatParameters, buffers: list[torch.Tensor]) -> None:
-        self.live = flat.weights + buffers
-        self.saved = flat.blocks(flat.weight.clone()) + [b.clone() for b in buffers]
-        members = range(flat.members)
-        # each member's slice of every tensor, taken once: copies then take one call
-        self.live_rows = [[t[k] for t in self.live] for k in members]
-        self.saved_rows = [[t[k] for t in self.saved] for k in members]
-
-    def update(self, improved: Sequence[bool]) -> None:
-        """Keep the current weights of the members that improved."""
-        self._copy(self.saved, self.saved_rows, self.live, self.live_rows, improved)
-
-    def restore(self, members: Sequence[bool]) -> None:
-        """Give the chosen members their best weights back."""
-        self._copy(self.live, self.live_rows, self.saved, self.saved_rows, members)
-
-    @staticmethod
-    def _copy(target, target_rows, source, source_rows, chosen: Sequence[bool]) -> None:
-        ks = [k for k, on in enumerate(chosen) if on]
-        if len(ks) == len(chosen):
-            torch._foreach_copy_(target, source)
-        elif ks:
-            torch._foreach_copy_(
-                [t for k in ks for t in target_rows[k]], [t for k in ks for t in source_rows[k]]
-            )
-
-
-def make_optimizer(model, config: TrainConfig, flat: FlatParameters | None = None) -> StackedAdam:
-    """Adam or AdamW over every parameter of a stack, with per-member state."""
-    kinds = {"adamw": True, "adam": False}
-    if config.optimizer not in kinds:
-        raise UsageError(f"optimizer must be adamw or adam; got {config.optimizer!r}.")
-    return StackedAdam(
-        [p for p in model.parameters() if p.requires_grad],
-        weight_decay=config.weight_decay,
-        decoupled=kinds[config.optimizer],
-        flat=flat,
-    )
-
-
-class StackedAdam:
-    """Adam (L2 weight decay) or AdamW (decoupled decay) that keeps each member apart.
-
-    ``torch.optim.Adam`` keeps one step count per tensor, shared by all the members of a
-    stacked weight, and moves every member at every step: a member with an empty batch
-    (fewer rows than the longest member, or stopped early) would still see its moments
-    decay, its weights decay and its bias correction advance. Here each member has its
-    own step count and learning rate, and a member that sits a step out is left exactly
-    as it was. The update is torch's fused Adam kernel: over the whole flat buffer (or
-    every tensor) while every member has taken every step (folds of equal size before any
-    stops early), then over each member's slices, once per distinct learning rate.
-
-    Examples
-    --------
-    >>> w = torch.nn.Parameter(torch.ones(2, 3))
-    >>> opt = StackedAdam([w], weight_decay=0.0, decoupled=True)
-    >>> w.sum().backward()
-    >>> opt.step([0.1, 0.1], [True, False])
-    >>> w.detach()
-    tensor([[0.9000, 0.9000, 0.9000],
-            [1.0000, 1.0000, 1.0000]])
-    """
-
-    def __init__(
-        self,
-        params: Sequence[torch.Tensor],
-        *,
-        weight_decay: float = 0.0,
-        decoupled: bool = True,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        flat: FlatParameters | None = None,
-    ) -> None:
-        self.params = list(params)
-        self.flat = flat
-        # torch.optim.adam's fused path minus its per-call grouping of tensors by device
-        self.kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
-        self.options = {
-            "amsgrad": False,
-            "beta1": betas[0],
-            "beta2": betas[1],
-            "weight_decay": weight_decay,
-            "eps": eps,
-            "maximize": False,
-        }
-        if flat is None:
-            self.weights = [p.detach() for p in self.params]
-            self.exp_avg = [torch.zeros_like(w) for w in self.weights]
-            self.exp_avg_sq = [torch.zeros_like(w) for w in self.weights]
-            self.whole = None
-        else:
-            moments, squares = torch.zeros_like(flat.weight), torch.zeros_like(flat.weight)
-            self.weights = flat.weights
-            self.exp_avg, self.exp_avg_sq = flat.blocks(moments), flat.blocks(squares)
-            self.whole = ([flat.weight], [flat.grad], [moments], [squares])
-        device = self.weights[0].device
-        self.shared_steps = 0  # while in lockstep
-        self.step_values: list[torch.Tensor] = []
-        self.lockstep = True
-        members = self.weights[0].shape[0]
-        self.member_steps = [torch.zeros((), device=device) for _ in range(members)]
-        self.member_state = [
-            ([w[k] for w in self.weights], [m[k] for m in self.exp_avg])
-            + ([v[k] for v in self.exp_avg_sq],)
-            for k in range(members)
-        ]
-
-    def _step_value(self, count: int) -> torch.Tensor:
-        """The step count as the 0-d tensor the kernel reads, from a table made 4096 at a
-        time (cheaper than incrementing a tensor at every step)."""
-        index = count - 1
-        if index >= len(self.step_values):
-            start = len(self.step_values) + 1
-            table = torch.arange(start, start + 4096, dtype=torch.float32)
-            self.step_values.extend(table.to(self.weights[0].device).unbind())
-        return self.step_values[index]
-
-    def zero_grad(self) -> None:
-        if self.flat is not None:
-            self.flat.grad.zero_()
-            return
-        for p in self.params:
-            p.grad = None
-
-    def step(self, lrs: Sequence[float], active: Sequence[bool]) -> None:
-        """Move the ``active`` members, member k with learning rate ``lrs[k]``. (The
-        tensors it updates do not require gradients: no ``no_grad`` needed.)"""
-        lr = lrs[0]
-        if self.lockstep and all(active) and lrs.count(lr) == len(lrs):
-            self.shared_steps += 1
-            step = self._step_value(self.shared_steps)
-            if self.whole is not None:
-                weights, grads, moments, squares = self.whole
-                steps = [step]
-            else:
-                weights, moments, squares = self.weights, self.exp_avg, self.exp_avg_sq
-                grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-                steps = [step] * len(weights)
-            self.kernel(weights, grads, moments, squares, [], steps, lr=lr, **self.options)
-            return
-        if self.flat is not None:
-            grads = self.flat.grads
-        else:
-            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        if self.lockstep:  # from now on each member counts its own steps
-            self.lockstep = False
-            for count in self.member_steps:
-                count.fill_(self.shared_steps)
-        by_lr: dict[float, list[int]] = {}
-        for k, (rate, on) in enumerate(zip(lrs, active)):
-            if on:
-                by_lr.setdefault(rate, []).append(k)
-        for rate, ks in by_lr.items():
-            torch._foreach_add_([self.member_steps[k] for k in ks], 1)
-            weights, moments, squares = (
-                [t for k in ks for t in self.member_state[k][i]] for i in range(3)
-            )
-            member_grads = [g[k] for k in ks for g in grads]
-            steps = [self.member_steps[k] for k in ks for _ in grads]
-            self.kernel(weights, member_grads, moments, squares, [], steps, lr=rate, **self.options)
 
 
 # --- inputs and batches ---------------------------------------------------------------
@@ -811,119 +581,6 @@ class ManualSteps:
         slope = (scale * factor)[..., None]
         offset = -(c * slope)
         return offset, (slope if a is None else a * slope)
-
-
-# CPU policy, measured with benchmarks/throughput.py and benchmarks/w1_tutorial.py on a
-# 2-core AMD EPYC with torch 2.13's CPU wheel.
-#
-# Below this many floating-point operations per step, CPU threads cost more in
-# synchronisation than they save, and on a busy machine they can stall a step for
-# milliseconds while a thread waits for a core. (Two threads measured against one, second
-# core free: 6 MFLOP steps +15 %, 16 MFLOP +35 %, 32 MFLOP +25 %; W1's 3 MFLOP steps of
-# 10 rows lose. The margin above the break-even is for when the second core is busy.)
-SMALL_STEP_FLOPS = 2e7
-# From this many floating-point operations per matrix product on average (per thread),
-# oneDNN's matmul beats the MKL sgemm that torch uses for float32 by default (up to twice
-# as fast on AMD CPUs, where MKL does not use the full AVX-512 width); below it, oneDNN's
-# fixed cost per call (about 15 microseconds) loses.
-ONEDNN_MATMUL_FLOPS = 2.5e6
-
-
-def step_flops(model, batch_size: int) -> float:
-    """Forward and backward floating-point operations of one step of the whole stack."""
-    return 6.0 * batch_size * sum(p.numel() for p in model.parameters())
-
-
-@contextmanager
-def cpu_threads_for(model, batch_size: int, device: torch.device):
-    """Run small CPU steps on one thread; restore torch's setting afterwards."""
-    small = step_flops(model, batch_size) < SMALL_STEP_FLOPS
-    if device.type != "cpu" or not small:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def onednn_is_exact(shapes: Sequence[tuple[int, int, int, int]]) -> bool:
-    """Whether oneDNN's matmul, allowed to use bfloat16 internally, still computes
-    products of these (members, rows, in, out) shapes in float32 here: CPUs without AMX
-    run them with float32 kernels (errors ~1e-7 of the result, as MKL's); with AMX they
-    would be bfloat16 (~1e-3), which tabnn does not do behind the user's back. Checked on
-    one member at the real shapes (oneDNN picks kernels by size), once per process."""
-    return all(_onednn_exact(rows, n_in, n_out) for _, rows, n_in, n_out in shapes)
-
-
-@functools.lru_cache(maxsize=256)
-def _onednn_exact(rows: int, n_in: int, n_out: int) -> bool:
-    matmul = torch.backends.mkldnn.matmul
-    before = matmul.fp32_precision
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(1, rows, n_in, generator=generator)
-    w = torch.randn(1, n_in, n_out, generator=generator)
-    exact = torch.bmm(x.double(), w.double())
-    try:
-        matmul.fp32_precision = "bf16"
-        error = (torch.bmm(x, w).double() - exact).abs().max()
-    finally:
-        matmul.fp32_precision = before
-    return bool(error <= 1e-5 * exact.abs().max())
-
-
-class CpuMatmuls:
-    """Which library computes each layer's float32 matrix products during a fit: MKL
-    (torch's default) or oneDNN (torch's mkldnn matmul, reached by allowing it bfloat16
-    internally, which ``onednn_is_exact`` has checked it does not use here). A layer's
-    forward, weight-gradient and input-gradient products all have the same size, so one
-    choice per layer; ``select`` switches torch's setting, a fraction of a microsecond."""
-
-    def __init__(self, layers: list[bool]) -> None:
-        self.layers = layers
-        self.matmul = torch.backends.mkldnn.matmul if any(layers) else None
-        self.before = self.matmul.fp32_precision if self.matmul is not None else None
-        self.current: bool | None = None
-
-    def select(self, onednn: bool) -> None:
-        if self.matmul is not None and onednn is not self.current:
-            self.matmul.fp32_precision = "bf16" if onednn else self.before
-            self.current = onednn
-
-    def restore(self) -> None:
-        if self.matmul is not None:
-            self.matmul.fp32_precision = self.before
-
-
-@contextmanager
-def cpu_matmuls_for(model, batch_size: int, device: torch.device):
-    """Choose MKL or oneDNN for each layer's products (``CpuMatmuls``): oneDNN for those of
-    at least ``ONEDNN_MATMUL_FLOPS`` per thread, on a CPU where it computes them in
-    float32; and set the choice for the whole network (by the average product) for code
-    that does not switch layer by layer. Restores torch's setting afterwards."""
-    layers = [*model.hidden, model.head]
-    enough = [
-        2.0 * batch_size * layer.weight.numel() >= ONEDNN_MATMUL_FLOPS * torch.get_num_threads()
-        for layer in layers
-    ]
-    usable = (
-        device.type == "cpu"
-        and any(enough)
-        and getattr(torch.backends.mkldnn, "matmul", None) is not None
-        and torch.backends.mkldnn.is_available()
-    )
-    if usable:
-        shapes = [(m.weight.shape[0], batch_size, *m.weight.shape[1:]) for m in layers]
-        usable = onednn_is_exact(shapes)
-    matmuls = CpuMatmuls(enough if usable else [False] * len(layers))
-    per_matmul = step_flops(model, batch_size) / (3 * len(layers)) / torch.get_num_threads()
-    matmuls.select(per_matmul >= ONEDNN_MATMUL_FLOPS)
-    try:
-        yield matmuls
-    finally:
-        matmuls.restore()
 
 
 BACKWARDS = ("auto", "autograd", "manual")

@@ -1,0 +1,125 @@
+"""How the engine uses a CPU: one thread for small steps, and MKL or oneDNN per layer.
+
+Measured with benchmarks/throughput.py and benchmarks/w1_tutorial.py; the settings are
+torch's global ones, changed only inside a fit and restored afterwards.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from contextlib import contextmanager
+
+import torch
+
+# CPU policy, measured with benchmarks/throughput.py and benchmarks/w1_tutorial.py on a
+# 2-core AMD EPYC with torch 2.13's CPU wheel.
+#
+# Below this many floating-point operations per step, CPU threads cost more in
+# synchronisation than they save, and on a busy machine they can stall a step for
+# milliseconds while a thread waits for a core. (Two threads measured against one, second
+# core free: 6 MFLOP steps +15 %, 16 MFLOP +35 %, 32 MFLOP +25 %; W1's 3 MFLOP steps of
+# 10 rows lose. The margin above the break-even is for when the second core is busy.)
+SMALL_STEP_FLOPS = 2e7
+# From this many floating-point operations per matrix product on average (per thread),
+# oneDNN's matmul beats the MKL sgemm that torch uses for float32 by default (up to twice
+# as fast on AMD CPUs, where MKL does not use the full AVX-512 width); below it, oneDNN's
+# fixed cost per call (about 15 microseconds) loses.
+ONEDNN_MATMUL_FLOPS = 2.5e6
+
+
+def step_flops(model, batch_size: int) -> float:
+    """Forward and backward floating-point operations of one step of the whole stack."""
+    return 6.0 * batch_size * sum(p.numel() for p in model.parameters())
+
+
+@contextmanager
+def cpu_threads_for(model, batch_size: int, device: torch.device):
+    """Run small CPU steps on one thread; restore torch's setting afterwards."""
+    small = step_flops(model, batch_size) < SMALL_STEP_FLOPS
+    if device.type != "cpu" or not small:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def onednn_is_exact(shapes: Sequence[tuple[int, int, int, int]]) -> bool:
+    """Whether oneDNN's matmul, allowed to use bfloat16 internally, still computes
+    products of these (members, rows, in, out) shapes in float32 here: CPUs without AMX
+    run them with float32 kernels (errors ~1e-7 of the result, as MKL's); with AMX they
+    would be bfloat16 (~1e-3), which tabnn does not do behind the user's back. Checked on
+    one member at the real shapes (oneDNN picks kernels by size), once per process."""
+    return all(_onednn_exact(rows, n_in, n_out) for _, rows, n_in, n_out in shapes)
+
+
+@functools.lru_cache(maxsize=256)
+def _onednn_exact(rows: int, n_in: int, n_out: int) -> bool:
+    matmul = torch.backends.mkldnn.matmul
+    before = matmul.fp32_precision
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1, rows, n_in, generator=generator)
+    w = torch.randn(1, n_in, n_out, generator=generator)
+    exact = torch.bmm(x.double(), w.double())
+    try:
+        matmul.fp32_precision = "bf16"
+        error = (torch.bmm(x, w).double() - exact).abs().max()
+    finally:
+        matmul.fp32_precision = before
+    return bool(error <= 1e-5 * exact.abs().max())
+
+
+class CpuMatmuls:
+    """Which library computes each layer's float32 matrix products during a fit: MKL
+    (torch's default) or oneDNN (torch's mkldnn matmul, reached by allowing it bfloat16
+    internally, which ``onednn_is_exact`` has checked it does not use here). A layer's
+    forward, weight-gradient and input-gradient products all have the same size, so one
+    choice per layer; ``select`` switches torch's setting, a fraction of a microsecond."""
+
+    def __init__(self, layers: list[bool]) -> None:
+        self.layers = layers
+        self.matmul = torch.backends.mkldnn.matmul if any(layers) else None
+        self.before = self.matmul.fp32_precision if self.matmul is not None else None
+        self.current: bool | None = None
+
+    def select(self, onednn: bool) -> None:
+        if self.matmul is not None and onednn is not self.current:
+            self.matmul.fp32_precision = "bf16" if onednn else self.before
+            self.current = onednn
+
+    def restore(self) -> None:
+        if self.matmul is not None:
+            self.matmul.fp32_precision = self.before
+
+
+@contextmanager
+def cpu_matmuls_for(model, batch_size: int, device: torch.device):
+    """Choose MKL or oneDNN for each layer's products (``CpuMatmuls``): oneDNN for those of
+    at least ``ONEDNN_MATMUL_FLOPS`` per thread, on a CPU where it computes them in
+    float32; and set the choice for the whole network (by the average product) for code
+    that does not switch layer by layer. Restores torch's setting afterwards."""
+    layers = [*model.hidden, model.head]
+    enough = [
+        2.0 * batch_size * layer.weight.numel() >= ONEDNN_MATMUL_FLOPS * torch.get_num_threads()
+        for layer in layers
+    ]
+    usable = (
+        device.type == "cpu"
+        and any(enough)
+        and getattr(torch.backends.mkldnn, "matmul", None) is not None
+        and torch.backends.mkldnn.is_available()
+    )
+    if usable:
+        shapes = [(m.weight.shape[0], batch_size, *m.weight.shape[1:]) for m in layers]
+        usable = onednn_is_exact(shapes)
+    matmuls = CpuMatmuls(enough if usable else [False] * len(layers))
+    per_matmul = step_flops(model, batch_size) / (3 * len(layers)) / torch.get_num_threads()
+    matmuls.select(per_matmul >= ONEDNN_MATMUL_FLOPS)
+    try:
+        yield matmuls
+    finally:
+        matmuls.restore()

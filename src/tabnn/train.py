@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from .cpu import CpuMatmuls, cpu_matmuls_for, cpu_threads_for
 from .errors import UsageError
-from .model import StackedNorm, TabularMLP
+from .model import Dropout, StackedNorm, TabularMLP, dropout_mask
 from .optim import BestWeights, FlatParameters, GradientClipper, StackedAdam, make_optimizer
 
 TASKS = ("binary", "multiclass", "multilabel")
@@ -197,7 +197,7 @@ def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
 def evaluate_members(model, data, rows, mask, loss_fn, task, chunk=8192):
     """Validation loss and accuracy per member (K,), in chunks of rows."""
     # only batch norm and dropout behave differently in evaluation
-    modal = [m for m in model.modules() if isinstance(m, (StackedNorm, torch.nn.Dropout))]
+    modal = [m for m in model.modules() if isinstance(m, (StackedNorm, Dropout))]
     for module in modal:
         module.training = False
     total_loss = torch.zeros(rows.shape[0], device=rows.device)
@@ -379,7 +379,7 @@ class Validation:
         rows, mask = padded_rows([m.val_rows for m in members], data.y.device)
         self.count = mask.sum(1).clamp_min(1)
         self.forward = model.mlp
-        self.modal = [m for m in model.modules() if isinstance(m, (StackedNorm, torch.nn.Dropout))]
+        self.modal = [m for m in model.modules() if isinstance(m, (StackedNorm, Dropout))]
         self.chunks = []
         # embeddings train: inputs that hold them are looked up again every epoch
         table = inputs.table
@@ -453,7 +453,7 @@ class ManualSteps:
     matmul forward, and for the weight and input gradients one each, written straight into
     the flat gradient buffer. No autograd graph, no gradient zeroing, and the loss itself
     is only computed once per epoch, from the logits kept step by step. Dropout draws its
-    masks exactly as ``F.dropout`` does on the CPU (the same calls on the same random
+    masks with the model's own ``dropout_mask`` (the same calls on the same random
     stream), so the two paths train the same model."""
 
     def __init__(
@@ -492,8 +492,8 @@ class ManualSteps:
             x = torch.baddbmm(bias, x, weight)
             if self.relu:
                 x.relu_()
-            if dropout:  # F.dropout's CPU implementation, call for call
-                noise = torch.empty_like(x).bernoulli_(1 - dropout).div_(1 - dropout)
+            if dropout:  # as the model's Dropout, call for call
+                noise = dropout_mask(x, dropout)
                 x = x * noise
                 self.noise.append(noise)
             outputs.append(x)

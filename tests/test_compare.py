@@ -224,3 +224,12 @@ def test_nested_cv_scores_each_outer_fold_once_with_its_own_choice():
     scores = [r["score"] for r in nested["outer_folds"]]
     assert nested["mean"] == pytest.approx(np.mean(scores))
     assert 0.5 < nested["mean"] <= 1.0
+
+
+def test_a_metric_undefined_on_a_fold_is_a_clear_error():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    labels = np.zeros((60, 2), dtype=int)
+    labels[0, 0] = labels[1, 1] = 1  # one positive each: some held-out fold has none
+    with pytest.raises(tabnn.errors.DataError, match="roc_auc_macro is undefined|rank by"):
+        tabnn.compare(X, labels, ["wide"], folds=3, metric="roc_auc_macro", **QUICK)

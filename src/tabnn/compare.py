@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import evaluate
-from .errors import UsageError
+from .errors import DataError, UsageError
 from .estimator import TabNNClassifier
 from .model import PRESETS
 from .schema import drop_missing_targets
@@ -192,6 +192,11 @@ def summarise(result: Comparison, n_fit: float, n_held_out: float) -> None:
     """Mean +- std per name, the ranking of designs, the paired test of the best two."""
     higher = evaluate.HIGHER_IS_BETTER[result.metric]
     for name in result.scores:
+        if None in result.values(name):
+            raise DataError(
+                f"{result.metric} is undefined on some folds for {name} (for example a "
+                "fold whose held-out rows hold one class); rank by another --metric."
+            )
         mean, std = evaluate.mean_std(result.values(name))
         result.summary[name] = {"mean": mean, "std": std}
     designs = [name for name in result.scores if name in result.seconds]

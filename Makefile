@@ -30,8 +30,12 @@ format: $(BIN)/tabnn
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
+# full-size benchmarks (minutes); each prints its baseline measured in the same run
 bench: $(BIN)/tabnn
 	$(BIN)/python benchmarks/w1_tutorial.py
+	$(BIN)/python benchmarks/compare_speed.py
+	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/adult.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

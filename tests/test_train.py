@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from tabnn import cpu, train
 from tabnn.cpu import cpu_matmuls_for, cpu_threads_for, onednn_is_exact
 from tabnn.errors import UsageError
-from tabnn.model import TabularMLP, build_config
-from tabnn.optim import FlatParameters, StackedAdam, clip_per_member
+from tabnn.model import Dropout, StackedNorm, TabularMLP, build_config
+from tabnn.optim import FlatParameters, GradientClipper, StackedAdam
 from tabnn.preprocess import Preprocessor
 from tabnn.train import (
     EarlyStopping,
@@ -22,14 +22,38 @@ from tabnn.train import (
     TensorData,
     TrainConfig,
     device_of,
-    evaluate_members,
     fit_stack,
+    is_correct,
     lr_factor,
     padded_rows,
     predict_logits,
 )
 
 CPU = torch.device("cpu")
+
+
+@torch.no_grad()
+def evaluate_members(model, data, rows, mask, loss_fn, task, chunk=8192):
+    """Reference validation loss and accuracy per member (K,): the plain loop the
+    engine's prepared ``Validation`` must agree with."""
+    # only batch norm and dropout behave differently in evaluation
+    modal = [m for m in model.modules() if isinstance(m, (StackedNorm, Dropout))]
+    for module in modal:
+        module.training = False
+    total_loss = torch.zeros(rows.shape[0], device=rows.device)
+    total_weight = torch.zeros_like(total_loss)
+    correct = torch.zeros_like(total_loss)
+    for start in range(0, rows.shape[1], chunk):
+        r, m = rows[:, start : start + chunk], mask[:, start : start + chunk]
+        logits = model(data.x_num[r], data.x_cat[r])
+        y = data.y[r]
+        loss, weight = loss_fn(logits, y)
+        total_loss += (loss * weight * m).sum(1)
+        total_weight += (weight * m).sum(1)
+        correct += (is_correct(logits, y, task) * m).sum(1)
+    for module in modal:
+        module.training = True
+    return total_loss / total_weight.clamp_min(1e-12), correct / mask.sum(1).clamp_min(1)
 
 
 def table(n=400, features=4, seed=0):
@@ -148,12 +172,12 @@ def test_stacked_adam_matches_torch_and_skips_members_that_sit_out(flat):
             torch.testing.assert_close(ours.detach()[k], theirs[k].detach())
 
 
-def test_clip_per_member_clips_each_member_on_its_own():
+def test_gradient_clipper_clips_each_member_on_its_own():
     weight = torch.nn.Parameter(torch.zeros(2, 3))
     bias = torch.nn.Parameter(torch.zeros(2, 1))
     weight.grad = torch.tensor([[30.0, 0.0, 40.0], [0.3, 0.0, 0.0]])
     bias.grad = torch.tensor([[0.0], [0.4]])
-    clip_per_member([weight, bias], max_norm=1.0)
+    GradientClipper([weight.grad, bias.grad])(max_norm=1.0)
     norms = torch.cat([weight.grad, bias.grad], dim=1).norm(dim=1)
     torch.testing.assert_close(norms, torch.tensor([1.0, 0.5]), atol=1e-5, rtol=0)
     torch.testing.assert_close(weight.grad[0], torch.tensor([0.6, 0.0, 0.8]), atol=1e-5, rtol=0)

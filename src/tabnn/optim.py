@@ -14,13 +14,6 @@ if TYPE_CHECKING:
     from .train import TrainConfig
 
 
-def clip_per_member(params: list[torch.Tensor], max_norm: float) -> None:
-    """Clip each member's gradient norm on its own, so members stay independent."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if grads:
-        GradientClipper(grads)(max_norm)
-
-
 class GradientClipper:
     """Scales (K, ...) gradient tensors so that each member's norm over all of them is at
     most ``max_norm``: one norm per tensor (all members at once), then one multiply over

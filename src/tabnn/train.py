@@ -193,29 +193,6 @@ def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / total)))
 
 
-@torch.no_grad()
-def evaluate_members(model, data, rows, mask, loss_fn, task, chunk=8192):
-    """Validation loss and accuracy per member (K,), in chunks of rows."""
-    # only batch norm and dropout behave differently in evaluation
-    modal = [m for m in model.modules() if isinstance(m, (StackedNorm, Dropout))]
-    for module in modal:
-        module.training = False
-    total_loss = torch.zeros(rows.shape[0], device=rows.device)
-    total_weight = torch.zeros_like(total_loss)
-    correct = torch.zeros_like(total_loss)
-    for start in range(0, rows.shape[1], chunk):
-        r, m = rows[:, start : start + chunk], mask[:, start : start + chunk]
-        logits = model(data.x_num[r], data.x_cat[r])
-        y = data.y[r]
-        loss, weight = loss_fn(logits, y)
-        total_loss += (loss * weight * m).sum(1)
-        total_weight += (weight * m).sum(1)
-        correct += (is_correct(logits, y, task) * m).sum(1)
-    for module in modal:
-        module.training = True
-    return total_loss / total_weight.clamp_min(1e-12), correct / mask.sum(1).clamp_min(1)
-
-
 def is_correct(logits: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
     """1.0 where the prediction is right: the class for single-label tasks, the share of
     labels right (1 - Hamming loss) for multi-label."""
@@ -224,9 +201,6 @@ def is_correct(logits: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor
     if task == "binary":
         return ((logits[..., 0] > 0).float() == y).float()
     return ((logits > 0).float() == y).float().mean(-1)
-
-
-# --- the stack's parameters as one buffer ---------------------------------------------
 
 
 # --- inputs and batches ---------------------------------------------------------------
@@ -369,9 +343,9 @@ class EpochInputs:
 
 
 class Validation:
-    """Each epoch's validation loss and accuracy per member, the same numbers as
-    ``evaluate_members`` gives, with what does not change between epochs (the chunks of
-    rows, their inputs while small, targets, weights and counts) prepared once."""
+    """Each epoch's validation loss and accuracy per member (the weighted loss and the
+    share of rows ``is_correct``), with what does not change between epochs (the chunks
+    of rows, their inputs while small, targets, weights and counts) prepared once."""
 
     def __init__(self, model, data, members, loss_fn, task, inputs, chunk=8192) -> None:
         self.model, self.loss_fn, self.task, self.inputs = model, loss_fn, task, inputs

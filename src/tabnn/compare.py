@@ -128,9 +128,10 @@ def fold_members(y: np.ndarray, task: str, folds, validation_fraction: float, se
     return members
 
 
-def score_stack(stack: TabNNClassifier, frame: pd.DataFrame, y: np.ndarray, folds) -> list:
-    """Score member k of a fitted stack on fold k's held-out rows."""
-    proba = stack._member_probabilities(frame)  # (members, rows, outputs)
+def score_stack(stack: TabNNClassifier, inputs, y: np.ndarray, folds) -> list:
+    """Score member k of a fitted stack on fold k's held-out rows; ``inputs`` are the
+    stack's input arrays for every row (``stack._inputs``)."""
+    proba = stack._member_probabilities_of(*inputs)  # (members, rows, outputs)
     if stack.task_ == "binary":
         proba = proba[..., 0]
     return [
@@ -139,12 +140,13 @@ def score_stack(stack: TabNNClassifier, frame: pd.DataFrame, y: np.ndarray, fold
     ]
 
 
-def baseline_folds(stack: TabNNClassifier, frame: pd.DataFrame, y: np.ndarray, folds, seed):
+def baseline_folds(stack: TabNNClassifier, inputs, y: np.ndarray, folds, seed):
     """Most-frequent and logistic-regression baselines on the same folds, each fold on
     the preprocessing fitted for that fold's member; LightGBM when it is installed."""
     import torch
 
-    x_num, x_cat = stack._inputs(frame)
+    x_num, x_cat = inputs
+    gbm_frame = lightgbm_frame(x_num, x_cat) if lightgbm_wanted(stack.task_) else None
     results: dict[str, list[dict]] = {}
     for k, (fit_rows, held_out) in enumerate(folds):
         with torch.no_grad():
@@ -154,9 +156,10 @@ def baseline_folds(stack: TabNNClassifier, frame: pd.DataFrame, y: np.ndarray, f
         scores = evaluate.baseline_scores(
             stack.task_, design[fit_rows], y[fit_rows], design[held_out], y[held_out], seed=seed
         )
-        lightgbm = lightgbm_scores(stack.task_, x_num, x_cat, y, fit_rows, held_out, seed)
-        if lightgbm is not None:
-            scores["lightgbm"] = lightgbm
+        if gbm_frame is not None:
+            scores["lightgbm"] = lightgbm_scores(
+                stack.task_, gbm_frame, y, fit_rows, held_out, seed
+            )
         for name, values in scores.items():
             results.setdefault(name, []).append(values)
     return results
@@ -170,17 +173,24 @@ def lightgbm_available() -> bool:
     return True
 
 
-def lightgbm_scores(task, x_num, x_cat, y, fit_rows, held_out, seed) -> dict | None:
-    """LightGBM on the raw numbers (NaN allowed) and category codes, if installed;
-    binary and multi-class only."""
-    if task == "multilabel" or not lightgbm_available():
-        return None
-    import lightgbm
+def lightgbm_wanted(task: str) -> bool:
+    """LightGBM baselines: binary and multi-class targets, when it is installed."""
+    return task != "multilabel" and lightgbm_available()
 
+
+def lightgbm_frame(x_num: np.ndarray, x_cat: np.ndarray) -> pd.DataFrame:
+    """The raw numbers (NaN allowed) and category codes as LightGBM's input columns."""
     columns = [pd.Series(x_num[:, j]) for j in range(x_num.shape[1])]
     columns += [pd.Series(x_cat[:, j]).astype("category") for j in range(x_cat.shape[1])]
     frame = pd.concat(columns, axis=1, keys=range(len(columns))) if columns else pd.DataFrame()
     frame.columns = [f"f{j}" for j in range(frame.shape[1])]
+    return frame
+
+
+def lightgbm_scores(task, frame: pd.DataFrame, y, fit_rows, held_out, seed) -> dict:
+    """A LightGBM classifier fitted on one fold's rows, scored on its held-out rows."""
+    import lightgbm
+
     model = lightgbm.LGBMClassifier(random_state=seed, verbose=-1, n_jobs=1)
     model.fit(frame.iloc[fit_rows], y[fit_rows])
     proba = np.zeros((len(held_out), int(y.max()) + 1 if task == "multiclass" else 2))
@@ -247,7 +257,7 @@ def cross_validate_designs(
         repeats,
         [{"fit": len(f), "held_out": len(h)} for f, h in splits],
     )
-    stacks = {}
+    stacks, inputs = {}, {}
     for name in designs:
         if on_design is not None:
             on_design(name)
@@ -256,9 +266,11 @@ def cross_validate_designs(
         started = time.perf_counter()
         stack._fit_members(schema, x, y, members)
         result.seconds[name] = time.perf_counter() - started
-        result.scores[name] = score_stack(stack, x, y, splits)
+        inputs[name] = stack._inputs(x)
+        result.scores[name] = score_stack(stack, inputs[name], y, splits)
         stacks[name] = stack
-    result.scores.update(baseline_folds(stacks[designs[0]], x, y, splits, seed))
+    first = designs[0]
+    result.scores.update(baseline_folds(stacks[first], inputs[first], y, splits, seed))
     summarise(
         result,
         n_fit=float(np.mean([len(f) for f, _ in splits])),

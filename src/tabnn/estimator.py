@@ -593,7 +593,10 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         """(members, rows, outputs) float64 probabilities. The network runs in float64
         too: float32 matmuls and activations round differently with the number of rows,
         and a row's probabilities must not depend on which rows come with it."""
-        x_num, x_cat = self._inputs(frame)
+        return self._member_probabilities_of(*self._inputs(frame))
+
+    def _member_probabilities_of(self, x_num: np.ndarray, x_cat: np.ndarray) -> np.ndarray:
+        """As ``_member_probabilities``, from the model's input arrays."""
         model = copy.deepcopy(self.model_).double()
         logits = predict_logits(model, x_num, x_cat, torch.device("cpu"))
         return probabilities(logits, self.task_).numpy()

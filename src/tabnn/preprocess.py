@@ -71,33 +71,36 @@ class Preprocessor:
                 f"got {missing_indicator!r}."
             )
         prep = cls(list(numeric), list(categorical), scaling)
-        for name in numeric:
-            prep._fit_numeric(frame[name].to_numpy(dtype=np.float64), missing_indicator)
+        values = np.array(frame[list(numeric)], dtype=np.float64).reshape(len(frame), -1)
+        prep._fit_numeric(values, missing_indicator)
         for name in categorical:
             prep.vocabularies.append(_vocabulary(frame[name]))
         return prep
 
     def _fit_numeric(self, values: np.ndarray, missing_indicator: str) -> None:
-        present = values[~np.isnan(values)]
-        if present.size == 0:  # the schema drops all-missing columns; stay safe anyway
-            present = np.zeros(1)
-        median = float(np.median(present))
-        filled = np.where(np.isnan(values), median, values)
+        """Statistics of every numeric column (n, d) at once."""
+        missing = np.isnan(values)
+        # all-missing columns are dropped by the schema; stay safe anyway (median 0)
+        present = np.where(missing.all(0), 0.0, values)
+        with np.errstate(all="ignore"):
+            median = np.nanmedian(present, axis=0) if len(values) else np.zeros(values.shape[1])
+        filled = np.where(missing, median, values)
         if self.scaling == "robust":
-            q25, q75 = np.percentile(filled, [25, 75])
-            center, scale = median, float(q75 - q25) or float(filled.std())
+            q25, q75 = np.percentile(filled, [25, 75], axis=0)
+            center, scale = median, np.where(q75 > q25, q75 - q25, filled.std(0))
         else:
-            center, scale = float(filled.mean()), float(filled.std())
-        self.medians.append(median)
-        self.centers.append(center)
-        self.scales.append(scale if scale > 1e-12 else 1.0)
-        has_missing = bool(np.isnan(values).any())
-        self.indicators.append(
-            missing_indicator == "always" or (missing_indicator == "auto" and has_missing)
-        )
+            center, scale = filled.mean(0), filled.std(0)
+        self.medians = median.tolist()
+        self.centers = center.tolist()
+        self.scales = np.where(scale > 1e-12, scale, 1.0).tolist()
+        has_missing = missing.any(0)
+        self.indicators = [
+            missing_indicator == "always" or (missing_indicator == "auto" and bool(m))
+            for m in has_missing
+        ]
         if self.scaling == "quantile":
-            knots = np.quantile(filled, np.linspace(0, 1, N_QUANTILES))
-            self.quantiles.append([float(v) for v in knots])
+            knots = np.quantile(filled, np.linspace(0, 1, N_QUANTILES), axis=0)  # (q, d)
+            self.quantiles = knots.T.tolist()
 
     def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Arrays for the model: numeric float32 ``(n, n_numeric)`` with NaN kept for the

@@ -129,8 +129,13 @@ class Schema:
                 f"Columns seen at fit time, yet now missing:{listed}\n"
                 f"Pass a table with these columns (extra columns are ignored)."
             )
-        out = {name: _as_float(frame[by_name[name]], name) for name in self.numeric}
-        out.update({name: canonical_text(frame[by_name[name]]) for name in self.categorical})
+        columns = {name: frame[by_name[name]] for name in self.features}
+        # numeric dtypes convert as one block: per column, pandas' overhead dominates
+        plain = [n for n in self.numeric if _is_number_dtype(columns[n].dtype)]
+        block = pd.DataFrame(columns, columns=plain, index=frame.index).astype("float64")
+        out = {name: block[name] for name in plain}
+        out.update({n: _as_float(columns[n], n) for n in self.numeric if n not in out})
+        out.update({name: canonical_text(columns[name]) for name in self.categorical})
         return pd.DataFrame(out, columns=self.features, index=frame.index)
 
     def encode_target(self, y: pd.Series | pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -561,9 +566,13 @@ def canonical_text(column: pd.Series) -> pd.Series:
     return pd.Series(keys[codes], index=column.index, dtype=object, name=column.name)
 
 
+def _is_number_dtype(dtype) -> bool:
+    return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+
+
 def _as_float(column: pd.Series, name: str, *, forced: bool = False) -> pd.Series:
     """A numeric feature as float64; text that is no number raises SchemaError."""
-    if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+    if _is_number_dtype(column.dtype):
         return column.astype("float64")
     text = column.astype(object).map(lambda v: v.strip() if isinstance(v, str) else v)
     missing = text.isna() | text.isin(MISSING_VALUES)

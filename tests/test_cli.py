@@ -175,6 +175,50 @@ def test_train_titanic_raw_file_drops_columns_with_reasons(titanic):
     assert {"Sex", "Embarked"} <= set(schema["categorical"])
 
 
+def test_train_reports_the_detected_header(titanic):
+    result, out = titanic
+    assert (
+        "read train.csv: 891 rows, 12 columns; first line holds column names (detected; "
+        "--header/--no-header to override)" in result.stdout
+    )
+    assert meta_of(out)["training"]["read_options"]["header"] is True
+
+
+def test_train_detects_a_header_less_file_and_predict_reads_it_alike(tmp_path):
+    out = tmp_path / "m"
+    result = invoke("train", SONAR, "-t", "-1", *QUICK, "-o", out)  # no --no-header
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "read sonar.csv: 208 rows, 61 columns; no header row (detected; --header/--no-header "
+        "to override), columns named 0..60" in result.stdout
+    )
+    assert "144 train, 32 validation, 32 test" in result.stdout  # the first line is a row
+    training = meta_of(out)["training"]
+    assert training["read_options"]["header"] is False  # the resolved choice, not "auto"
+    assert training["header_detected"] is True
+    chunked = read_predictions(invoke("predict", out, SONAR, "--chunk-size", "7").stdout)
+    assert chunked["row"].tolist() == list(range(208))
+
+
+def test_explicit_header_overrides_detection(tmp_path):
+    result = invoke("train", SONAR, "--header", "-t", "-1", *QUICK, "-o", tmp_path / "m")
+    assert result.exit_code == 0, result.stderr
+    assert "read sonar.csv: 207 rows, 61 columns; first line holds column names\n" in result.stdout
+    assert meta_of(tmp_path / "m")["training"]["header_detected"] is False
+
+
+def test_a_model_without_a_recorded_header_detects_it(sonar, tmp_path):
+    """Models from before header detection may lack read_options.header: detect it."""
+    model = tmp_path / "m"
+    shutil.copytree(sonar[1], model)
+    meta = meta_of(model)
+    del meta["training"]["read_options"]["header"]
+    (model / "tabnn.json").write_text(json.dumps(meta))
+    result = invoke("predict", model, SONAR)
+    assert result.exit_code == 0, result.stderr
+    assert len(read_predictions(result.stdout)) == 208
+
+
 def test_train_iris_multiclass_json(iris):
     result, out = iris
     assert result.exit_code == 0, result.stderr
@@ -376,7 +420,10 @@ BAD_TRAIN_OPTIONS = [
     ("--norm", "group", "expected one of none, batch, layer"),
     ("--task", "regression", "expected one of binary, multiclass, multilabel"),
     ("--epochs", "0", "expected a whole number >= 1; got 0"),
-    ("--threshold", "1", "expected a number in (0, 1); got 1"),
+    ("--threshold", "1", "expected a number in (0, 1) or auto; got '1'"),
+    ("--threshold", "best", "expected a number in (0, 1) or auto; got 'best'"),
+    ("--threshold-metric", "auc", "expected f1, balanced_accuracy, mcc, recall>=R or precision>=P"),
+    ("--threshold-metric", "recall>=1.5", "with R, P in (0, 1]; got 'recall>=1.5'"),
     ("--dropout", "1", "expected a number in [0, 1); got 1"),
 ]
 

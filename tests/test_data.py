@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from tabnn import data
-from tabnn.data import iter_table_chunks, read_table, resolve_columns, split_target
+from tabnn.data import (
+    detect_header,
+    iter_table_chunks,
+    read_table,
+    resolve_columns,
+    split_target,
+)
 from tabnn.errors import DataError, InputNotFoundError, UsageError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -214,6 +220,118 @@ def test_chunks_header_only_in_first_chunk(tmp_path):
     chunks = list(iter_table_chunks(path, chunksize=4))
     assert sum(len(c) for c in chunks) == 10
     assert pd.concat(chunks)["a"].tolist() == list(range(10))
+
+
+# --------------------------------------------------------------------------- header detection
+
+# every shared data file, with whether its first line holds names and the table's shape
+REAL_HEADERS = [
+    ("sonar/sonar.csv", False, (208, 61)),
+    ("adult/adult.data", False, (32561, 15)),
+    ("adult/adult-test.csv", False, (16281, 15)),
+    ("iris/iris.csv", False, (150, 5)),
+    ("wdbc/wdbc.data", False, (569, 32)),
+    ("heart/processed.cleveland.data", False, (303, 14)),
+    ("titanic/train.csv", True, (891, 12)),
+    ("titanic/test.csv", True, (418, 11)),
+    ("titanic/gender_submission.csv", True, (418, 2)),
+    ("heart/heart.csv", True, (303, 14)),
+    ("bank_marketing/bank.csv", True, (4521, 17)),
+    ("mushroom/mushrooms.csv", True, (8124, 23)),  # all text: names are not among the values
+    ("network_logs/Network_logs.csv", True, (8846, 10)),
+    ("pmlb/spambase.tsv.gz", True, (4601, 58)),  # names 0..56 and target
+    ("pmlb/ecoli.tsv.gz", True, (327, 8)),
+    ("pmlb/optdigits.tsv.gz", True, (5620, 65)),
+    ("multilabel/emotions.arff", True, (593, 78)),
+]
+
+
+@pytest.mark.parametrize(
+    "name, header, shape", REAL_HEADERS, ids=[name for name, _, _ in REAL_HEADERS]
+)
+def test_header_detected_on_every_real_file(name, header, shape):
+    assert detect_header(DATA / name) is header
+    frame = read_table(DATA / name)  # "auto" by default
+    assert frame.shape == shape
+    if not header:
+        assert frame.columns.tolist() == [str(i) for i in range(shape[1])]
+
+
+def test_detected_no_header_reads_as_header_false():
+    path = DATA / "sonar" / "sonar.csv"
+    pd.testing.assert_frame_equal(read_table(path), read_table(path, header=False))
+    assert read_table(path).iloc[0, 0] == 0.02  # the first line is a row, not names
+
+
+@pytest.mark.parametrize(
+    "name", ["sonar/sonar.csv", "titanic/train.csv", "iris/iris.csv", "pmlb/ecoli.tsv.gz"]
+)
+def test_chunks_detect_like_read_table_whatever_the_chunk_size(name):
+    # chunks far smaller than the lines detection looks at must not change its answer
+    chunks = list(iter_table_chunks(DATA / name, chunksize=7))
+    whole = read_table(DATA / name)
+    assert all(list(c.columns) == list(whole.columns) for c in chunks)
+    assert sum(len(c) for c in chunks) == len(whole)
+    assert pd.concat(chunks, ignore_index=True).astype(whole.dtypes).equals(whole)
+
+
+def text_table(header: str | None, rows: list[str]) -> str:
+    return "\n".join(([header] if header else []) + rows) + "\n"
+
+
+COLORS = ["red,small,yes", "blue,large,no", "red,large,no", "green,small,yes"] * 5
+NUMBERS = [f"{i % 7}.5,{i * 3 % 11}.25,{i % 2}" for i in range(30)]
+
+SYNTHETIC_HEADERS = [
+    ("text-with-names", text_table("colour,size,label", COLORS), True),
+    ("text-without-names", text_table(None, COLORS), False),
+    ("text-rare-first-value", text_table(None, ["violet,small,yes", *COLORS]), False),
+    ("free-text-with-names", "name,city\nAnn Lee,Oslo\nBo Ek,Rome\nCy Ng,Lima\n", True),
+    ("numbers-with-names", text_table("x,y,label", NUMBERS), True),
+    ("numbers-without-names", text_table(None, NUMBERS), False),
+    ("names-are-positions", text_table("0,1,2", NUMBERS), True),
+    ("positions-from-one", text_table("1,2,3", NUMBERS), True),
+    (
+        "pandas-index-column",
+        text_table(",0,1,2", [f"{i},{r}" for i, r in enumerate(NUMBERS)]),
+        True,
+    ),
+    ("years-as-names", "country,2019,2020\nFR,1.5,2.5\nES,3.5,1.25\nIT,2.0,3.5\n", False),
+    ("repeated-first-cells", "a,a,1\nb,c,2\nd,e,3\n", False),
+    ("missing-marker-first", text_table(None, ["?,1.5,1", *NUMBERS]), False),
+    ("text-in-a-number-column", "id,score\n1,0.5\n2,0.7\n", True),
+]
+
+
+@pytest.mark.parametrize(
+    "text, header", [case[1:] for case in SYNTHETIC_HEADERS], ids=[c[0] for c in SYNTHETIC_HEADERS]
+)
+def test_header_detection_rules(tmp_path, text, header):
+    path = write(tmp_path, text)
+    assert detect_header(path) is header
+    assert read_table(path).columns.tolist() == read_table(path, header=header).columns.tolist()
+
+
+def test_numeric_names_need_an_explicit_header(tmp_path):
+    """A header whose numeric columns are all named by numbers looks like data (rule 4):
+    ``header=True`` (``--header`` on the command line) reads it as names."""
+    path = write(tmp_path, "country,2019,2020\nFR,1.5,2.5\nES,3.5,1.25\n")
+    assert read_table(path).shape == (3, 3)
+    named = read_table(path, header=True)
+    assert named.columns.tolist() == ["country", "2019", "2020"]
+    assert named["2019"].tolist() == [1.5, 3.5]
+
+
+def test_explicit_header_overrides_detection(tmp_path):
+    sonar = DATA / "sonar" / "sonar.csv"
+    assert read_table(sonar, header=True).shape == (207, 61)
+    assert read_table(DATA / "titanic" / "train.csv", header=False).shape == (892, 12)
+
+
+@pytest.mark.parametrize("reader", [read_table, iter_table_chunks], ids=["read", "chunks"])
+def test_bad_header_value(tmp_path, reader):
+    with pytest.raises(UsageError, match="header must be True, False or 'auto'. Got 'yes'"):
+        list(reader(write(tmp_path, "a,b\n1,2\n"), header="yes"))
 
 
 # --------------------------------------------------------------------------- errors

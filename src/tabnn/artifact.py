@@ -583,10 +583,31 @@ def save(estimator, path: PathLike, *, extra_meta: dict | None = None, extra_fil
         },
         "n_features_in": estimator.n_features_in_,
         "feature_names_in": getattr(estimator, "feature_names_in_", None),
+        "threshold": threshold_info(estimator),
         **(extra_meta or {}),
     }
     tensors = dict(estimator.model_.state_dict())
     return save_model_dir(path, to_jsonable(meta, "meta"), tensors, extra_files=extra_files)
+
+
+def threshold_info(estimator) -> dict:
+    """The decision threshold a fitted estimator applies and how it was chosen, as stored
+    under ``"threshold"`` in ``tabnn.json``: ``{"value": 0.37, "tuning": None}`` for a
+    fixed threshold; ``tuning`` holds ``metric``, ``score``, ``precision``, ``recall``,
+    ``rows`` (validation rows), ``members`` and ``members_per_row`` when it was chosen on
+    validation rows (see ``TabNNClassifier.threshold_tuning_``)."""
+    return {"value": estimator.threshold_, "tuning": estimator.threshold_tuning_}
+
+
+def _restore_threshold(estimator, meta: dict, path: PathLike) -> None:
+    """Set ``threshold_`` from ``tabnn.json``; a model saved before thresholds could be
+    tuned applies its ``threshold`` parameter."""
+    saved = meta.get("threshold") or {"value": meta["params"].get("threshold"), "tuning": None}
+    value = saved.get("value")
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise ModelError(f"'{path}' has no usable decision threshold in {META_FILE}: {value!r}.")
+    estimator.threshold_ = float(value)
+    estimator.threshold_tuning_ = saved.get("tuning")
 
 
 def load(path: PathLike):
@@ -612,6 +633,7 @@ def load(path: PathLike):
             f"'{path}' does not describe a model this tabnn can rebuild: {error}"
         ) from error
     estimator._set_fitted(schema, prep, config, train_config, model.eval())
+    _restore_threshold(estimator, meta, path)
     estimator.n_features_in_ = meta["n_features_in"]
     if meta.get("feature_names_in") is not None:
         estimator.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .artifact import read_meta, to_jsonable
+from .artifact import read_meta, threshold_info, to_jsonable
 from .errors import TabnnError, UsageError
 
 app = typer.Typer(
@@ -107,6 +107,34 @@ def _check_device(value: str) -> str:
     return value
 
 
+def _check_threshold(value: str) -> str | float:
+    """``auto`` or a number in (0, 1)."""
+    if value == "auto":
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if number is None or not 0 < number < 1:
+        raise typer.BadParameter(f"expected a number in (0, 1) or auto; got {value!r}.")
+    return number
+
+
+def _check_threshold_metric(value: str | None) -> str | None:
+    from .evaluate import parse_threshold_metric
+
+    if value is None:
+        return value
+    try:
+        parse_threshold_metric(value)
+    except UsageError as error:
+        raise typer.BadParameter(
+            f"expected f1, balanced_accuracy, mcc, recall>=R or precision>=P with R, P in "
+            f"(0, 1]; got {value!r}."
+        ) from error
+    return value
+
+
 def _activations() -> tuple[str, ...]:
     from .model import ACTIVATIONS
 
@@ -120,8 +148,15 @@ def _check_activation(value: str) -> str:
 # --------------------------------------------------------------------------- shared options
 
 Sep = Annotated[str | None, typer.Option("--sep", help="Field delimiter (detected if omitted).")]
-NoHeader = Annotated[
-    bool, typer.Option("--no-header", help="The file has no header row; columns are 0..n-1.")
+TrainHeader = Annotated[
+    bool | None,
+    typer.Option(
+        "--header/--no-header",
+        help="Whether the first line holds column names; without, columns are 0..n-1 "
+        "(default: detected: names are text where the columns hold numbers, a first line "
+        "with numbers is data).",
+        show_default=False,
+    ),
 ]
 Header = Annotated[
     bool | None,
@@ -219,6 +254,16 @@ PatienceOpt = Annotated[
     int, typer.Option(help="Early-stopping patience in epochs.", callback=_at_least(1))
 ]
 TestSizeOpt = Annotated[float, typer.Option(help="Test share of all rows.", callback=Fraction)]
+ThresholdMetricOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="What --threshold auto maximises on the validation rows: f1 (default), "
+        "balanced_accuracy, mcc, 'recall>=0.9' (highest precision with that recall) or "
+        "'precision>=0.9' (highest recall with that precision).",
+        callback=_check_threshold_metric,
+        show_default=False,
+    ),
+]
 ClassWeightOpt = Annotated[
     str | None,
     typer.Option(help="'balanced' to weight classes by rarity.", callback=_choice("balanced")),
@@ -247,7 +292,7 @@ def train(
     target: TargetOpt,
     out: OutOpt = None,
     sep: Sep = None,
-    no_header: NoHeader = False,
+    header: TrainHeader = None,
     label_sep: LabelSepOpt = None,
     drop: DropOpt = None,
     categorical: CategoricalOpt = None,
@@ -271,12 +316,14 @@ def train(
     class_weight: ClassWeightOpt = None,
     pos_weight: PosWeightOpt = None,
     threshold: Annotated[
-        float,
+        str,
         typer.Option(
-            help="Decision threshold (binary).",
-            callback=_in_range(0, 1, low_open=True, high_open=True),
+            help="Decision threshold (binary; also per label for multi-label), or auto: "
+            "chosen on the validation rows after training, see --threshold-metric.",
+            callback=_check_threshold,
         ),
-    ] = 0.5,
+    ] = "0.5",
+    threshold_metric: ThresholdMetricOpt = None,
     scaling: ScalingOpt = "standard",
     ensemble: Annotated[
         int, typer.Option(help="Members trained together, averaged.", callback=_at_least(1))
@@ -297,12 +344,9 @@ def train(
                 f"--val-size + --test-size must be below 1; got {val_size} + {test_size}."
             )
         estimator = TabNNClassifier(
-            **_estimator_params(locals()),
-            hidden=_hidden(model),
-            threshold=threshold,
-            n_members=ensemble,
+            **_estimator_params(locals()), hidden=_hidden(model), n_members=ensemble
         )
-        options = ReadOptions(sep=sep, header=not no_header, target=target, label_sep=label_sep)
+        options = ReadOptions(sep=sep, header=header, target=target, label_sep=label_sep)
         out = out or Path("tabnn-models") / Path(data).name.split(".")[0]
         with epoch_progress(epochs, quiet or as_json) as on_epoch:
             result = train_job(
@@ -324,6 +368,7 @@ def _estimator_params(options: dict) -> dict:
     """TabNNClassifier parameters from the options train and compare share."""
     batch_size = options["batch_size"]
     return dict(
+        **_threshold_params(options["threshold"], options["threshold_metric"]),
         activation=options["activation"],
         dropout=options["dropout"],
         norm=options["norm"],
@@ -342,6 +387,16 @@ def _estimator_params(options: dict) -> dict:
         random_state=options["seed"],
         device=options["device"],
     )
+
+
+def _threshold_params(threshold, metric: str | None) -> dict:
+    """``threshold`` and ``threshold_metric``; a metric only goes with --threshold auto."""
+    if metric is not None and threshold != "auto":
+        raise UsageError(
+            f"--threshold-metric {metric} chooses how --threshold auto tunes the threshold; "
+            f"add --threshold auto, or leave --threshold-metric out."
+        )
+    return {"threshold": threshold, "threshold_metric": metric or "f1"}
 
 
 @contextmanager
@@ -378,6 +433,7 @@ def _mean(values) -> float:
 
 def show_training(result, *, metrics: list[str] | None = None) -> None:
     """Readable summary of a training job (``metrics`` narrows the score table)."""
+    show_source(result.source)
     rows = result.rows
     out_console.print(
         f"[bold]{result.task}[/] task, classes {', '.join(map(str, result.classes))}; rows: "
@@ -390,9 +446,47 @@ def show_training(result, *, metrics: list[str] | None = None) -> None:
     out_console.print(
         f"trained in {result.seconds:.1f} s, best epoch {', '.join(map(str, result.best_epochs))}"
     )
+    show_threshold(result.threshold)
     show_scores(result.evaluation, title="Test rows (never used for any choice)", metrics=metrics)
     if result.model_dir is not None:
         out_console.print(f"model saved to [green]{result.model_dir}[/]")
+
+
+def show_source(source: dict) -> None:
+    """The file read, its size and whether its first line was taken as column names."""
+    if not source:
+        return
+    line = f"read {source['file']}: {source['rows']} rows, {source['columns']} columns"
+    if source["text"]:
+        named = "first line holds column names" if source["header"] else "no header row"
+        how = "detected; --header/--no-header to override" if source["header_detected"] else ""
+        line += f"; {named}" + (f" ({how})" if how else "")
+        if not source["header"]:
+            line += f", columns named 0..{source['columns'] - 1}"
+    out_console.print(line)
+
+
+def show_threshold(threshold: dict) -> None:
+    """Where a tuned decision threshold came from; nothing for a fixed one."""
+    tuning = (threshold or {}).get("tuning")
+    if tuning:
+        out_console.print(f"threshold {_threshold_text(threshold)}")
+
+
+def _threshold_text(threshold: dict) -> str:
+    """'0.37 chosen on 32 validation rows, maximising F1 (0.860)', or just '0.5'."""
+    from .evaluate import describe_threshold
+
+    text = f"{threshold['value']:.4g}"
+    tuning = threshold.get("tuning")
+    if not tuning:
+        return text
+    text += f" chosen on {tuning['rows']} validation rows"
+    if tuning["members"] > 1 and tuning["members_per_row"] == tuning["members"]:
+        text += f" (the {tuning['members']} members' mean probability)"
+    elif tuning["members"] > 1:
+        text += " (each scored by the members that held it out for validation)"
+    return f"{text}, {describe_threshold(tuning)}"
 
 
 # metrics shown in the table, by task (all of them are in --json and tabnn.json)
@@ -487,7 +581,7 @@ def compare(
     ] = False,
     out: OutOpt = None,
     sep: Sep = None,
-    no_header: NoHeader = False,
+    header: TrainHeader = None,
     label_sep: LabelSepOpt = None,
     drop: DropOpt = None,
     categorical: CategoricalOpt = None,
@@ -504,6 +598,15 @@ def compare(
     test_size: TestSizeOpt = 0.15,
     class_weight: ClassWeightOpt = None,
     pos_weight: PosWeightOpt = None,
+    threshold: Annotated[
+        str,
+        typer.Option(
+            help="Decision threshold of the saved winner (binary), or auto: chosen on its "
+            "validation rows. The CV fold scores always use 0.5.",
+            callback=_check_threshold,
+        ),
+    ] = "0.5",
+    threshold_metric: ThresholdMetricOpt = None,
     scaling: ScalingOpt = "standard",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
@@ -521,7 +624,7 @@ def compare(
             parse_design(name)
         if not designs:
             raise UsageError("--models needs at least one design, e.g. wide,deep.")
-        options = ReadOptions(sep=sep, header=not no_header, target=target, label_sep=label_sep)
+        options = ReadOptions(sep=sep, header=header, target=target, label_sep=label_sep)
         out = out or Path("tabnn-models") / Path(data).name.split(".")[0]
         with design_progress(designs, quiet or as_json) as on_design:
             result = compare_job(
@@ -539,7 +642,9 @@ def compare(
                 on_design=on_design,
             )
     if as_json:
-        _print_json({**result.to_dict(), "model_dir": result.model_dir})
+        threshold = threshold_info(result.estimator)
+        extra = {"model_dir": result.model_dir, "source": result.source, "threshold": threshold}
+        _print_json({**result.to_dict(), **extra})
     else:
         show_comparison(result)
 
@@ -562,6 +667,7 @@ def design_progress(designs: list[str], quiet: bool):
 def show_comparison(result) -> None:
     """Per-fold scores, mean +- std and rank per design, the paired test, the winner and
     its single test evaluation."""
+    show_source(getattr(result, "source", {}))
     comparison = result.comparison
     names = list(comparison.scores)
     out_console.print(
@@ -612,6 +718,7 @@ def show_comparison(result) -> None:
         else "fold models kept as an ensemble"
     )
     out_console.print(f"winner: [bold]{comparison.winner}[/] ({how})")
+    show_threshold(threshold_info(result.estimator))
     show_scores(result.test, title="Test rows (never used for any choice)")
     if result.model_dir is not None:
         out_console.print(f"model saved to [green]{result.model_dir}[/]")
@@ -733,6 +840,8 @@ def info(
         f"network: hidden {config['hidden']}, {config['activation']}, dropout {config['dropout']}, "
         f"{config['n_members']} member(s)"
     )
+    if schema["task"] != "multiclass" and meta.get("threshold"):
+        out_console.print(f"decision threshold {_threshold_text(meta['threshold'])}")
     training = meta.get("training")
     if training:
         rows = training.get("rows", {})

@@ -4,6 +4,9 @@ Every reader returns a frame whose column names are stripped ``str``, whose text
 stripped of padding whitespace, with ``?``, empty and ``NA`` as missing, and whose all-number
 columns are numeric. Problems a user can fix raise :mod:`tabnn.errors` with a message that says
 what was expected, what arrived and how to fix it.
+
+Whether the first line of a text file holds column names is detected unless the caller says
+(``header="auto"``, the default); :func:`detect_header` documents the rule.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -29,6 +33,8 @@ MISSING_VALUES = ("?", "", "NA")
 SEP_CANDIDATES = (",", ";", "\t", "|")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _SAMPLE_LINES = 50
+_HEADER_SAMPLE_ROWS = 100  # data rows the first line is compared with
+_MIN_POSITIONS = 3  # numbers in a row of 0, 1, 2, ... that count as column positions
 _SAMPLE_BYTES = 1 << 16
 _BLOCK_BYTES = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -38,6 +44,9 @@ _SLICE = re.compile(r"^(-?\d*):(-?\d*)(?::(-?\d+))?$")
 _INT = re.compile(r"^[+-]?\d+$")
 
 
+Header = bool | Literal["auto"]
+
+
 @dataclass(frozen=True)
 class _TextSource:
     """What the sniffing pass learned about a delimited text file."""
@@ -45,13 +54,14 @@ class _TextSource:
     path: Path
     sep: str
     gzipped: bool
+    header: bool  # the first line holds column names (as given, or detected)
 
 
 # --------------------------------------------------------------------------- public API
 
 
 def read_table(
-    path: str | os.PathLike, *, sep: str | None = None, header: bool = True
+    path: str | os.PathLike, *, sep: str | None = None, header: Header = "auto"
 ) -> pd.DataFrame:
     """Read a whole table from CSV/TSV (optionally gzip), Parquet or ARFF.
 
@@ -62,9 +72,10 @@ def read_table(
         as delimited text (gzip is detected from the content).
     sep : str, optional
         Delimiter of a text file; detected among ``,`` ``;`` tab and ``|`` when omitted.
-    header : bool, default True
-        Whether the first line of a text file holds the column names. Without one the
-        columns are named ``"0"`` .. ``"n-1"``.
+    header : bool or "auto", default "auto"
+        Whether the first line of a text file holds the column names; ``"auto"`` guesses it
+        from the data (see :func:`detect_header`). Without one the columns are named
+        ``"0"`` .. ``"n-1"``. Parquet and ARFF carry their names and ignore it.
 
     Returns
     -------
@@ -76,6 +87,8 @@ def read_table(
     ------
     InputNotFoundError
         The path does not exist or is a directory.
+    UsageError
+        ``header`` is not True, False or "auto".
     DataError
         The file is empty, has no data rows, is not UTF-8, has a ragged row, seems to use
         another delimiter, repeats a column name or cannot be parsed.
@@ -85,6 +98,8 @@ def read_table(
     >>> frame = read_table("titanic/train.csv")  # doctest: +SKIP
     >>> frame["Age"].dtype  # doctest: +SKIP
     dtype('float64')
+    >>> read_table("sonar/sonar.csv").columns[-1]  # header-less, detected  # doctest: +SKIP
+    '60'
     """
     path = _existing_file(path)
     suffix = path.suffix.lower()
@@ -92,22 +107,24 @@ def read_table(
         return _read_parquet(path)
     if suffix == ".arff":
         return _read_arff(path)
-    source = _prepare_text(path, sep)
+    source = _prepare_text(path, sep, header)
     frame = _parse_text(source, chunksize=None)
-    return _finish_text_chunk(frame, source, header=header, names=None)
+    return _finish_text_chunk(frame, source, names=None)
 
 
 def iter_table_chunks(
     path: str | os.PathLike,
     *,
     sep: str | None = None,
-    header: bool = True,
+    header: Header = "auto",
     chunksize: int = 50_000,
 ) -> Iterator[pd.DataFrame]:
     """Yield a table in frames of about ``chunksize`` rows, with bounded memory.
 
     The parsing rules are those of :func:`read_table`; dtypes may differ from chunk to chunk
     (a chunk without missing values keeps int64), which :meth:`Schema.check` evens out.
+    ``header="auto"`` decides on the same first lines as :func:`read_table`, whatever the
+    ``chunksize``, so both read a file the same way.
 
     Parameters
     ----------
@@ -115,10 +132,11 @@ def iter_table_chunks(
         CSV/TSV (optionally gzip), Parquet or ARFF file. ARFF comes as a single chunk.
     sep : str, optional
         Delimiter of a text file; detected when omitted.
-    header : bool, default True
-        Whether the first line of a text file holds the column names.
+    header : bool or "auto", default "auto"
+        Whether the first line of a text file holds the column names (see
+        :func:`detect_header` for "auto").
     chunksize : int, default 50_000
-        Rows per chunk (the first text chunk is one row shorter: it carries the header).
+        Rows per chunk (with a header, the first text chunk is one row shorter).
 
     Yields
     ------
@@ -139,6 +157,57 @@ def iter_table_chunks(
         yield _read_arff(path)
     else:
         yield from _iter_text(path, sep=sep, header=header, chunksize=chunksize)
+
+
+def detect_header(path: str | os.PathLike, *, sep: str | None = None) -> bool:
+    """Guess whether the first line of a text file holds column names.
+
+    The first line is compared with up to 100 data lines below it, cell by cell, after the
+    same parsing as :func:`read_table` (stripped, ``?``/empty/``NA`` missing). The first
+    rule that applies decides:
+
+    1. **Header** when a column whose other values are all numbers has a first-line cell
+       that is text (neither a number nor missing): ``PassengerId`` above ``1, 2, 3``.
+       A data row has a number there; this is the strongest sign.
+    2. **Header** when the first line's numbers are column positions, ``0, 1, 2, ...`` or
+       ``1, 2, 3, ...`` (at least 3 of them), as pandas writes an unnamed array.
+    3. **No header** when a first-line cell repeats another one: names are unique.
+    4. **No header** when any first-line cell is a number: names are rarely numbers, so a
+       header whose numeric columns are all named by numbers (years such as ``2019,2020``)
+       is read as data. Pass ``header=True`` (``--header``) for such a file.
+    5. Otherwise (no number on the first line, e.g. an all-text table): each text column
+       with few distinct values (at most half of its values distinct) votes: the first-line
+       cell is one of its values (data) or not (a name). **Header** when the names
+       outvote the values, or when no column votes.
+
+    Parquet and ARFF files carry their column names: True.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    sep : str, optional
+        Delimiter of a text file; detected when omitted.
+
+    Returns
+    -------
+    bool
+        True when the first line is taken as column names.
+
+    Raises
+    ------
+    InputNotFoundError, DataError
+        As :func:`read_table`.
+
+    Examples
+    --------
+    >>> detect_header("sonar/sonar.csv"), detect_header("titanic/train.csv")  # doctest: +SKIP
+    (False, True)
+    """
+    path = _existing_file(path)
+    if path.suffix.lower() in (*PARQUET_SUFFIXES, ".arff"):
+        return True
+    return _prepare_text(path, sep, "auto").header
 
 
 def resolve_columns(frame: pd.DataFrame, spec: str) -> list[str]:
@@ -372,8 +441,10 @@ def _check_user_sep(path: Path, lines: list[str], sep: str) -> None:
 # --------------------------------------------------------------------------- delimited text
 
 
-def _prepare_text(path: Path, sep: str | None) -> _TextSource:
-    """Validate the encoding, refuse empty files and settle the delimiter."""
+def _prepare_text(path: Path, sep: str | None, header: Header) -> _TextSource:
+    """Validate the encoding, refuse empty files, settle the delimiter and the header."""
+    if header not in (True, False, "auto"):
+        raise UsageError(f"header must be True, False or 'auto'. Got {header!r} instead.")
     gzipped = _is_gzip(path)
     _check_utf8(path, gzipped)
     lines = _read_sample(path, gzipped)
@@ -384,10 +455,14 @@ def _prepare_text(path: Path, sep: str | None) -> _TextSource:
     else:
         sep = _normalise_sep(sep)
         _check_user_sep(path, lines, sep)
-    return _TextSource(path=path, sep=sep, gzipped=gzipped)
+    source = _TextSource(path=path, sep=sep, gzipped=gzipped, header=header is True)
+    if header == "auto":
+        first_rows = _parse_text(source, chunksize=None, nrows=_HEADER_SAMPLE_ROWS + 1)
+        source = replace(source, header=_looks_like_header(first_rows))
+    return source
 
 
-def _parse_text(source: _TextSource, *, chunksize: int | None):
+def _parse_text(source: _TextSource, *, chunksize: int | None, nrows: int | None = None):
     """Run pandas' C parser with every value as text; our own rules come afterwards."""
     # header=None keeps the header as row 0: pandas would otherwise rename duplicates
     # ("a.1") and, given names, silently turn surplus fields into an index.
@@ -403,6 +478,7 @@ def _parse_text(source: _TextSource, *, chunksize: int | None):
             encoding="utf-8-sig",
             compression="gzip" if source.gzipped else None,
             chunksize=chunksize,
+            nrows=nrows,
         )
     except pd.errors.ParserError as err:
         raise _parse_error(source, err) from None
@@ -425,9 +501,9 @@ def _parse_error(source: _TextSource, err: Exception) -> DataError:
     return DataError(f"Could not parse {source.path.name} as delimited text: {detail}.")
 
 
-def _iter_text(path: Path, *, sep: str | None, header: bool, chunksize: int):
+def _iter_text(path: Path, *, sep: str | None, header: Header, chunksize: int):
     """Yield finished chunks of a delimited text file."""
-    source = _prepare_text(path, sep)
+    source = _prepare_text(path, sep, header)
     names: list[str] | None = None
     rows = 0
     reader = _parse_text(source, chunksize=chunksize)
@@ -439,7 +515,7 @@ def _iter_text(path: Path, *, sep: str | None, header: bool, chunksize: int):
                 break
             except pd.errors.ParserError as err:
                 raise _parse_error(source, err) from None
-            chunk = _finish_text_chunk(raw, source, header=header, names=names, check_rows=False)
+            chunk = _finish_text_chunk(raw, source, names=names, check_rows=False)
             names = list(chunk.columns)
             rows += len(chunk)
             if len(chunk):
@@ -452,13 +528,12 @@ def _finish_text_chunk(
     raw: pd.DataFrame,
     source: _TextSource,
     *,
-    header: bool,
     names: list[str] | None,
     check_rows: bool = True,
 ) -> pd.DataFrame:
     """Name the columns (from row 0 of the first chunk) and apply the value rules."""
     if names is None:
-        if header:
+        if source.header:
             names = _header_names(raw.iloc[0].tolist(), source.path)
             raw = raw.iloc[1:]
         else:
@@ -518,6 +593,57 @@ def _tight_numeric(numbers: pd.Series) -> pd.Series:
     if complete and (values % 1 == 0).all() and (np.abs(values) < 2**63).all():
         return numbers.astype("int64")
     return numbers
+
+
+# --------------------------------------------------------------------------- header detection
+
+
+def _looks_like_header(raw: pd.DataFrame) -> bool:
+    """The rule of :func:`detect_header`, on a file's first lines parsed as text."""
+    text, kinds = _cell_kinds(raw)
+    first, first_kinds = text.iloc[0], kinds.iloc[0]
+    rest = [text.iloc[1:, j][kinds.iloc[1:, j] != "missing"].tolist() for j in range(raw.shape[1])]
+    numeric = (kinds.iloc[1:] != "text").all() & (kinds.iloc[1:] == "number").any()
+    if ((first_kinds == "text") & numeric).any():
+        return True
+    numbers = first[first_kinds == "number"].astype(float).tolist()
+    if _are_positions(numbers):
+        return True
+    names = first[first_kinds != "missing"]
+    if names.duplicated().any() or numbers:
+        return False
+    return _text_votes_for_header(first, first_kinds, rest)
+
+
+def _cell_kinds(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stripped text of every cell and its kind, 'missing', 'number' or 'text', by the
+    value rules of ``_clean_text``."""
+    text = raw.apply(lambda column: column.astype("str").str.strip())
+    missing = raw.isna() | text.isin(MISSING_VALUES)
+    number = text.apply(lambda column: pd.to_numeric(column, errors="coerce")).notna()
+    kinds = np.where(missing, "missing", np.where(number, "number", "text"))
+    return text, pd.DataFrame(kinds, columns=raw.columns)
+
+
+def _are_positions(numbers: list[float]) -> bool:
+    """Whether numbers count 0, 1, 2, ... or 1, 2, 3, ...: column names by position."""
+    if len(numbers) < _MIN_POSITIONS:
+        return False
+    return any(numbers == list(range(start, start + len(numbers))) for start in (0, 1))
+
+
+def _text_votes_for_header(first: pd.Series, kinds: pd.Series, rest: list[list[str]]) -> bool:
+    """Rule 5: few-valued text columns vote; names win when they outvote values, or when
+    no column can tell (a column of free text, such as names, has no say)."""
+    names = values = 0
+    for cell, kind, column in zip(first, kinds, rest):
+        if kind != "text" or not column or len(set(column)) > len(column) // 2:
+            continue
+        if cell in column:
+            values += 1
+        else:
+            names += 1
+    return names > values or names == values == 0
 
 
 # --------------------------------------------------------------------------- parquet / ARFF

@@ -21,7 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .errors import DataError, UsageError
-from .evaluate import split_indices
+from .evaluate import parse_threshold_metric, split_indices, tune_threshold
 from .model import ACTIVATIONS, NORMS, PRESETS, TabularMLP, build_config, probabilities
 from .preprocess import MISSING_INDICATORS, SCALINGS, Preprocessor
 from .schema import Schema, drop_missing_targets, infer_schema
@@ -75,6 +75,11 @@ def _class_weight(value) -> bool:
     return isinstance(value, dict) and all(weight(w) for w in value.values())
 
 
+def _threshold_metric(value) -> bool:
+    parse_threshold_metric(value)  # raises a ValueError for anything else
+    return True
+
+
 def _device(value) -> bool:
     return isinstance(value, str) and (
         value in ("auto", "cpu", "cuda") or value.startswith("cuda:")
@@ -105,7 +110,15 @@ _CONSTRAINTS = {
         lambda v: v is None or _number_in(0, np.inf)(v),
         "None or a float in the range (0, inf)",
     ),
-    "threshold": (_number_in(0, 1), "a float in the range (0, 1)"),
+    "threshold": (
+        lambda v: (isinstance(v, str) and v == "auto") or _number_in(0, 1)(v),
+        "'auto' or a float in the range (0, 1)",
+    ),
+    "threshold_metric": (
+        _threshold_metric,
+        "one of ['f1', 'balanced_accuracy', 'mcc'] or 'recall>=R' / 'precision>=P' with "
+        "R, P in (0, 1]",
+    ),
     "scaling": (_one_of(SCALINGS), f"one of {list(SCALINGS)}"),
     "missing_indicator": (_one_of(MISSING_INDICATORS), f"one of {list(MISSING_INDICATORS)}"),
     "n_members": _POSITIVE_INT,
@@ -185,6 +198,17 @@ def _array_target(array: np.ndarray) -> pd.Series | pd.DataFrame:
     return pd.Series(array, name="target")
 
 
+def _probabilities_of(model, task: str, x_num: np.ndarray, x_cat: np.ndarray) -> np.ndarray:
+    """(members, rows, outputs) float64 probabilities of a CPU model, on a float64 copy."""
+    logits = predict_logits(copy.deepcopy(model).double(), x_num, x_cat, torch.device("cpu"))
+    return probabilities(logits, task).numpy()
+
+
+def _validation_union(member_rows) -> np.ndarray:
+    """Every row some member validates on, sorted."""
+    return np.unique(np.concatenate([val for _, val in member_rows]))
+
+
 class TabNNClassifier(ClassifierMixin, BaseEstimator):
     """A PyTorch MLP classifier for tables: binary, multi-class and multi-label.
 
@@ -208,9 +232,23 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     class_weight : None, "balanced" or dict, default=None
     pos_weight : float or None, default=None
         Weight of the positive class in the binary loss (overrides ``class_weight``).
-    threshold : float, default=0.5
+    threshold : float or "auto", default=0.5
         Decision threshold on P(positive) for binary tasks and on each label's probability
-        for multi-label tasks.
+        for multi-label tasks. ``"auto"`` (binary only) chooses it after training on the
+        validation rows, the rows early stopping watches (``eval_set`` or the
+        ``validation_fraction`` split), never on other rows: see ``threshold_metric``.
+        Unlike scikit-learn's ``FixedThresholdClassifier``, where ``"auto"`` means 0.5,
+        here it means tuned, as ``TunedThresholdClassifierCV`` with a single split.
+        With ``n_members > 1`` each validation row's probability is the mean over the
+        members that held it out (all of them for an ensemble, its own fold's member
+        for ``compare``'s fold stacks). A threshold set after fit takes effect at the
+        next fit, as any parameter.
+    threshold_metric : str, default="f1"
+        What ``threshold="auto"`` optimises on the validation rows: ``"f1"``,
+        ``"balanced_accuracy"``, ``"mcc"``, ``"recall>=R"`` (the highest precision whose
+        recall is at least R, e.g. ``"recall>=0.9"``) or ``"precision>=P"`` (the highest
+        recall whose precision is at least P). See :func:`tabnn.evaluate.tune_threshold`.
+        Ignored for a numeric threshold.
     scaling : {"standard", "robust", "quantile"}, default="standard"
     missing_indicator : {"auto", "always", "never"}, default="auto"
     n_members : int, default=1
@@ -246,6 +284,14 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         Only when fitted on a DataFrame with string column names.
     n_dropped_targets_ : int
         Training rows dropped because their label was missing.
+    threshold_ : float
+        The decision threshold ``predict`` applies: ``threshold`` itself, or the one
+        chosen on validation rows (scikit-learn's ``best_threshold_``).
+    threshold_tuning_ : dict or None
+        How ``threshold="auto"`` chose it: ``metric``, ``score`` (scikit-learn's
+        ``best_score_``), validation ``precision`` and ``recall``, ``rows``, ``members``
+        and ``members_per_row`` (how many members scored each validation row, on
+        average); None for a fixed threshold.
 
     Examples
     --------
@@ -273,6 +319,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         class_weight=None,
         pos_weight=None,
         threshold=0.5,
+        threshold_metric="f1",
         scaling="standard",
         missing_indicator="auto",
         n_members=1,
@@ -296,6 +343,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.pos_weight = pos_weight
         self.threshold = threshold
+        self.threshold_metric = threshold_metric
         self.scaling = scaling
         self.missing_indicator = missing_indicator
         self.n_members = n_members
@@ -409,6 +457,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         just as an unknown category would, and no label information crosses folds.
         ``vocabulary_rows`` (default: that union) fits the shared vocabulary instead.
         """
+        self._check_threshold_tuning(schema, y_all, member_rows)
         union = np.unique(np.concatenate([train for train, _ in member_rows]))
         vocabulary_rows = union if vocabulary_rows is None else vocabulary_rows
         shared = self._preprocessor(schema, x_all.iloc[vocabulary_rows])
@@ -443,7 +492,58 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             class_weight=None if weights is None else weights.to(device),
             on_epoch=on_epoch,
         )
-        self._set_fitted(schema, shared, config, train_config, model.cpu())
+        model = model.cpu()
+        # chosen before anything is marked fitted, so a threshold that cannot be found
+        # leaves no half-fitted estimator behind
+        threshold, tuning = self._choose_threshold(model, x_num, x_cat, y_all, member_rows)
+        self._set_fitted(schema, shared, config, train_config, model)
+        self.threshold_, self.threshold_tuning_ = threshold, tuning
+
+    def _check_threshold_tuning(self, schema: Schema, y_all: np.ndarray, member_rows) -> None:
+        """Refuse threshold='auto' before any training when it cannot work here."""
+        if self.threshold != "auto":
+            return
+        if schema.task != "binary":
+            raise UsageError(
+                f"threshold='auto' tunes the decision threshold of a binary target; this "
+                f"target is {schema.task}. Leave the threshold out or pass a number."
+            )
+        validation = _validation_union(member_rows)
+        if len(validation) == 0:
+            raise UsageError(
+                "threshold='auto' chooses the threshold on the validation rows, but this fit "
+                "has none (validation_fraction=0, or fewer than 10 rows). Give some "
+                "validation rows or pass a number."
+            )
+        present = np.unique(y_all[validation])
+        if len(present) < 2:
+            raise DataError(
+                f"threshold='auto' needs both classes among the {len(validation)} validation "
+                f"rows, which hold only {schema.classes[int(present[0])]!r}. Use more rows "
+                f"for validation or pass a number."
+            )
+
+    def _choose_threshold(self, model, x_num, x_cat, y_all, member_rows) -> tuple:
+        """The decision threshold and how it was tuned (None when fixed).
+
+        For threshold='auto', each validation row is scored by the members that held it
+        out (its mean over them), so no row is scored by a member that trained on it: the
+        ensemble's averaged probability when members share their validation rows, each
+        fold's own member when they do not.
+        """
+        if self.threshold != "auto":
+            return float(self.threshold), None
+        rows = _validation_union(member_rows)
+        proba = _probabilities_of(model, "binary", x_num[rows], x_cat[rows])[..., 0]
+        held_out = np.stack([np.isin(rows, val) for _, val in member_rows])
+        pooled = (proba * held_out).sum(0) / held_out.sum(0)  # (members, rows) -> (rows,)
+        try:
+            tuning = tune_threshold(y_all[rows], pooled, self.threshold_metric)
+        except DataError as error:
+            raise DataError(f"Tuning the threshold on the validation rows: {error}") from None
+        threshold = tuning.pop("threshold")
+        per_row = float(held_out.sum(0).mean())
+        return threshold, {**tuning, "members": len(member_rows), "members_per_row": per_row}
 
     def _preprocessor(self, schema: Schema, frame: pd.DataFrame) -> Preprocessor:
         return Preprocessor.fit(
@@ -597,9 +697,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _member_probabilities_of(self, x_num: np.ndarray, x_cat: np.ndarray) -> np.ndarray:
         """As ``_member_probabilities``, from the model's input arrays."""
-        model = copy.deepcopy(self.model_).double()
-        logits = predict_logits(model, x_num, x_cat, torch.device("cpu"))
-        return probabilities(logits, self.task_).numpy()
+        return _probabilities_of(self.model_, self.task_, x_num, x_cat)
 
     def _inputs(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The model's input arrays; writable, since torch warns on read-only memory."""
@@ -607,12 +705,13 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         return np.require(x_num, requirements="W"), np.require(x_cat, requirements="W")
 
     def predict(self, X) -> np.ndarray:
-        """Labels in their original values; a 0/1 matrix for multi-label."""
+        """Labels in their original values; a 0/1 matrix for multi-label. Binary and
+        multi-label predictions apply ``threshold_``."""
         proba = self.predict_proba(X)
         if self.task_ == "multilabel":
-            return (proba >= self.threshold).astype(np.int64)
+            return (proba >= self.threshold_).astype(np.int64)
         if self.task_ == "binary":
-            return self.classes_[(proba[:, 1] >= self.threshold).astype(int)]
+            return self.classes_[(proba[:, 1] >= self.threshold_).astype(int)]
         return self.classes_[proba.argmax(1)]
 
     def design_matrix(self, X) -> np.ndarray:

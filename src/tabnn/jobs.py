@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 
 from . import artifact, evaluate
-from .data import iter_table_chunks, read_table, resolve_columns, split_target
+from .data import (
+    PARQUET_SUFFIXES,
+    detect_header,
+    iter_table_chunks,
+    read_table,
+    resolve_columns,
+    split_target,
+)
 from .errors import DataError, UsageError
 from .estimator import TabNNClassifier
 from .evaluate import aligned, encoded_for_split, holdout_evaluation, positive_proba
@@ -30,8 +37,9 @@ PREDICTION_SUFFIXES = (".csv", ".parquet", ".pq")
 class ReadOptions:
     """How to read a table and find its target.
 
-    ``header=None`` means: a header row when training, and for evaluate/predict whatever
-    the model's training file had.
+    ``header=None`` means: detected from the data when training (see
+    :func:`tabnn.data.detect_header`), and for evaluate/predict whatever the model's
+    training file had.
     """
 
     sep: str | None = None
@@ -55,6 +63,8 @@ class TrainResult:
     evaluation: dict
     params: dict = field(default_factory=dict)
     test_rows: list[int] = field(default_factory=list)  # file data rows held out for test
+    source: dict = field(default_factory=dict)  # how the file was read (see TrainingTable)
+    threshold: dict = field(default_factory=dict)  # as artifact.threshold_info
 
 
 @dataclass
@@ -66,30 +76,48 @@ class TrainingTable:
     y: pd.Series | pd.DataFrame
     file_rows: np.ndarray  # X's row i is data row file_rows[i] of the file
     target_columns: list[str]  # the target column(s) of the file, as resolved
+    header: bool  # the first line held column names
+    header_detected: bool  # ... as detected, not as the user said
 
     @property
     def dropped_targets(self) -> int:
         return len(self.frame) - len(self.X)
+
+    def source(self, path) -> dict:
+        """What was read, for the command line to report and the artifact to record."""
+        return {
+            "file": Path(path).name,
+            "rows": len(self.frame),
+            "columns": self.frame.shape[1],
+            "text": Path(path).suffix.lower() not in (*PARQUET_SUFFIXES, ".arff"),
+            "header": self.header,
+            "header_detected": self.header_detected,
+        }
 
 
 def load_training_table(path, options: ReadOptions) -> TrainingTable:
     """Read a table, split off its target and drop rows whose target is missing."""
     if options.target is None:
         raise UsageError("--target is required: name the column(s) to predict.")
-    frame = read_table(path, sep=options.sep, header=_header(options.header))
+    header = options.header
+    if header is None:
+        header = detect_header(path, sep=options.sep)
+    frame = read_table(path, sep=options.sep, header=header)
     X, y = split_target(frame, options.target, label_sep=options.label_sep)
     missing = y.isna()
     missing = missing.any(axis=1) if isinstance(missing, pd.DataFrame) else missing
     X, y, _ = drop_missing_targets(X, y)
     targets = resolve_columns(frame, options.target)
-    return TrainingTable(frame, X, y, np.flatnonzero(~missing.to_numpy()), targets)
+    rows = np.flatnonzero(~missing.to_numpy())
+    return TrainingTable(frame, X, y, rows, targets, header, options.header is None)
 
 
-def _header(header: bool | None, saved: dict | None = None) -> bool:
-    """The header setting to read with: the user's, else the model's, else True."""
+def _header(header: bool | None, saved: dict) -> bool | str:
+    """The header setting to read new rows with: the user's, else the one the model's
+    training file was read with (resolved when it was detected), else detect it."""
     if header is not None:
         return header
-    return bool((saved or {}).get("header", True))
+    return bool(saved["header"]) if "header" in saved else "auto"
 
 
 def check_model_out(out: str | os.PathLike) -> None:
@@ -150,6 +178,8 @@ def train_job(
         evaluation=evaluation,
         params=estimator.get_params(),
         test_rows=[int(r) for r in table.file_rows[test]],
+        source=table.source(path),
+        threshold=artifact.threshold_info(estimator),
     )
     if out is not None:
         training = {"seconds": seconds, "val_size": val_size, "test_size": test_size}
@@ -166,7 +196,8 @@ def _provenance(path, options: ReadOptions, table, rows: dict, seed: int, more: 
     and a fingerprint of the data."""
     training = {
         "source": Path(path).name,
-        "read_options": {**vars(options), "header": _header(options.header)},
+        "read_options": {**vars(options), "header": table.header},
+        "header_detected": table.header_detected,
         "target_columns": table.target_columns,
         "rows": rows,
         "dropped_targets": table.dropped_targets,
@@ -206,7 +237,7 @@ def evaluate_job(model_dir, path, options: ReadOptions) -> dict:
     X, y, n_dropped = drop_missing_targets(X, y)
     y_true = estimator.schema_.encode_target(y)
     scores = evaluate.compute_metrics(
-        estimator.task_, y_true, positive_proba(estimator, X), threshold=estimator.threshold
+        estimator.task_, y_true, positive_proba(estimator, X), threshold=estimator.threshold_
     )
     return {"rows": len(X), "dropped_targets": n_dropped, "scores": {"model": scores}}
 
@@ -282,7 +313,7 @@ def predict_rows(model_dir, path, options: ReadOptions, rows) -> pd.DataFrame:
     saved = _training_info(estimator).get("read_options", {})
     frame = read_table(path, sep=options.sep, header=_header(options.header, saved))
     chosen = frame.iloc[list(rows)]
-    predictions = prediction_frame(estimator, chosen, 0, estimator.threshold)
+    predictions = prediction_frame(estimator, chosen, 0, estimator.threshold_)
     predictions["row"] = chosen.index.to_numpy()
     target = estimator.schema_.target
     if estimator.task_ != "multilabel" and len(target) == 1 and target[0] in chosen.columns:
@@ -291,8 +322,9 @@ def predict_rows(model_dir, path, options: ReadOptions, rows) -> pd.DataFrame:
 
 
 def _threshold(estimator, threshold: float | None) -> float:
+    """The user's threshold, else the model's own (fixed or tuned at training)."""
     if threshold is None:
-        return estimator.threshold
+        return estimator.threshold_
     if estimator.task_ == "multiclass":
         raise UsageError(
             "--threshold applies to binary and multi-label models; this model is multiclass "
@@ -399,6 +431,7 @@ def compare_job(
         **params,
     )
     result.model_dir = None
+    result.source = table.source(path)
     if out is not None:
         extra = {
             "evaluation": result.test,

@@ -8,6 +8,7 @@ errors print one clear message, never a traceback, and leave nothing written beh
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -168,6 +169,31 @@ Header = Annotated[
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or notes.")]
+ReportOpt = Annotated[
+    bool,
+    typer.Option(
+        "--report/--no-report",
+        help="Write report.html (plots and tables; its data is stored in any case).",
+    ),
+]
+TensorBoardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tensorboard",
+        metavar="DIR",
+        help="Write per-epoch scalars of every member to TensorBoard event files in DIR "
+        "(extra: tabnn[tensorboard]).",
+    ),
+]
+MlflowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow",
+        metavar="URI",
+        help="Log parameters, per-epoch and final metrics and the model directory to this "
+        "MLflow tracking URI, e.g. sqlite:///mlflow.db (extra: tabnn[mlflow]).",
+    ),
+]
 Fraction = _in_range(0, 1, high_open=True)
 
 
@@ -330,13 +356,16 @@ def train(
     ] = 1,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    report: ReportOpt = True,
+    tensorboard: TensorBoardOpt = None,
+    mlflow: MlflowOpt = None,
     quiet: Quiet = False,
     as_json: AsJson = False,
 ):
     """Train a classifier on DATA, evaluate it once on held-out test rows beside
-    baselines, and save it as a model directory."""
+    baselines, and save it as a model directory with its report."""
     from .estimator import TabNNClassifier
-    from .jobs import ReadOptions, train_job
+    from .jobs import Outputs, ReadOptions, train_job
 
     with user_errors():
         if val_size + test_size >= 1:
@@ -357,6 +386,7 @@ def train(
                 val_size=val_size,
                 test_size=test_size,
                 on_epoch=on_epoch,
+                outputs=Outputs(report, tensorboard, mlflow),
             )
     if as_json:
         _print_json({k: v for k, v in vars(result).items() if k != "test_rows"})
@@ -399,31 +429,51 @@ def _threshold_params(threshold, metric: str | None) -> dict:
     return {"threshold": threshold, "threshold_metric": metric or "f1"}
 
 
+def show_progress(quiet: bool) -> bool:
+    """Progress bars only for a person at a terminal: not with --quiet, not when stderr is
+    piped, not in CI (the CI variable that CI services set)."""
+    return not quiet and err_console.is_terminal and not os.environ.get("CI")
+
+
 @contextmanager
 def epoch_progress(total: int, quiet: bool):
-    """A progress bar over epochs on a terminal; nothing when quiet or piped."""
-    if quiet or not err_console.is_terminal:
+    """A progress bar over epochs on a terminal; nothing when quiet, piped or in CI."""
+    if not show_progress(quiet):
         yield None
         return
+    with _epoch_bar(total) as (progress, bar):
+        yield _epoch_updater(progress, bar)
+
+
+@contextmanager
+def _epoch_bar(total: int):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = [
+        TextColumn("{task.fields[stage]}"),
         TextColumn("epoch {task.completed}/{task.total}"),
         BarColumn(),
         TextColumn("{task.fields[losses]}"),
         TimeElapsedColumn(),
     ]
     with Progress(*columns, console=err_console, transient=True) as progress:
-        bar = progress.add_task("train", total=total, losses="")
+        yield progress, progress.add_task("train", total=total, stage="", losses="")
 
-        def on_epoch(record: dict) -> None:
-            losses = f"train {_mean(record['train_loss']):.4f}"
-            if record["val_loss"][0] is not None:
-                losses += f"  val {_mean(record['val_loss']):.4f}"
-                losses += f"  val acc {_mean(record['val_accuracy']):.3f}"
-            progress.update(bar, completed=record["epoch"], losses=losses)
 
-        yield on_epoch
+def _epoch_updater(progress, bar):
+    """on_epoch for a bar: mean losses over the members still training, and how many are."""
+
+    def on_epoch(record: dict) -> None:
+        live = [v for v in record["train_loss"] if v is not None]
+        losses = f"train {_mean(live):.4f}"
+        if any(v is not None for v in record["val_loss"]):
+            losses += f"  val {_mean(record['val_loss']):.4f}"
+            losses += f"  val acc {_mean(record['val_accuracy']):.3f}"
+        if len(record["train_loss"]) > 1:
+            losses += f"  ({len(live)}/{len(record['train_loss'])} members training)"
+        progress.update(bar, completed=record["epoch"], losses=losses)
+
+    return on_epoch
 
 
 def _mean(values) -> float:
@@ -448,8 +498,17 @@ def show_training(result, *, metrics: list[str] | None = None) -> None:
     )
     show_threshold(result.threshold)
     show_scores(result.evaluation, title="Test rows (never used for any choice)", metrics=metrics)
+    show_outputs(result)
+
+
+def show_outputs(result) -> None:
+    """Where the model, its report and the tracked run went."""
     if result.model_dir is not None:
         out_console.print(f"model saved to [green]{result.model_dir}[/]")
+    if getattr(result, "report", None) is not None:
+        out_console.print(f"report: [green]{result.report}[/]")
+    for destination in getattr(result, "tracking", []):
+        out_console.print(f"logged to {destination}")
 
 
 def show_source(source: dict) -> None:
@@ -610,13 +669,17 @@ def compare(
     scaling: ScalingOpt = "standard",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    report: ReportOpt = True,
+    tensorboard: TensorBoardOpt = None,
+    mlflow: MlflowOpt = None,
     quiet: Quiet = False,
     as_json: AsJson = False,
 ):
     """Compare model designs by stratified k-fold cross-validation on the training rows
-    (all folds of a design train as one stack), refit the winner, test it once, save it."""
+    (all folds of a design train as one stack), refit the winner, test it once, save it
+    with its report."""
     from .compare import parse_design
-    from .jobs import ReadOptions, compare_job
+    from .jobs import Outputs, ReadOptions, compare_job
 
     with user_errors():
         designs = _names(models)
@@ -626,7 +689,7 @@ def compare(
             raise UsageError("--models needs at least one design, e.g. wide,deep.")
         options = ReadOptions(sep=sep, header=header, target=target, label_sep=label_sep)
         out = out or Path("tabnn-models") / Path(data).name.split(".")[0]
-        with design_progress(designs, quiet or as_json) as on_design:
+        with design_progress(designs, epochs, quiet or as_json) as (on_design, on_epoch):
             result = compare_job(
                 data,
                 options,
@@ -640,6 +703,8 @@ def compare(
                 test_size=test_size,
                 nested=nested,
                 on_design=on_design,
+                on_epoch=on_epoch,
+                outputs=Outputs(report, tensorboard, mlflow),
             )
     if as_json:
         threshold = threshold_info(result.estimator)
@@ -650,18 +715,23 @@ def compare(
 
 
 @contextmanager
-def design_progress(designs: list[str], quiet: bool):
-    """A status line naming the design being cross-validated; nothing when quiet or piped."""
-    if quiet or not err_console.is_terminal:
-        yield None
+def design_progress(designs: list[str], epochs: int, quiet: bool):
+    """A bar over each design's epochs (its folds train together) and the refit, naming
+    the stage; nothing when quiet, piped or in CI. Yields (on_design, on_epoch)."""
+    if not show_progress(quiet):
+        yield None, None
         return
-    with err_console.status("") as status:
+    with _epoch_bar(epochs) as (progress, bar):
 
         def on_design(name: str) -> None:
-            done = designs.index(name)
-            status.update(f"cross-validating {name} ({done + 1}/{len(designs)})")
+            stage = (
+                "refit of the winner on all training rows"
+                if name == "refit"
+                else f"cross-validating {name} ({designs.index(name) + 1}/{len(designs)})"
+            )
+            progress.reset(bar, total=epochs, stage=stage, losses="")
 
-        yield on_design
+        yield on_design, _epoch_updater(progress, bar)
 
 
 def show_comparison(result) -> None:
@@ -720,8 +790,7 @@ def show_comparison(result) -> None:
     out_console.print(f"winner: [bold]{comparison.winner}[/] ({how})")
     show_threshold(threshold_info(result.estimator))
     show_scores(result.test, title="Test rows (never used for any choice)")
-    if result.model_dir is not None:
-        out_console.print(f"model saved to [green]{result.model_dir}[/]")
+    show_outputs(result)
 
 
 def show_nested(nested: dict) -> None:
@@ -750,19 +819,25 @@ def evaluate_command(
     ] = None,
     sep: Sep = None,
     header: Header = None,
+    report: ReportOpt = True,
     as_json: AsJson = False,
 ):
-    """Score a saved model on every row of a labelled table."""
-    from .jobs import ReadOptions, evaluate_job
+    """Score a saved model on every row of a labelled table; the report goes to
+    MODEL_DIR/evaluations/<file name>/report.html."""
+    from .jobs import Outputs, ReadOptions, evaluate_job
 
     with user_errors():
-        result = evaluate_job(model_dir, data, ReadOptions(sep, header, target))
+        result = evaluate_job(
+            model_dir, data, ReadOptions(sep, header, target), Outputs(report=report)
+        )
     if as_json:
         _print_json(result)
         return
     if result["dropped_targets"]:
         out_console.print(f"dropped {result['dropped_targets']} rows with a missing target")
     show_scores(result, title=f"Evaluation on {data.name}")
+    if "report" in result:
+        out_console.print(f"report: [green]{result['report']}[/]")
 
 
 # --------------------------------------------------------------------------- predict
@@ -796,15 +871,66 @@ def predict(
     """
     from .jobs import ReadOptions, predict_job
 
-    with user_errors():
+    with user_errors(), chunk_progress(quiet) as on_chunk:
         options = ReadOptions(sep, header)
         result = predict_job(
-            model_dir, data, options, out=out, threshold=threshold, chunksize=chunk_size
+            model_dir,
+            data,
+            options,
+            out=out,
+            threshold=threshold,
+            chunksize=chunk_size,
+            on_chunk=on_chunk,
         )
     if out is None:
         sys.stdout.write(result.to_csv(index=False))
     elif not quiet:
         err_console.print(f"wrote {result} predictions to [green]{out}[/]")
+
+
+@contextmanager
+def chunk_progress(quiet: bool):
+    """A running count of the rows predicted so far; nothing when quiet, piped or in CI."""
+    if not show_progress(quiet):
+        yield None
+        return
+    with err_console.status("predicting") as status:
+
+        def on_chunk(rows: int) -> None:
+            status.update(f"predicted {rows:,} rows")
+
+        yield on_chunk
+
+
+# --------------------------------------------------------------------------- report
+
+
+@app.command()
+def report(
+    model_dir: Annotated[
+        Path,
+        typer.Argument(help="A model directory (or one of its evaluations/<file> directories)."),
+    ],
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the report in the web browser.")
+    ] = False,
+):
+    """Draw report.html again from the report data stored in MODEL_DIR."""
+    from .report import REPORT_JSON, ReportData, write_report
+
+    with user_errors():
+        if not (model_dir / REPORT_JSON).is_file():
+            raise UsageError(
+                f"'{model_dir}' holds no report data ({REPORT_JSON}): expected a model "
+                f"directory saved by tabnn train or compare, or an evaluations/<file> "
+                f"directory made by tabnn evaluate."
+            )
+        path = write_report(ReportData.load(model_dir), model_dir)
+    out_console.print(f"report: [green]{path}[/]")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
 
 
 # --------------------------------------------------------------------------- info

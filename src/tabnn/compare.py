@@ -241,9 +241,11 @@ def cross_validate_designs(
     seed: int = 0,
     params: dict | None = None,
     on_design=None,
+    on_epoch=None,
 ) -> tuple[Comparison, dict[str, TabNNClassifier]]:
     """Cross-validate each design as one stack on ``frame``; returns the comparison and
-    each design's fitted fold stack."""
+    each design's fitted fold stack. ``on_design(name)`` is called as each design
+    starts, ``on_epoch(record)`` after each epoch of its stack."""
     params = dict(params or {})
     hidden = {name: parse_design(name) for name in designs}
     probe, schema, metric, y = _prepared(frame, target, metric, seed, params)
@@ -264,7 +266,7 @@ def cross_validate_designs(
         stack = TabNNClassifier(**{**params, "hidden": hidden[name]}, random_state=seed)
         stack._frame(frame, reset=True)  # feature names, as fit would record them
         started = time.perf_counter()
-        stack._fit_members(schema, x, y, members)
+        stack._fit_members(schema, x, y, members, on_epoch)
         result.seconds[name] = time.perf_counter() - started
         inputs[name] = stack._inputs(x)
         result.scores[name] = score_stack(stack, inputs[name], y, splits)
@@ -360,6 +362,7 @@ def compare(
     seed: int = 0,
     nested: bool = False,
     on_design=None,
+    on_epoch=None,
     **params,
 ) -> CompareResult:
     """Compare designs with stratified k-fold CV, refit the winner, test it once.
@@ -383,6 +386,9 @@ def compare(
     nested : bool
         Also run nested cross-validation of the whole selection (see
         :func:`nested_cross_validation`); costs about ``folds`` more comparisons.
+    on_design, on_epoch : callable, optional
+        Progress: ``on_design(name)`` as each design's cross-validation starts (and
+        ``on_design("refit")`` before the refit), ``on_epoch(record)`` after each epoch.
     **params
         Any other ``TabNNClassifier`` parameter, shared by every design.
 
@@ -426,11 +432,14 @@ def compare(
         seed=seed,
         params=params,
         on_design=on_design,
+        on_epoch=on_epoch,
     )
     if refit == "full":
+        if on_design is not None:
+            on_design("refit")
         hidden = parse_design(comparison.winner)
         estimator = TabNNClassifier(**{**params, "hidden": hidden}, random_state=seed)
-        estimator.fit(X_train, y_train)
+        estimator.fit(X_train, y_train, on_epoch=on_epoch)
     else:
         estimator = stacks[comparison.winner]
     test_scores = evaluate.holdout_evaluation(estimator, X_train, y_train, frame, target, test)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import artifact, evaluate
+from . import artifact, evaluate, reporting
 from .data import (
     PARQUET_SUFFIXES,
     detect_header,
@@ -28,9 +28,12 @@ from .data import (
 from .errors import DataError, UsageError
 from .estimator import TabNNClassifier
 from .evaluate import aligned, encoded_for_split, holdout_evaluation, positive_proba
+from .report import ReportData, write_report
 from .schema import drop_missing_targets, infer_schema
+from .tracking import Tracker, open_tracker
 
 PREDICTION_SUFFIXES = (".csv", ".parquet", ".pq")
+EVALUATIONS = "evaluations"  # a model directory's folder of evaluation reports
 
 
 @dataclass
@@ -46,6 +49,28 @@ class ReadOptions:
     header: bool | None = None
     target: str | None = None
     label_sep: str | None = None
+
+
+@dataclass
+class Outputs:
+    """What a job writes besides the model: the HTML report (its data is always stored in
+    the model directory) and the runs logged to TensorBoard and MLflow."""
+
+    report: bool = True
+    tensorboard: str | None = None
+    mlflow: str | None = None
+
+    def tracker(self, run_name: str) -> Tracker:
+        """The trackers asked for (a no-op when none): opened after the data is read and
+        checked, before any training, so a bad table leaves no run behind."""
+        return open_tracker(self.tensorboard, self.mlflow, run_name=run_name)
+
+
+def save_with_report(estimator, out, extra_meta: dict, data: ReportData, outputs: Outputs):
+    """Save the model directory with the report's data inside it, then render the page
+    into it (a rendering only: ``tabnn report`` draws it again). -> (model dir, page)."""
+    model_dir = artifact.save(estimator, out, extra_meta=extra_meta, extra_files=data.files())
+    return model_dir, write_report(data, model_dir) if outputs.report else None
 
 
 @dataclass
@@ -65,6 +90,8 @@ class TrainResult:
     test_rows: list[int] = field(default_factory=list)  # file data rows held out for test
     source: dict = field(default_factory=dict)  # how the file was read (see TrainingTable)
     threshold: dict = field(default_factory=dict)  # as artifact.threshold_info
+    report: Path | None = None  # the HTML report, when one was written
+    tracking: list[str] = field(default_factory=list)  # where the run was logged
 
 
 @dataclass
@@ -144,9 +171,12 @@ def train_job(
     val_size: float = 0.15,
     test_size: float = 0.15,
     on_epoch=None,
+    outputs: Outputs | None = None,
 ) -> TrainResult:
     """Split train/validation/test (stratified), fit on train with early stopping on
-    validation, evaluate once on test beside the baselines, save the model directory."""
+    validation, evaluate once on test beside the baselines, save the model directory
+    with its report."""
+    outputs = outputs or Outputs()
     if out is not None:
         check_model_out(out)
     table = load_training_table(path, options)
@@ -157,16 +187,47 @@ def train_job(
     train, val, test = evaluate.split_indices(
         y_split, task, val_size=val_size, test_size=test_size, seed=seed
     )
-    started = time.perf_counter()
-    estimator.fit(
-        X.iloc[train],
-        y.iloc[train],
-        eval_set=(X.iloc[val], y.iloc[val]) if len(val) else None,
-        on_epoch=on_epoch,
-    )
-    seconds = time.perf_counter() - started
-    evaluation = holdout_evaluation(estimator, X.iloc[train], y.iloc[train], X, y, test)
-    result = TrainResult(
+    with outputs.tracker(f"train-{Path(path).stem}") as tracker:
+        tracker.log_params({"data": Path(path).name, **estimator.get_params()})
+        started = time.perf_counter()
+        estimator.fit(
+            X.iloc[train],
+            y.iloc[train],
+            eval_set=(X.iloc[val], y.iloc[val]) if len(val) else None,
+            on_epoch=_each(on_epoch, tracker.on_epoch),
+        )
+        seconds = time.perf_counter() - started
+        evaluation = holdout_evaluation(estimator, X.iloc[train], y.iloc[train], X, y, test)
+        tracker.log_metrics({"test": evaluation["scores"].get("model", {})})
+        result = _train_result(estimator, table, path, (train, val, test), seconds, evaluation)
+        if out is not None:
+            training = {"seconds": seconds, "val_size": val_size, "test_size": test_size}
+            extra = {
+                "evaluation": evaluation,
+                **_provenance(path, options, table, result.rows, seed, training),
+            }
+            splits = {"train": train, "validation": val, "test": test}
+            data = reporting.train_report(estimator, X, y, splits, evaluation, Path(path).name)
+            result.model_dir, result.report = save_with_report(estimator, out, extra, data, outputs)
+            tracker.log_artifacts(result.model_dir)
+        result.tracking = list(tracker.destinations)
+    return result
+
+
+def _each(*callbacks):
+    """One callback calling each given one (None ones skipped)."""
+    chosen = [c for c in callbacks if c is not None]
+
+    def each(*args) -> None:
+        for callback in chosen:
+            callback(*args)
+
+    return each
+
+
+def _train_result(estimator, table, path, splits, seconds: float, evaluation) -> TrainResult:
+    train, val, test = splits
+    return TrainResult(
         model_dir=None,
         task=estimator.task_,
         classes=list(estimator.schema_.classes),
@@ -181,14 +242,6 @@ def train_job(
         source=table.source(path),
         threshold=artifact.threshold_info(estimator),
     )
-    if out is not None:
-        training = {"seconds": seconds, "val_size": val_size, "test_size": test_size}
-        extra = {
-            "evaluation": evaluation,
-            **_provenance(path, options, table, result.rows, seed, training),
-        }
-        result.model_dir = artifact.save(estimator, out, extra_meta=extra)
-    return result
 
 
 def _provenance(path, options: ReadOptions, table, rows: dict, seed: int, more: dict) -> dict:
@@ -225,8 +278,10 @@ def _training_info(estimator) -> dict:
     return getattr(estimator, "metadata_", {}).get("training", {})
 
 
-def evaluate_job(model_dir, path, options: ReadOptions) -> dict:
-    """Score a saved model on a labelled table (every row is an evaluation row)."""
+def evaluate_job(model_dir, path, options: ReadOptions, outputs: Outputs | None = None) -> dict:
+    """Score a saved model on a labelled table (every row is an evaluation row); its
+    report goes to ``MODEL_DIR/evaluations/<file name>/``."""
+    outputs = outputs or Outputs()
     estimator = artifact.load(model_dir)
     training = _training_info(estimator)
     saved = training.get("read_options", {})
@@ -239,7 +294,14 @@ def evaluate_job(model_dir, path, options: ReadOptions) -> dict:
     scores = evaluate.compute_metrics(
         estimator.task_, y_true, positive_proba(estimator, X), threshold=estimator.threshold_
     )
-    return {"rows": len(X), "dropped_targets": n_dropped, "scores": {"model": scores}}
+    result = {"rows": len(X), "dropped_targets": n_dropped, "scores": {"model": scores}}
+    if outputs.report:
+        name = Path(path).name
+        data = reporting.evaluate_report(estimator, X, y, scores, name, Path(model_dir).name)
+        report_dir = Path(model_dir) / EVALUATIONS / name
+        data.save(report_dir)
+        result["report"] = write_report(data, report_dir)
+    return result
 
 
 def _model_target(estimator, training: dict, label_sep, frame: pd.DataFrame, path) -> str:
@@ -407,39 +469,58 @@ def compare_job(
     test_size: float = 0.15,
     nested: bool = False,
     on_design=None,
+    on_epoch=None,
+    outputs: Outputs | None = None,
 ):
     """Read a table, compare designs by k-fold CV on its training portion, refit the
-    winner, evaluate it once on the test rows and save it with the CV results."""
+    winner, evaluate it once on the test rows and save it with the CV results and its
+    report. Tracked runs log each design's fold members under ``<design>/`` and the
+    refit under ``refit/``."""
     from .compare import compare
 
+    outputs = outputs or Outputs()
     if out is not None:
         check_model_out(out)
     table = load_training_table(path, options)
     seed = int(params.pop("random_state", 0) or 0)
-    result = compare(
-        table.X,
-        table.y,
-        designs,
-        folds=folds,
-        repeats=repeats,
-        metric=metric,
-        refit=refit,
-        test_size=test_size,
-        seed=seed,
-        nested=nested,
-        on_design=on_design,
-        **params,
-    )
-    result.model_dir = None
-    result.source = table.source(path)
-    if out is not None:
-        extra = {
-            "evaluation": result.test,
-            "comparison": result.comparison.to_dict(),
-            "nested_cv": result.nested,
-            **_provenance(
-                path, options, table, result.rows, seed, {"test_size": test_size, "refit": refit}
-            ),
-        }
-        result.model_dir = artifact.save(result.estimator, out, extra_meta=extra)
+    with outputs.tracker(f"compare-{Path(path).stem}") as tracker:
+        tracker.log_params({"data": Path(path).name, "designs": ",".join(designs), **params})
+        stage = {"prefix": ""}
+
+        def design_started(name: str) -> None:
+            stage["prefix"] = f"{name}/"
+            if on_design is not None:
+                on_design(name)
+
+        result = compare(
+            table.X, table.y, designs, folds=folds, repeats=repeats, metric=metric,
+            refit=refit, test_size=test_size, seed=seed, nested=nested,
+            on_design=design_started,
+            on_epoch=_each(on_epoch, lambda r: tracker.on_epoch(r, prefix=stage["prefix"])),
+            **params,
+        )  # fmt: skip
+        tracker.log_metrics(_comparison_metrics(result))
+        result.model_dir, result.report = None, None
+        result.source = table.source(path)
+        if out is not None:
+            more = {"test_size": test_size, "refit": refit}
+            extra = {
+                "evaluation": result.test,
+                "comparison": result.comparison.to_dict(),
+                "nested_cv": result.nested,
+                **_provenance(path, options, table, result.rows, seed, more),
+            }
+            data = reporting.compare_report(result, table.X, table.y, Path(path).name)
+            result.model_dir, result.report = save_with_report(
+                result.estimator, out, extra, data, outputs
+            )
+            tracker.log_artifacts(result.model_dir)
+        result.tracking = list(tracker.destinations)
     return result
+
+
+def _comparison_metrics(result) -> dict:
+    """Each name's mean CV score, and the winner's test scores, for the trackers."""
+    comparison = result.comparison
+    cv = {name: stats["mean"] for name, stats in comparison.summary.items()}
+    return {f"cv_{comparison.metric}": cv, "test": result.test.get("scores", {}).get("model", {})}

@@ -47,6 +47,7 @@ REPORT_JSON = "report.json"
 REPORT_ARRAYS = "report_arrays.safetensors"
 REPORT_HTML = "report.html"
 FORMAT_VERSION = 1
+PERMUTED_ROWS = 200_000  # rows of shuffled copies predicted at once
 WIDE_INCHES = 7.5  # a figure wider than this spans both columns of the page's grid
 BASELINE_TITLES = {
     "most_frequent": "most frequent class (baseline)",
@@ -182,19 +183,26 @@ class ReportData:
         }
         return cls(**values)
 
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``report.json`` and, when there are predictions, ``report_arrays.safetensors``
-        into ``directory`` (each atomically); return the JSON path."""
-        directory = Path(directory)
+    def files(self) -> dict[str, bytes]:
+        """The stored form, file name -> bytes: ``report.json`` and, when there are
+        predictions, ``report_arrays.safetensors`` (a model directory stores these beside
+        the weights)."""
+        files = {}
         if self.predictions:
             tensors = {}
             for split, (y, p) in self.predictions.items():
                 tensors[f"{split}.y_true"], tensors[f"{split}.proba"] = y, p
-            _atomic_write(directory / REPORT_ARRAYS, save(tensors))
+            files[REPORT_ARRAYS] = save(tensors)
         text = json.dumps(self.to_dict(arrays=False), indent=1, ensure_ascii=False)
-        json_path = directory / REPORT_JSON
-        _atomic_write(json_path, text.encode("utf-8"))
-        return json_path
+        files[REPORT_JSON] = text.encode("utf-8")
+        return files
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write :meth:`files` into ``directory`` (each atomically); return the JSON path."""
+        directory = Path(directory)
+        for name, content in self.files().items():
+            _atomic_write(directory / name, content)
+        return directory / REPORT_JSON
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> ReportData:
@@ -299,17 +307,6 @@ def counts_per_class(y, task: str, n_classes: int) -> list[int]:
     return [counts.get(k, 0) for k in range(n_classes)]
 
 
-class _Probabilities:
-    """A fitted-model stand-in for scikit-learn's permutation_importance, whose parameter
-    check asks for a ``fit`` method; only ``predict_proba`` is ever called."""
-
-    def __init__(self, predict_proba: Callable) -> None:
-        self.predict_proba = predict_proba
-
-    def fit(self, X, y=None) -> _Probabilities:
-        return self
-
-
 def _log_loss(y: np.ndarray, p: np.ndarray, task: str) -> float:
     """Mean log loss; multilabel averages each label's binary log loss."""
     from sklearn.metrics import log_loss
@@ -322,17 +319,16 @@ def _log_loss(y: np.ndarray, p: np.ndarray, task: str) -> float:
     return float(np.mean([log_loss(y[:, k], p[:, k], labels=[0, 1]) for k in range(y.shape[1])]))
 
 
-def _proba(model, X: pd.DataFrame, task: str) -> np.ndarray:
+def _as_evaluated(p, task: str) -> np.ndarray:
     """Probabilities in compute_metrics' convention: P(class 1) for a binary task."""
-    p = np.asarray(model.predict_proba(X), dtype=float)
+    p = np.asarray(p, dtype=float)
     return p[:, -1] if task == "binary" and p.ndim == 2 else p  # scikit-learn's (n, 2)
 
 
 def _scorer(task: str, metric: str) -> Callable:
-    """(model, X, y) -> a score where higher is better, as permutation_importance wants."""
+    """(y, probabilities) -> a score where higher is better."""
 
-    def score(model, X, y) -> float:
-        p = _proba(model, X, task)
+    def score(y, p) -> float:
         if metric == "log_loss":
             return -_log_loss(y, p, task)
         value = compute_metrics(task, y, p)[metric]
@@ -354,9 +350,9 @@ def permutation_importance(
 ) -> dict[str, tuple[float, float]]:
     """How much the score suffers when one original column is shuffled, column by column.
 
-    A thin wrapper over :func:`sklearn.inspection.permutation_importance` that shuffles
-    the user's columns (so importances carry their names, whatever the encoding does
-    inside the model) and scores the probabilities.
+    As :func:`sklearn.inspection.permutation_importance`, on the user's columns (so
+    importances carry their names, whatever the encoding does inside the model), with
+    every shuffled copy of a group of columns scored in one prediction.
 
     Parameters
     ----------
@@ -391,31 +387,41 @@ def permutation_importance(
     >>> result["signal"][0] > 0, result["noise"]
     (True, (0.0, 0.0))
     """
-    from sklearn.inspection import permutation_importance as sklearn_permutation_importance
-
     if task not in TASKS:
         raise UsageError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
-    y, model = np.asarray(y_true), _Probabilities(predict_proba)
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y_true)
+    if max_rows and len(X) > max_rows:
+        keep = np.sort(rng.choice(len(X), max_rows, replace=False))
+        X, y = X.iloc[keep], y[keep]
+    X = X.reset_index(drop=True)
+    scorer = _scorer(task, metric)
     if metric != "log_loss":
-        scores = compute_metrics(task, y, _proba(model, X, task))
+        scores = compute_metrics(task, y, _as_evaluated(predict_proba(X), task))
         valid = ["log_loss", *(m for m in scores if m in HIGHER_IS_BETTER)]
         if metric not in valid:
             raise UsageError(
                 f"Unknown metric {metric!r} for a {task} task; valid: {', '.join(valid)}."
             )
-    result = sklearn_permutation_importance(
-        model,
-        X,
-        y,
-        scoring=_scorer(task, metric),
-        n_repeats=n_repeats,
-        random_state=seed,
-        max_samples=min(max_rows, len(X)) if max_rows else 1.0,
-    )
-    return {
-        str(column): (float(mean), float(std))
-        for column, mean, std in zip(X.columns, result.importances_mean, result.importances_std)
-    }
+    reference = scorer(y, _as_evaluated(predict_proba(X), task))
+    # every shuffled copy of a group of columns goes through one prediction: per-call
+    # overhead, not arithmetic, is what a column-by-column loop would pay
+    n, per_group = len(X), max(1, PERMUTED_ROWS // max(1, len(X) * n_repeats))
+    result = {}
+    for start in range(0, X.shape[1], per_group):
+        columns = list(X.columns[start : start + per_group])
+        copies = []
+        for column in columns:
+            for _ in range(n_repeats):
+                copy = X.copy()
+                copy[column] = X[column].to_numpy()[rng.permutation(n)]
+                copies.append(copy)
+        proba = _as_evaluated(predict_proba(pd.concat(copies, ignore_index=True)), task)
+        drops = [reference - scorer(y, proba[i * n : (i + 1) * n]) for i in range(len(copies))]
+        for j, column in enumerate(columns):
+            mine = np.array(drops[j * n_repeats : (j + 1) * n_repeats])
+            result[str(column)] = (float(mine.mean()), float(mine.std()))
+    return result
 
 
 # --- the page ----------------------------------------------------------------------------

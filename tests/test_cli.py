@@ -259,6 +259,7 @@ def test_progress_bar_is_off_when_not_a_terminal(sonar, emotions):
 
 
 def test_progress_bar_is_on_for_a_terminal(monkeypatch, tmp_path):
+    monkeypatch.delenv("CI", raising=False)
     monkeypatch.setattr(cli, "err_console", Console(stderr=True, force_terminal=True))
     result = invoke("train", IRIS, "--no-header", "-t", "-1", *QUICK, "-o", tmp_path / "m")
     assert result.exit_code == 0, result.stderr

@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -212,7 +213,8 @@ def user_errors():
 
 
 def _fail(message: str, code: int):
-    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    # escaped: messages quote user values and extras such as tabnn[mlflow] verbatim
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     raise typer.Exit(code) from None
 
 
@@ -470,7 +472,7 @@ def _epoch_updater(progress, bar):
             losses += f"  val {_mean(record['val_loss']):.4f}"
             losses += f"  val acc {_mean(record['val_accuracy']):.3f}"
         if len(record["train_loss"]) > 1:
-            losses += f"  ({len(live)}/{len(record['train_loss'])} members training)"
+            losses += f"  {len(live)}/{len(record['train_loss'])} training"
         progress.update(bar, completed=record["epoch"], losses=losses)
 
     return on_epoch
@@ -725,9 +727,9 @@ def design_progress(designs: list[str], epochs: int, quiet: bool):
 
         def on_design(name: str) -> None:
             stage = (
-                "refit of the winner on all training rows"
+                "refit"
                 if name == "refit"
-                else f"cross-validating {name} ({designs.index(name) + 1}/{len(designs)})"
+                else f"{name} ({designs.index(name) + 1}/{len(designs)})"
             )
             progress.reset(bar, total=epochs, stage=stage, losses="")
 

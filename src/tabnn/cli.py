@@ -727,9 +727,7 @@ def design_progress(designs: list[str], epochs: int, quiet: bool):
 
         def on_design(name: str) -> None:
             stage = (
-                "refit"
-                if name == "refit"
-                else f"{name} ({designs.index(name) + 1}/{len(designs)})"
+                "refit" if name == "refit" else f"{name} ({designs.index(name) + 1}/{len(designs)})"
             )
             progress.reset(bar, total=epochs, stage=stage, losses="")
 

@@ -56,6 +56,7 @@ MAX_LABEL = 32  # characters of a class or column name before it is shortened
 LEGEND_INSIDE = 5  # legend entries that fit inside an axes without hiding what it shows
 COLORS = {"train": "tab:blue", "validation": "tab:orange", "test": "tab:green"}
 
+CURVE_SCOPE = {"binary": "", "multiclass": " (one class vs rest)", "multilabel": " per label"}
 
 # --- shared helpers ----------------------------------------------------------------------
 
@@ -378,8 +379,7 @@ def plot_roc(y_true, proba, task: str, class_names: Sequence[str]) -> Figure:
         ax.plot(fpr, tpr, color=color, label=f"{_short(name)} (AUC {auc(fpr, tpr):.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance (AUC 0.5)")
     _absent_entry(ax, absent)
-    scope = {"binary": "", "multiclass": " (one class vs rest)", "multilabel": " per label"}
-    ax.set_title("ROC curve" + scope[task])
+    ax.set_title("ROC curve" + CURVE_SCOPE[task])
     ax.set_xlabel("false positive rate (1 - specificity)")
     ax.set_ylabel("true positive rate (recall)")
     ax.set_xlim(-0.01, 1.01)
@@ -419,8 +419,7 @@ def plot_precision_recall(y_true, proba, task: str, class_names: Sequence[str]) 
         ax.axhline(y01.mean(), color=color, linestyle=":", linewidth=1)
     ax.add_line(Line2D([], [], color="grey", linestyle=":", label="chance (prevalence)"))
     _absent_entry(ax, absent)
-    scope = {"binary": "", "multiclass": " (one class vs rest)", "multilabel": " per label"}
-    ax.set_title("Precision-recall curve" + scope[task])
+    ax.set_title("Precision-recall curve" + CURVE_SCOPE[task])
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(-0.01, 1.01)

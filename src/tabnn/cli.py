@@ -1010,6 +1010,7 @@ def demo(
     show_demo_predictions(predictions, len(result.test_rows))
     out_console.print(f"next: tabnn info {out}")
     out_console.print(f"      tabnn predict {out} your.csv -o predictions.csv")
+    out_console.print(f"      tabnn report {out} --open   (plots and tables in a browser)")
 
 
 def _spread(rows: list[int], n: int) -> list[int]:

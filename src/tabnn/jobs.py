@@ -291,13 +291,16 @@ def evaluate_job(model_dir, path, options: ReadOptions, outputs: Outputs | None 
     X, y = split_target(frame, target, label_sep=label_sep)
     X, y, n_dropped = drop_missing_targets(X, y)
     y_true = estimator.schema_.encode_target(y)
+    proba = positive_proba(estimator, X)
     scores = evaluate.compute_metrics(
-        estimator.task_, y_true, positive_proba(estimator, X), threshold=estimator.threshold_
+        estimator.task_, y_true, proba, threshold=estimator.threshold_
     )
     result = {"rows": len(X), "dropped_targets": n_dropped, "scores": {"model": scores}}
     if outputs.report:
         name = Path(path).name
-        data = reporting.evaluate_report(estimator, X, y, scores, name, Path(model_dir).name)
+        data = reporting.evaluate_report(
+            estimator, y_true, proba, scores, name, Path(model_dir).name
+        )
         report_dir = Path(model_dir) / EVALUATIONS / name
         data.save(report_dir)
         result["report"] = write_report(data, report_dir)

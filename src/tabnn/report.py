@@ -396,14 +396,15 @@ def permutation_importance(
         X, y = X.iloc[keep], y[keep]
     X = X.reset_index(drop=True)
     scorer = _scorer(task, metric)
+    unshuffled = _as_evaluated(predict_proba(X), task)
     if metric != "log_loss":
-        scores = compute_metrics(task, y, _as_evaluated(predict_proba(X), task))
+        scores = compute_metrics(task, y, unshuffled)
         valid = ["log_loss", *(m for m in scores if m in HIGHER_IS_BETTER)]
         if metric not in valid:
             raise UsageError(
                 f"Unknown metric {metric!r} for a {task} task; valid: {', '.join(valid)}."
             )
-    reference = scorer(y, _as_evaluated(predict_proba(X), task))
+    reference = scorer(y, unshuffled)
     # every shuffled copy of a group of columns goes through one prediction: per-call
     # overhead, not arithmetic, is what a column-by-column loop would pay
     n, per_group = len(X), max(1, PERMUTED_ROWS // max(1, len(X) * n_repeats))

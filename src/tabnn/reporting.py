@@ -46,16 +46,18 @@ def train_report(
 
 
 def evaluate_report(
-    estimator, X: pd.DataFrame, y, scores: dict, source: str, model: str
+    estimator, y_true: np.ndarray, proba: np.ndarray, scores: dict, source: str, model: str
 ) -> ReportData:
-    """The report of ``tabnn evaluate``: the model's scores and plots on a labelled file,
-    beside its training curves."""
+    """The report of ``tabnn evaluate``: the model's scores and plots on a labelled file
+    (its encoded targets and the probabilities the scores came from), beside its training
+    curves."""
+    rows = len(y_true)
     return ReportData(
         **_common(estimator, "evaluate", f"{model} on {source}"),
-        dataset={"source": source, "rows": {source: len(X)}, "table_rows": len(X)},
+        dataset={"source": source, "rows": {source: rows}, "table_rows": rows},
         metrics={"model": scores},
         metrics_split=source,
-        predictions={source: _predictions(estimator, X, y)},
+        predictions={source: (y_true, proba)},
     )
 
 

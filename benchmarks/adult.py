@@ -1,14 +1,15 @@
 """Adult (census income, 32,561 rows, ``?`` for missing): tabnn end to end, timed beside
 scikit-learn in one run, on the same split.
 
-1. tabnn through the library job the CLI's ``train`` uses (``tabnn.jobs.train_job``): read,
+1. tabnn through the library workflow the CLI's ``train`` uses
+   (``tabnn.workflows.train_workflow``): read,
    stratified 70/15/15 split, fit with early stopping on validation, evaluate once on test
    beside the most-frequent and logistic-regression baselines, save the model directory.
 2. scikit-learn's ``MLPClassifier((256, 256), early_stopping=True)`` in a Pipeline (median
    fill + standard scaling for numeric columns, most-frequent fill + one-hot for categorical
    ones), trained on tabnn's train + validation rows and scored on the same test rows; and
    LightGBM the same way when it happens to be importable (it is never installed for this).
-3. Prediction throughput: ``tabnn.jobs.predict_job`` over adult-test.csv (16,281 rows whose
+3. Prediction throughput: ``tabnn.predict.predict_file`` over adult-test.csv (16,281 rows whose
    labels end in ``.``; the label column is an extra column that predict ignores), written
    to a temporary CSV, with the accuracy of those predictions against the stripped labels.
 
@@ -40,7 +41,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from tabnn.data import read_table
 from tabnn.estimator import TabNNClassifier
-from tabnn.jobs import ReadOptions, TrainResult, predict_job, train_job
+from tabnn.predict import predict_file
+from tabnn.workflows import ReadOptions, TrainResult, train_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 ADULT = ROOT.parent / "shared" / "data" / "adult"
@@ -75,7 +77,7 @@ def sample_file(path: Path, n: int, seed: int, folder: Path) -> Path:
 def run_tabnn(path: Path, seed: int, out: Path) -> tuple[TrainResult, TabNNClassifier, float]:
     estimator = TabNNClassifier(random_state=seed)
     start = time.perf_counter()
-    result = train_job(path, OPTIONS, estimator, out=out)
+    result = train_workflow(path, OPTIONS, estimator, out=out)
     return result, estimator, time.perf_counter() - start
 
 
@@ -177,12 +179,12 @@ def lightgbm_model(X: pd.DataFrame, seed: int) -> Pipeline | None:
 def run_predict(model_dir: Path, test_path: Path, folder: Path) -> Row:
     out = folder / "predictions.csv"
     start = time.perf_counter()
-    n = predict_job(model_dir, test_path, OPTIONS, out=out)
+    n = predict_file(model_dir, test_path, OPTIONS, out=out)
     seconds = time.perf_counter() - start
     truth = read_table(test_path, header=False).iloc[:, -1].str.rstrip(".")
     predicted = pd.read_csv(out)["prediction"].astype(str).str.strip()
     accuracy = float((predicted.to_numpy() == truth.to_numpy()).mean())
-    return Row(f"tabnn predict_job -> CSV ({test_path.name})", seconds, n, accuracy)
+    return Row(f"tabnn predict_file -> CSV ({test_path.name})", seconds, n, accuracy)
 
 
 # --- the report ---------------------------------------------------------------------------

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 import tabnn
-from tabnn.compare import cross_validate_designs
 from tabnn.data import read_table, split_target
 from tabnn.estimator import TabNNClassifier
+from tabnn.evaluation.compare import cross_validate_designs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HERE = Path(__file__).resolve().parent

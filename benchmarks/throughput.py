@@ -40,10 +40,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tabnn.cpu import cpu_matmuls_for, cpu_threads_for, onednn_is_exact
+from tabnn.engine.config import Member, TensorData, TrainConfig
+from tabnn.engine.cpu import cpu_matmuls_for, cpu_threads_for, onednn_is_exact
+from tabnn.engine.train import fit_stack
 from tabnn.model import TabularMLP, build_config
 from tabnn.preprocess import Preprocessor
-from tabnn.train import Member, TensorData, TrainConfig, fit_stack
 
 LR = 1e-3
 

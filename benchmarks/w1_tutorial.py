@@ -31,9 +31,10 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import LabelEncoder
 from torch import nn, optim
 
+from tabnn.engine.config import Member, TensorData, TrainConfig
+from tabnn.engine.train import fit_stack, predict_logits
 from tabnn.model import TabularMLP, build_config, probabilities
 from tabnn.preprocess import Preprocessor
-from tabnn.train import Member, TensorData, TrainConfig, fit_stack, predict_logits
 
 ROOT = Path(__file__).resolve().parents[1]
 SONAR = ROOT.parent / "shared" / "data" / "sonar" / "sonar.csv"
@@ -315,7 +316,7 @@ notes:
   above (the default unless --threads). On a busy machine (load average near or above the
   CPU count) multi-threaded torch can slow the tutorial's nn.Linear steps by 10x or more;
   compare with --threads 1 before trusting a large ratio. tabnn's engine runs steps this
-  small on one thread whatever --threads says (tabnn.cpu.cpu_threads_for).
+  small on one thread whatever --threads says (tabnn.engine.cpu.cpu_threads_for).
 - tabnn differentiates these plain MLPs by hand (no autograd; tested against it) and runs
   Adam as one fused kernel over all members' weights: per step it is close to the cost
   of its matrix products and the Adam update themselves."""

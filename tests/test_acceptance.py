@@ -16,9 +16,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test
 
 from tabnn.data import read_table, split_target
 from tabnn.estimator import TabNNClassifier
-from tabnn.jobs import ReadOptions, train_job
+from tabnn.workflows import ReadOptions, train_workflow
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def test_w2_titanic_from_raw_file():
 
 
 def test_w2_titanic_train_job_reports_f1_and_drops_useless_columns():
-    result = train_job(
+    result = train_workflow(
         DATA / "titanic" / "train.csv", ReadOptions(target="Survived"), TabNNClassifier(), out=None
     )
     scores = result.evaluation["scores"]
@@ -58,7 +58,7 @@ def test_w2_titanic_train_job_reports_f1_and_drops_useless_columns():
     ids=["intrusion-binary", "scan-type-3-classes"],
 )
 def test_w3_network_logs(target, other, floor):
-    result = train_job(
+    result = train_workflow(
         DATA / "network_logs" / "Network_logs.csv",
         ReadOptions(target=target),
         TabNNClassifier(drop=[other]),  # the other column is the same label in disguise
@@ -99,7 +99,7 @@ def test_w5_textbook_ten_fold(path, target, floor):
 
 
 def test_w6_emotions_multilabel_beats_label_frequency():
-    result = train_job(
+    result = train_workflow(
         DATA / "multilabel" / "emotions.arff",
         ReadOptions(target="-6:"),
         TabNNClassifier(),

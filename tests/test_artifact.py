@@ -12,7 +12,7 @@ import safetensors.torch
 import torch
 
 import tabnn
-from tabnn import artifact
+from tabnn import artifact, io
 from tabnn.artifact import (
     FORMAT_VERSION,
     META_FILE,
@@ -22,9 +22,9 @@ from tabnn.artifact import (
     package_versions,
     read_meta,
     save_model_dir,
-    to_jsonable,
 )
 from tabnn.errors import InputNotFoundError, ModelError, UsageError
+from tabnn.io import to_jsonable
 
 
 def _tensors() -> dict[str, torch.Tensor]:
@@ -214,7 +214,7 @@ def test_failed_serialisation_keeps_the_old_model(saved: Path, monkeypatch):
 
 def test_failed_file_write_keeps_the_old_model(saved: Path, monkeypatch):
     before = {p.name: p.read_bytes() for p in saved.iterdir()}
-    monkeypatch.setattr(artifact, "_write_file", _raise)
+    monkeypatch.setattr(io, "write_synced", _raise)
     with pytest.raises(OSError, match="disk full"):
         save_model_dir(saved, {"task": "new"}, _tensors())
     assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
@@ -241,7 +241,7 @@ def test_failed_final_rename_restores_the_old_model(saved: Path, monkeypatch):
 
 
 def test_failed_save_of_a_new_model_leaves_nothing(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(artifact, "_write_file", _raise)
+    monkeypatch.setattr(io, "write_synced", _raise)
     with pytest.raises(OSError, match="disk full"):
         save_model_dir(tmp_path / "m", {}, _tensors())
     assert list(tmp_path.iterdir()) == []

@@ -18,12 +18,11 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from tabnn import cli
-from tabnn.cli import app
-from tabnn.evaluate import split_indices
-from tabnn.jobs import ReadOptions, encoded_for_split, load_training_table
+from tabnn.cli import app, render
+from tabnn.evaluation.splits import encoded_for_split, split_indices
+from tabnn.workflows import ReadOptions, load_training_table
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 SONAR = DATA / "sonar" / "sonar.csv"
 TITANIC = DATA / "titanic" / "train.csv"
 IRIS = DATA / "iris" / "iris.csv"
@@ -260,7 +259,7 @@ def test_progress_bar_is_off_when_not_a_terminal(sonar, emotions):
 
 def test_progress_bar_is_on_for_a_terminal(monkeypatch, tmp_path):
     monkeypatch.delenv("CI", raising=False)
-    monkeypatch.setattr(cli, "err_console", Console(stderr=True, force_terminal=True))
+    monkeypatch.setattr(render, "err_console", Console(stderr=True, force_terminal=True))
     result = invoke("train", IRIS, "--no-header", "-t", "-1", *QUICK, "-o", tmp_path / "m")
     assert result.exit_code == 0, result.stderr
     assert BAR in result.stderr and "epoch 3/3" in result.stderr
@@ -785,3 +784,36 @@ def test_console_script_model_error_has_no_traceback(sonar, tmp_path):
     assert done.returncode == 1
     assert "does not match the checksum" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+# --------------------------------------------------------------------------- start-up
+
+# what `tabnn --help` and `tabnn --version` must not load (they answer at once)
+HEAVY = ("torch", "pandas", "numpy", "sklearn", "scipy", "matplotlib", "safetensors")
+STARTUP = """
+import json, sys
+from typer.testing import CliRunner
+from tabnn.cli import app
+for args in (["--help"], ["--version"], ["train", "--help"], ["predict", "--help"]):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, (args, result.output)
+heavy = [*sys.argv[1:], "tabnn.estimator"]
+print(json.dumps([n for n in heavy if any(m == n or m.startswith(n + ".") for m in sys.modules)]))
+"""
+
+
+def test_help_and_version_load_no_heavy_library():
+    done = subprocess.run(
+        [sys.executable, "-c", STARTUP, *HEAVY], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [], "tabnn --help loaded these"
+
+
+@pytest.mark.parametrize("module", ["tabnn", "tabnn.cli"])
+def test_python_dash_m_runs_the_command_line(module):
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("tabnn ")

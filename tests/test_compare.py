@@ -1,4 +1,4 @@
-"""Tests for tabnn.compare and `tabnn compare`: folds as stack members, paired and
+"""Tests for tabnn.evaluation.compare and `tabnn compare`: folds as stack members, paired and
 reproducible comparisons, leak-free per-fold preprocessing, refits, bad input."""
 
 import json
@@ -12,12 +12,16 @@ from typer.testing import CliRunner
 
 import tabnn
 from tabnn.cli import app
-from tabnn.compare import check_metric, cross_validate_designs, fold_members, parse_design
+from tabnn.data.read import read_table
+from tabnn.data.target import split_target
+from tabnn.designs import parse_design
 from tabnn.errors import UsageError
 from tabnn.estimator import TabNNClassifier
-from tabnn.evaluate import stratified_folds
+from tabnn.evaluation.compare import cross_validate_designs, fold_members
+from tabnn.evaluation.metrics import check_metric
+from tabnn.evaluation.splits import stratified_folds
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 QUICK = {"epochs": 15, "patience": 5}
 
 
@@ -69,11 +73,10 @@ def test_a_fold_member_equals_the_same_member_trained_alone():
     codes = stack.schema_.encode_target(y)
     folds = stratified_folds(codes, "binary", n_splits=3, seed=2)
     members = fold_members(codes, "binary", folds, 0.15, seed=2)
-    x = stack.schema_.check(frame)
     shared_vocabulary = np.unique(np.concatenate([train for train, _ in members]))
     for k, rows in enumerate(members):
         alone = TabNNClassifier(**params, hidden="wide", random_state=2 + k)
-        alone._fit_members(stack.schema_, x, codes, [rows], vocabulary_rows=shared_vocabulary)
+        alone.fit_members(frame, y, [rows], schema=stack.schema_, vocabulary_rows=shared_vocabulary)
         for name, value in alone.model_.state_dict().items():
             if value.dim() and value.shape[0] == 1:
                 torch.testing.assert_close(value[0], stack.model_.state_dict()[name][k])
@@ -120,9 +123,7 @@ def test_compare_refits_tests_once_and_saves(tmp_path, refit):
 
 
 def test_multiclass_and_multilabel_compare():
-    X, y = tabnn.data.split_target(
-        tabnn.data.read_table(DATA / "iris" / "iris.csv", header=False), "-1"
-    )
+    X, y = split_target(read_table(DATA / "iris" / "iris.csv", header=False), "-1")
     result = tabnn.compare(X, y, ["wide", "deep"], folds=3, **QUICK)
     assert result.comparison.task == "multiclass"
     assert result.comparison.metric == "accuracy"

@@ -9,17 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabnn import data
 from tabnn.data import (
     detect_header,
     iter_table_chunks,
     read_table,
     resolve_columns,
     split_target,
+    text,
 )
 from tabnn.errors import DataError, InputNotFoundError, UsageError
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "t.csv") -> Path:
@@ -390,7 +390,7 @@ def test_not_utf8(tmp_path, reader):
 
 def test_not_utf8_offset_across_read_blocks(tmp_path, monkeypatch):
     # Small blocks so that "é" (2 bytes) straddles a boundary before the bad byte.
-    monkeypatch.setattr(data, "_BLOCK_BYTES", 5)
+    monkeypatch.setattr(text, "_BLOCK_BYTES", 5)
     path = write(tmp_path, "a,b\né,x\n".encode() + b"1,\xff\n")
     with pytest.raises(DataError, match=r"byte 0xFF at offset 11 \(line 3\)"):
         read_table(path)

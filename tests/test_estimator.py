@@ -1,10 +1,12 @@
 """TabNNClassifier: scikit-learn's own estimator checks, then tabnn's contract on top."""
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.datasets import make_classification
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import recall_score
@@ -186,7 +188,7 @@ def test_members_are_averaged():
     single = TabNNClassifier(**FAST).fit(X, y).predict_proba(X)
     clf = TabNNClassifier(**FAST, n_members=3).fit(X, y)
     proba = clf.predict_proba(X)
-    members = clf._member_probabilities(pd.DataFrame(X, columns=[str(i) for i in range(5)]))
+    members = clf.member_proba(X)
     assert clf.model_.head.weight.shape[0] == 3
     assert members.shape == (3, 150, 1)
     assert not np.allclose(members[0], members[1])
@@ -324,3 +326,37 @@ def test_save_load_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
     np.testing.assert_array_equal(loaded.feature_names_in_, X.columns)
     assert loaded.get_params() == clf.get_params()
+
+
+# ------------------------------------------------------------------ inference
+
+
+def test_the_float64_network_is_made_once_per_fit_and_load(tmp_path):
+    X, y = blobs()
+    clf = TabNNClassifier(**FAST).fit(X, y)
+    network = clf.inference_model_
+    assert next(network.parameters()).dtype == torch.float64
+    clf.predict_proba(X[:1])
+    clf.predict_proba(X)
+    assert clf.inference_model_ is network  # no copy per call
+    for ours, theirs in zip(clf.model_.parameters(), network.parameters()):
+        np.testing.assert_array_equal(ours.detach().double().numpy(), theirs.detach().numpy())
+    loaded = tabnn.load(tabnn.save(clf, tmp_path / "model"))
+    assert next(loaded.inference_model_.parameters()).dtype == torch.float64
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    refit = clf.fit(X[:100], y[:100])
+    assert refit.inference_model_ is not network
+
+
+def test_concurrent_predictions_on_one_model_are_those_of_one_caller():
+    X, y = make_classification(n_samples=400, n_features=8, random_state=1)
+    frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(8)])
+    frame["colour"] = np.where(y == 1, "red", "blue")
+    clf = TabNNClassifier(**FAST, n_members=2).fit(frame, y)
+    chunks = [frame.iloc[i : i + 7 + i % 13] for i in range(0, 400, 20)]
+    expected = [clf.predict_proba(chunk) for chunk in chunks]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(3):
+            got = list(pool.map(clf.predict_proba, chunks))
+            for want, have in zip(expected, got):
+                np.testing.assert_array_equal(have, want)

@@ -1,4 +1,4 @@
-"""Tests for tabnn.evaluate: splits, folds, metrics and baselines."""
+"""Tests for tabnn.evaluation: splits, folds, metrics and baselines."""
 
 import json
 import math
@@ -13,16 +13,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 from tabnn.errors import DataError, UsageError
-from tabnn.evaluate import (
-    HIGHER_IS_BETTER,
-    PRIMARY_METRIC,
-    baseline_scores,
-    class_counts,
-    compute_metrics,
-    corrected_paired_t_test,
-    split_indices,
-    stratified_folds,
-)
+from tabnn.evaluation.baselines import baseline_scores
+from tabnn.evaluation.metrics import compute_metrics
+from tabnn.evaluation.splits import class_counts, split_indices, stratified_folds
+from tabnn.evaluation.stats import corrected_paired_t_test
+from tabnn.tasks import HIGHER_IS_BETTER, PRIMARY_METRIC
 
 # Undefined metrics must give None, never a warning: turn every warning into a failure.
 pytestmark = pytest.mark.filterwarnings("error")

@@ -9,6 +9,8 @@ import torch
 from sklearn.datasets import make_circles
 from torch import nn
 
+from tabnn.engine.config import Member, TensorData, TrainConfig
+from tabnn.engine.train import fit_stack, predict_logits
 from tabnn.errors import UsageError
 from tabnn.model import (
     ACTIVATIONS,
@@ -22,7 +24,6 @@ from tabnn.model import (
     probabilities,
 )
 from tabnn.preprocess import Preprocessor
-from tabnn.train import Member, TensorData, TrainConfig, fit_stack, predict_logits
 
 CPU = torch.device("cpu")
 

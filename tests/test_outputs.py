@@ -10,8 +10,9 @@ import pytest
 from rich.console import Console
 from test_cli import BAR, EMOTIONS, EMOTIONS_LABELS, IRIS, QUICK, SONAR, TITANIC, invoke
 
-from tabnn import artifact, cli
-from tabnn.report import REPORT_ARRAYS, REPORT_HTML, REPORT_JSON, ReportData
+from tabnn import artifact
+from tabnn.cli import render
+from tabnn.report.data import REPORT_ARRAYS, REPORT_HTML, REPORT_JSON, ReportData
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -157,7 +158,7 @@ def test_a_missing_tracking_extra_stops_before_training(tmp_path, monkeypatch):
 
 def test_compare_progress_follows_designs_and_epochs(monkeypatch, tmp_path):
     monkeypatch.delenv("CI", raising=False)
-    monkeypatch.setattr(cli, "err_console", Console(stderr=True, force_terminal=True))
+    monkeypatch.setattr(render, "err_console", Console(stderr=True, force_terminal=True))
     result = invoke(
         "compare", IRIS, "--no-header", "-t", "-1", "--models", "wide", "--folds", "2",
         *QUICK, "--no-report", "-o", tmp_path / "m",
@@ -168,7 +169,7 @@ def test_compare_progress_follows_designs_and_epochs(monkeypatch, tmp_path):
 
 def test_no_progress_bars_in_ci(monkeypatch, tmp_path):
     monkeypatch.setenv("CI", "true")
-    monkeypatch.setattr(cli, "err_console", Console(stderr=True, force_terminal=True))
+    monkeypatch.setattr(render, "err_console", Console(stderr=True, force_terminal=True))
     result = invoke("train", IRIS, "--no-header", "-t", "-1", *QUICK, "-o", tmp_path / "m")
     assert result.exit_code == 0 and BAR not in result.stderr
 

@@ -1,5 +1,6 @@
-"""Tests for tabnn.plots: every figure is titled, labelled and has a legend where it draws
-more than one thing, for each task and for the awkward inputs real runs produce."""
+"""Tests for tabnn.report.plots and tabnn.report.curves: every figure is titled, labelled
+and has a legend where it draws more than one thing, for each task and for the awkward inputs
+real runs produce."""
 
 import base64
 import sys
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from tabnn import plots
-from tabnn.evaluate import compute_metrics
+from tabnn.evaluation.metrics import compute_metrics
+from tabnn.report import curves as curve_plots
+from tabnn.report import plots
 
 NAMES = {"binary": ["R", "M"], "multiclass": ["cat", "dog", "bird"], "multilabel": ["a", "b", "c"]}
 
@@ -72,7 +74,7 @@ TASKS = ["binary", "multiclass", "multilabel"]
 @pytest.mark.parametrize("task", TASKS)
 def test_confusion_is_labelled_per_task(task):
     y, p = predictions(task)
-    fig = plots.plot_confusion(y, p, task, NAMES[task])
+    fig = curve_plots.plot_confusion(y, p, task, NAMES[task])
     assert_labelled(fig)
     assert "Confusion matrix" in fig.get_suptitle()
     panels = visible_axes(fig)
@@ -86,7 +88,9 @@ def test_confusion_is_labelled_per_task(task):
 
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize(
-    "plot", [plots.plot_roc, plots.plot_precision_recall], ids=["roc", "precision-recall"]
+    "plot",
+    [curve_plots.plot_roc, curve_plots.plot_precision_recall],
+    ids=["roc", "precision-recall"],
 )
 def test_curves_have_one_legend_entry_per_class_and_chance(plot, task):
     y, p = predictions(task)
@@ -96,17 +100,19 @@ def test_curves_have_one_legend_entry_per_class_and_chance(plot, task):
     curves = 1 if task == "binary" else 3
     assert len(texts) == curves + 1
     assert texts[-1].startswith("chance")
-    assert all(("AUC" in t) if plot is plots.plot_roc else ("AP" in t) for t in texts[:-1])
+    assert all(("AUC" in t) if plot is curve_plots.plot_roc else ("AP" in t) for t in texts[:-1])
 
 
 def test_binary_roc_legend_shows_sklearns_auc():
     y, p = predictions("binary")
-    texts = legend_texts(plots.plot_roc(y, p, "binary", ["R", "M"]).axes[0])
+    texts = legend_texts(curve_plots.plot_roc(y, p, "binary", ["R", "M"]).axes[0])
     assert texts[0] == f"M (AUC {roc_auc_score(y, p):.3f})"
 
 
 @pytest.mark.parametrize(
-    "plot", [plots.plot_roc, plots.plot_precision_recall], ids=["roc", "precision-recall"]
+    "plot",
+    [curve_plots.plot_roc, curve_plots.plot_precision_recall],
+    ids=["roc", "precision-recall"],
 )
 def test_class_absent_from_split_is_named_not_drawn(plot):
     y, p = predictions("multiclass")
@@ -120,7 +126,7 @@ def test_class_absent_from_split_is_named_not_drawn(plot):
 def test_confusion_with_class_absent_keeps_its_row():
     y, p = predictions("multiclass")
     keep = y != 2
-    fig = plots.plot_confusion(y[keep], p[keep], "multiclass", NAMES["multiclass"])
+    fig = curve_plots.plot_confusion(y[keep], p[keep], "multiclass", NAMES["multiclass"])
     share_cells = [t.get_text() for t in fig.axes[1].texts]
     assert len(share_cells) == 9
     assert share_cells[6:] == ["\u2013"] * 3  # the bird row has no rows to divide by
@@ -129,7 +135,7 @@ def test_confusion_with_class_absent_keeps_its_row():
 @pytest.mark.parametrize("task", TASKS)
 def test_calibration_has_diagonal_and_histogram(task):
     y, p = predictions(task, n=200)
-    fig = plots.plot_calibration(y, p, task, NAMES[task])
+    fig = curve_plots.plot_calibration(y, p, task, NAMES[task])
     assert_labelled(fig)
     curve_ax, hist_ax = fig.axes
     assert legend_texts(curve_ax)[0] == "perfectly calibrated"
@@ -140,7 +146,7 @@ def test_calibration_has_diagonal_and_histogram(task):
 
 def test_threshold_legend_matches_compute_metrics():
     y, p = predictions("binary")
-    fig = plots.plot_threshold(y, p, threshold=0.6, method="best F1 on validation rows")
+    fig = curve_plots.plot_threshold(y, p, threshold=0.6, method="best F1 on validation rows")
     assert_labelled(fig)
     metrics = compute_metrics("binary", y, p, threshold=0.6)
     texts = legend_texts(fig.axes[0])
@@ -153,7 +159,7 @@ def test_threshold_legend_matches_compute_metrics():
 
 
 def test_threshold_with_one_class_says_why_it_is_empty():
-    fig = plots.plot_threshold(np.zeros(10), np.linspace(0, 1, 10))
+    fig = curve_plots.plot_threshold(np.zeros(10), np.linspace(0, 1, 10))
     assert any("both classes" in t.get_text() for t in fig.axes[0].texts)
 
 
@@ -249,7 +255,7 @@ def test_long_names_are_shortened():
 
 
 def test_png_base64_is_a_png_and_leaves_no_pyplot_figures():
-    fig = plots.plot_roc(*predictions("binary"), "binary", ["R", "M"])
+    fig = curve_plots.plot_roc(*predictions("binary"), "binary", ["R", "M"])
     assert base64.b64decode(plots.png_base64(fig)).startswith(b"\x89PNG")
     if "matplotlib.pyplot" in sys.modules:
         assert sys.modules["matplotlib.pyplot"].get_fignums() == []

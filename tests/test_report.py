@@ -11,17 +11,9 @@ import pandas as pd
 import pytest
 
 from tabnn.errors import ModelError, UsageError
-from tabnn.report import (
-    REPORT_ARRAYS,
-    REPORT_HTML,
-    REPORT_JSON,
-    ReportData,
-    counts_per_class,
-    dataset_summary,
-    permutation_importance,
-    render_html,
-    write_report,
-)
+from tabnn.report.data import REPORT_ARRAYS, REPORT_HTML, REPORT_JSON, ReportData
+from tabnn.report.html import render_html, write_report
+from tabnn.report.summaries import counts_per_class, dataset_summary, permutation_importance
 from tabnn.schema import Schema
 
 CHROMIUM = "/usr/bin/chromium"

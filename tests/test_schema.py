@@ -11,9 +11,10 @@ import pytest
 
 from tabnn.data import iter_table_chunks, read_table, split_target
 from tabnn.errors import DataError, ModelError, SchemaError, UsageError
-from tabnn.schema import Schema, canonical_text, drop_missing_targets, infer_schema
+from tabnn.labels import canonical_text
+from tabnn.schema import Schema, drop_missing_targets, infer_schema
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def schema_for(path: Path, target: str, **kwargs) -> Schema:

@@ -1,6 +1,6 @@
-"""Decision-threshold tuning: the rule (evaluate.tune_threshold), where the estimator takes
-its rows from (validation only), how an ensemble and fold stacks score them, the artifact
-and the command line."""
+"""Decision-threshold tuning: the rule (evaluation.threshold.tune_threshold), where the
+estimator takes its rows from (validation only), how an ensemble and fold stacks score them,
+the artifact and the command line."""
 
 import json
 import re
@@ -23,12 +23,12 @@ from typer.testing import CliRunner
 from tabnn import TabNNClassifier, artifact
 from tabnn.cli import app
 from tabnn.errors import DataError, UsageError
-from tabnn.evaluate import parse_threshold_metric, tune_threshold
-from tabnn.jobs import ReadOptions, train_job
+from tabnn.evaluation.threshold import parse_threshold_metric, tune_threshold
+from tabnn.workflows import ReadOptions, train_workflow
 
 FAST = {"hidden": [16], "epochs": 15, "lr": 0.01, "patience": 5}
 AUTO = ["--threshold", "auto"]
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 SONAR = DATA / "sonar" / "sonar.csv"
 IRIS = DATA / "iris" / "iris.csv"
 
@@ -151,7 +151,7 @@ def test_auto_threshold_is_chosen_on_the_eval_set_rows():
 def test_auto_threshold_uses_the_validation_fraction_split():
     X, y = noisy()
     clf = TabNNClassifier(**FAST, threshold="auto", validation_fraction=0.2).fit(X, y)
-    _, val = clf._validation_split(clf.schema_.encode_target(pd.Series(y)), "binary")
+    _, val = clf.validation_rows(clf.schema_.encode_target(pd.Series(y)))
     expected = tune_threshold(y[val], clf.predict_proba(X[val])[:, 1])
     assert clf.threshold_ == expected["threshold"]
     assert clf.threshold_tuning_["rows"] == len(val) == 60
@@ -186,13 +186,11 @@ def test_fold_members_score_only_their_own_validation_rows():
     by the member that validated on it, never by one that trained on it."""
     X, y = noisy(n=120)
     clf = TabNNClassifier(**FAST, threshold="auto")
-    frame = clf._frame(X, reset=True)
-    target = pd.Series(y)
-    schema = clf._infer_schema(X, frame, target)
+    frame, target = clf.as_frames(X, y)
     rows = np.arange(120)
     members = [(rows[rows % 2 == 0], rows[1::4]), (rows[rows % 2 == 1], rows[0::4])]
-    clf._fit_members(schema, schema.check(frame), schema.encode_target(target), members)
-    proba = clf._member_probabilities(frame)[..., 0]  # (members, rows)
+    clf.fit_members(frame, target, members)
+    proba = clf.member_proba(frame)[..., 0]  # (members, rows)
     val = np.sort(np.concatenate([rows[1::4], rows[0::4]]))
     own = np.where(val % 4 == 1, proba[0][val], proba[1][val])
     assert clf.threshold_ == tune_threshold(y[val], own)["threshold"]
@@ -263,13 +261,13 @@ def test_train_job_never_looks_at_test_rows(tmp_path):
     """Scrambling the test rows' features changes the test scores, not the threshold."""
     frame = pd.read_csv(SONAR, header=None)
     options = ReadOptions(header=False, target="60")
-    first = train_job(SONAR, options, TabNNClassifier(**FAST, threshold="auto"), out=None)
+    first = train_workflow(SONAR, options, TabNNClassifier(**FAST, threshold="auto"), out=None)
     scrambled = frame.copy()
     test = first.test_rows
     scrambled.iloc[test, :60] = scrambled.iloc[test, :60].to_numpy()[::-1, ::-1]
     path = tmp_path / "scrambled.csv"
     scrambled.to_csv(path, header=False, index=False)
-    second = train_job(path, options, TabNNClassifier(**FAST, threshold="auto"), out=None)
+    second = train_workflow(path, options, TabNNClassifier(**FAST, threshold="auto"), out=None)
     assert second.test_rows == test
     assert second.threshold == first.threshold
     assert second.evaluation["scores"]["model"] != first.evaluation["scores"]["model"]

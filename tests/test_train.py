@@ -8,26 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tabnn import cpu, train
-from tabnn.cpu import cpu_matmuls_for, cpu_threads_for, onednn_is_exact
+from tabnn.engine import cpu, inputs
+from tabnn.engine.config import Member, TensorData, TrainConfig, device_of
+from tabnn.engine.cpu import cpu_matmuls_for, cpu_threads_for, onednn_is_exact
+from tabnn.engine.inputs import EncodedInputs, padded_rows
+from tabnn.engine.optim import FlatParameters, GradientClipper, StackedAdam
+from tabnn.engine.steps import LossFunction, is_correct
+from tabnn.engine.train import EarlyStopping, fit_stack, lr_factor, predict_logits
 from tabnn.errors import UsageError
 from tabnn.model import Dropout, StackedNorm, TabularMLP, build_config
-from tabnn.optim import FlatParameters, GradientClipper, StackedAdam
 from tabnn.preprocess import Preprocessor
-from tabnn.train import (
-    EarlyStopping,
-    EncodedInputs,
-    LossFunction,
-    Member,
-    TensorData,
-    TrainConfig,
-    device_of,
-    fit_stack,
-    is_correct,
-    lr_factor,
-    padded_rows,
-    predict_logits,
-)
 
 CPU = torch.device("cpu")
 
@@ -268,8 +258,8 @@ def test_large_epochs_take_the_step_by_step_paths_with_the_same_result(monkeypat
     results = []
     for small_buffers in (False, True):
         if small_buffers:
-            monkeypatch.setattr(train, "ENCODED_BYTES", 0)
-            monkeypatch.setattr(train, "EPOCH_BYTES", 0)
+            monkeypatch.setattr(inputs, "ENCODED_BYTES", 0)
+            monkeypatch.setattr(inputs, "EPOCH_BYTES", 0)
         model = stack_model(x, rows, n_outputs=3)
         history = fit_stack(model, tensors(x, y), members, "multiclass", config)
         results.append((model.state_dict(), history.epochs))

@@ -10,15 +10,12 @@ tensors go through safetensors, everything else through strict JSON.
 
 import hashlib
 import json
-import math
 import os
 import platform
-import secrets
-import shutil
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,8 +24,9 @@ import safetensors
 import safetensors.torch
 import torch
 
-from tabnn import __version__
-from tabnn.errors import InputNotFoundError, ModelError, UsageError
+from . import __version__
+from .errors import InputNotFoundError, ModelError, UsageError
+from .io import dump_json, to_jsonable, write_dir_atomic
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -41,74 +39,6 @@ REQUIRED_KEYS = ("format_version", "tabnn_version", "versions", "created", "chec
 _VERSIONED_PACKAGES = ("torch", "numpy", "pandas", "scikit-learn", "safetensors")
 
 PathLike = str | os.PathLike[str]
-
-
-# --------------------------------------------------------------------------- JSON
-
-
-def to_jsonable(obj: Any, where: str = "value") -> Any:
-    """Turn ``obj`` into plain Python that ``json.dumps(allow_nan=False)`` accepts.
-
-    NumPy scalars and arrays and torch tensors become Python numbers and lists, tuples
-    become lists, paths become strings, and NaN, infinities and pandas' missing values
-    become ``None`` (JSON ``null``), because strict JSON has no NaN.
-
-    Parameters
-    ----------
-    obj : Any
-        A dict, list, tuple, str, number, bool, None, NumPy value, tensor or path,
-        nested in any way. Dict keys must be strings or integers.
-    where : str, default "value"
-        How to name ``obj`` in the error message when something cannot be converted.
-
-    Returns
-    -------
-    Any
-        The same structure made of dict, list, str, int, float, bool and None.
-
-    Raises
-    ------
-    TypeError
-        If a value (or dict key) has a type that has no JSON form.
-
-    Examples
-    --------
-    >>> to_jsonable({"auc": np.float32(0.5), "loss": float("nan"), "shape": (2, 3)})
-    {'auc': 0.5, 'loss': None, 'shape': [2, 3]}
-    """
-    if isinstance(obj, Mapping):
-        return {_json_key(k, where): to_jsonable(v, f"{where}[{k!r}]") for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [to_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
-    if isinstance(obj, np.ndarray | torch.Tensor):
-        return to_jsonable(obj.tolist(), where)
-    if isinstance(obj, np.generic):
-        # np.float64 is also a float; unwrap every NumPy scalar before the float check.
-        return to_jsonable(obj.item(), where)
-    if obj is None or isinstance(obj, str | bool | int):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if obj is pd.NA or obj is pd.NaT:
-        return None
-    if isinstance(obj, PurePath):
-        return str(obj)
-    raise TypeError(f"Cannot store {where} of type {type(obj).__name__} in {META_FILE}.")
-
-
-def _json_key(key: Any, where: str) -> str:
-    """A dict key as a JSON object key: strings as they are, integers as decimal strings."""
-    if isinstance(key, str):
-        return key
-    if isinstance(key, int | np.integer) and not isinstance(key, bool | np.bool_):
-        return str(int(key))
-    raise TypeError(f"Cannot store key {key!r} of {where} in {META_FILE}: keys must be strings.")
-
-
-def _dump_json(meta: dict) -> bytes:
-    """Strict, sorted and indented JSON, so people can read and diff it."""
-    text = json.dumps(to_jsonable(meta, "meta"), allow_nan=False, sort_keys=True, indent=2)
-    return (text + "\n").encode("utf-8")
 
 
 def _reject_constant(name: str) -> None:
@@ -232,12 +162,7 @@ def save_model_dir(
     replace = _check_save_target(target, shown=path)
     files = _serialise(meta, tensors, extra_files or {})
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = _write_staging_dir(target, files)
-    try:
-        _move_into_place(staging, target, replace)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    write_dir_atomic(target, files, replace=replace)
     return target
 
 
@@ -279,7 +204,7 @@ def _serialise(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "checksums": checksums,
     }
-    files[META_FILE] = _dump_json(full_meta)
+    files[META_FILE] = dump_json(full_meta)
     return files
 
 
@@ -308,69 +233,6 @@ def _check_extra_name(name: str) -> None:
             f"Cannot store an extra file named {name!r}: use a plain file name other than "
             f"{WEIGHTS_FILE!r} and {META_FILE!r}, not starting with '.'."
         )
-
-
-def _write_staging_dir(target: Path, files: Mapping[str, bytes]) -> Path:
-    """A fresh hidden sibling of ``target`` holding every file, flushed to disk."""
-    staging = _fresh_sibling(target, "tmp")
-    try:
-        for name, data in files.items():
-            _write_file(staging / name, data)
-        _fsync_dir(staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return staging
-
-
-def _fresh_sibling(target: Path, kind: str) -> Path:
-    """Create ``.{name}.{kind}-XXXXXXXX`` next to ``target`` (mkdir honours the umask)."""
-    for _ in range(100):
-        candidate = target.with_name(f".{target.name}.{kind}-{secrets.token_hex(4)}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
-    raise FileExistsError(f"Could not create a temporary directory next to '{target}'.")
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    """Write and fsync one file, so the rename never publishes data still in a cache."""
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    """Flush a directory's entries (a rename is durable only then); not possible on Windows."""
-    if os.name == "nt":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _move_into_place(staging: Path, target: Path, replace: bool) -> None:
-    """Rename ``staging`` to ``target``; an old ``target`` is moved aside, then deleted."""
-    if not replace:
-        os.rename(staging, target)
-        _fsync_dir(target.parent)
-        return
-    # Reserve a unique name, then rename the old model onto it (an empty directory).
-    aside = _fresh_sibling(target, "old")
-    os.rmdir(aside)
-    os.rename(target, aside)
-    try:
-        os.rename(staging, target)
-    except BaseException:
-        os.rename(aside, target)
-        raise
-    _fsync_dir(target.parent)
-    shutil.rmtree(aside, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- load
@@ -599,41 +461,46 @@ def threshold_info(estimator) -> dict:
     return {"value": estimator.threshold_, "tuning": estimator.threshold_tuning_}
 
 
-def _restore_threshold(estimator, meta: dict, path: PathLike) -> None:
-    """Set ``threshold_`` from ``tabnn.json``; a model saved before thresholds could be
-    tuned applies its ``threshold`` parameter."""
+def _saved_threshold(meta: dict, path: PathLike) -> tuple[float, dict | None]:
+    """The threshold in ``tabnn.json`` and how it was tuned; a model saved before
+    thresholds could be tuned applies its ``threshold`` parameter."""
     saved = meta.get("threshold") or {"value": meta["params"].get("threshold"), "tuning": None}
     value = saved.get("value")
     if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
         raise ModelError(f"'{path}' has no usable decision threshold in {META_FILE}: {value!r}.")
-    estimator.threshold_ = float(value)
-    estimator.threshold_tuning_ = saved.get("tuning")
+    return float(value), saved.get("tuning")
 
 
 def load(path: PathLike):
     """Load a model directory into a fitted ``TabNNClassifier`` (no code from it runs)."""
+    from .engine.config import History, TrainConfig
     from .estimator import TabNNClassifier
     from .model import ModelConfig, TabularMLP
     from .preprocess import Preprocessor
     from .schema import Schema
-    from .train import History, TrainConfig
 
     meta, tensors = load_model_dir(path)
     try:
-        estimator = TabNNClassifier(**meta["params"])
-        config = ModelConfig.from_dict(meta["model_config"])
-        model = TabularMLP(config)
+        params = dict(meta["params"])
+        TabNNClassifier(**params)  # unknown parameters are refused here
+        model = TabularMLP(ModelConfig.from_dict(meta["model_config"]))
         model.load_state_dict(tensors, strict=True)
-        schema = Schema.from_dict(meta["schema"])
-        prep = Preprocessor.from_dict(meta["preprocessor"])
-        train_config = TrainConfig(**meta["train_config"])
-        estimator.history_ = History(**meta["history"])
+        parts = {
+            "schema": Schema.from_dict(meta["schema"]),
+            "preprocessor": Preprocessor.from_dict(meta["preprocessor"]),
+            "model_config": model.config,
+            "train_config": TrainConfig(**meta["train_config"]),
+            "model": model,
+            "history": History(**meta["history"]),
+        }
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ModelError(
             f"'{path}' does not describe a model this tabnn can rebuild: {error}"
         ) from error
-    estimator._set_fitted(schema, prep, config, train_config, model.eval())
-    _restore_threshold(estimator, meta, path)
+    threshold, tuning = _saved_threshold(meta, path)
+    estimator = TabNNClassifier.from_fitted(
+        params, **parts, threshold=threshold, threshold_tuning=tuning
+    )
     estimator.n_features_in_ = meta["n_features_in"]
     if meta.get("feature_names_in") is not None:
         estimator.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)

@@ -9,198 +9,38 @@ mixed-type DataFrames (strings, missing values, unseen categories at predict tim
 from __future__ import annotations
 
 import copy
-import numbers
-import warnings
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import DataConversionWarning
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
+from . import params
+from .engine.config import History, Member, TensorData, TrainConfig, device_of
+from .engine.train import fit_stack, predict_logits
 from .errors import DataError, UsageError
-from .evaluate import parse_threshold_metric, split_indices, tune_threshold
-from .model import ACTIVATIONS, NORMS, PRESETS, TabularMLP, build_config, probabilities
-from .preprocess import MISSING_INDICATORS, SCALINGS, Preprocessor
+from .evaluation.splits import split_indices
+from .evaluation.threshold import tune_threshold
+from .frames import array_numeric, as_frame, as_target, column_names
+from .model import ModelConfig, TabularMLP, build_config, probabilities
+from .params import validate_params
+from .preprocess import EncodedInputs, Preprocessor
 from .schema import Schema, drop_missing_targets, infer_schema
-from .train import Member, TensorData, TrainConfig, device_of, fit_stack, predict_logits
+from .tasks import n_outputs
 
 
-def _int_in(low, high=np.inf):
-    def check(value) -> bool:
-        integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-        return integral and low <= value <= high
-
-    return check
-
-
-_positive_int = _int_in(1)
+def _float64_network(model: TabularMLP) -> TabularMLP:
+    """A float64 copy of a CPU model in eval mode, for inference: float32 matmuls and
+    activations round differently with the number of rows, and a row's probabilities must
+    not depend on which rows come with it. Made once per fitted or loaded model."""
+    return copy.deepcopy(model).double().eval()
 
 
-def _number_in(low, high, *, closed_low=False, closed_high=False):
-    def check(value) -> bool:
-        if not isinstance(value, numbers.Real) or isinstance(value, bool):
-            return False
-        above = value >= low if closed_low else value > low
-        below = value <= high if closed_high else value < high
-        return above and below
-
-    return check
-
-
-def _one_of(choices):
-    return lambda value: isinstance(value, str) and value in choices
-
-
-def _column_list(value) -> bool:
-    names = [value] if isinstance(value, str) else value
-    return value is None or (
-        isinstance(names, list | tuple)
-        and all(isinstance(n, str | numbers.Integral) for n in names)
-    )
-
-
-def _hidden(value) -> bool:
-    if isinstance(value, str):
-        return value in PRESETS
-    return isinstance(value, list | tuple) and len(value) > 0 and all(map(_positive_int, value))
-
-
-def _class_weight(value) -> bool:
-    if value is None or value == "balanced":
-        return True
-    weight = _number_in(0, np.inf, closed_low=True)
-    return isinstance(value, dict) and all(weight(w) for w in value.values())
-
-
-def _threshold_metric(value) -> bool:
-    parse_threshold_metric(value)  # raises a ValueError for anything else
-    return True
-
-
-def _device(value) -> bool:
-    return isinstance(value, str) and (
-        value in ("auto", "cpu", "cuda") or value.startswith("cuda:")
-    )
-
-
-_POSITIVE_INT = (_positive_int, "an int in the range [1, inf)")
-_FRACTION = (_number_in(0, 1, closed_low=True), "a float in the range [0, 1)")
-_COLUMNS = (_column_list, "None or a list of column names")
-
-# parameter -> (test, what it must be), checked once at the start of fit
-_CONSTRAINTS = {
-    "hidden": (_hidden, f"one of {list(PRESETS)} or a non-empty list of positive ints"),
-    "activation": (_one_of(ACTIVATIONS), f"one of {sorted(ACTIVATIONS)}"),
-    "dropout": _FRACTION,
-    "norm": (_one_of(NORMS), f"one of {list(NORMS)}"),
-    "epochs": _POSITIVE_INT,
-    "batch_size": (
-        lambda v: (isinstance(v, str) and v == "auto") or _positive_int(v),
-        "'auto' or an int in the range [1, inf)",
-    ),
-    "lr": (_number_in(0, np.inf), "a float in the range (0, inf)"),
-    "weight_decay": (_number_in(0, np.inf, closed_low=True), "a float in the range [0, inf)"),
-    "patience": _POSITIVE_INT,
-    "validation_fraction": _FRACTION,
-    "class_weight": (_class_weight, "None, 'balanced' or a dict {class: weight >= 0}"),
-    "pos_weight": (
-        lambda v: v is None or _number_in(0, np.inf)(v),
-        "None or a float in the range (0, inf)",
-    ),
-    "threshold": (
-        lambda v: (isinstance(v, str) and v == "auto") or _number_in(0, 1)(v),
-        "'auto' or a float in the range (0, 1)",
-    ),
-    "threshold_metric": (
-        _threshold_metric,
-        "one of ['f1', 'balanced_accuracy', 'mcc'] or 'recall>=R' / 'precision>=P' with "
-        "R, P in (0, 1]",
-    ),
-    "scaling": (_one_of(SCALINGS), f"one of {list(SCALINGS)}"),
-    "missing_indicator": (_one_of(MISSING_INDICATORS), f"one of {list(MISSING_INDICATORS)}"),
-    "n_members": _POSITIVE_INT,
-    "categorical": _COLUMNS,
-    "numeric": _COLUMNS,
-    "drop": _COLUMNS,
-    "task": (
-        lambda v: v is None or _one_of(("binary", "multiclass", "multilabel"))(v),
-        "None or one of ['binary', 'multiclass', 'multilabel']",
-    ),
-    "random_state": (
-        lambda v: v is None or _int_in(0, 2**32 - 1)(v),
-        "None or an int in the range [0, 4294967295]",
-    ),
-    "device": (_device, "'auto', 'cpu', 'cuda' or 'cuda:<index>'"),
-}
-
-
-def _names(value) -> list[str]:
-    """A column option (None, one name or a list) -> a list of str names."""
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else [str(v) for v in value]
-
-
-def _array_numeric(X, frame: pd.DataFrame, named: list[str]) -> list[str]:
-    """Number columns of a non-DataFrame input, bar those the user named: numeric
-    features, as in any scikit-learn estimator (the table rules that drop ID-like columns
-    and embed few-valued integers are meant for DataFrames)."""
-    if isinstance(X, pd.DataFrame):
-        return []
-    return [
-        name
-        for name in frame.columns
-        if pd.api.types.is_numeric_dtype(frame[name].dtype)
-        and not pd.api.types.is_bool_dtype(frame[name].dtype)
-        and name not in named
-    ]
-
-
-def _reject_infinity(values: np.ndarray) -> None:
-    if np.isinf(values).any():
-        raise DataError(
-            "Input y contains infinity; expected class labels (NaN marks a missing label)."
-        )
-
-
-def _array_target(array: np.ndarray) -> pd.Series | pd.DataFrame:
-    """A NumPy y -> Series of labels, or a DataFrame for a 0/1 indicator matrix."""
-    if array.ndim == 2 and array.shape[1] == 1:
-        warnings.warn(
-            "A column-vector y was passed when a 1d array was expected; "
-            "it was flattened with ravel().",
-            DataConversionWarning,
-            stacklevel=4,
-        )
-        array = array.ravel()
-    if array.dtype.kind == "f":
-        _reject_infinity(array)
-    if array.ndim == 2:
-        kind = type_of_target(np.where(pd.isna(array), 0, array))
-        if kind != "multilabel-indicator":
-            raise DataError(
-                f"A 2-D y must be a 0/1 multi-label indicator matrix; got {kind!r} targets. "
-                f"Multi-output targets are not supported."
-            )
-        return pd.DataFrame(array, columns=[str(j) for j in range(array.shape[1])])
-    if array.ndim != 1:
-        raise DataError(
-            f"y should be a 1d array of labels or a 2-D 0/1 indicator matrix; "
-            f"got shape {array.shape}."
-        )
-    try:
-        check_classification_targets(array[~pd.isna(array)])
-    except ValueError as error:
-        raise DataError(str(error)) from error
-    return pd.Series(array, name="target")
-
-
-def _probabilities_of(model, task: str, x_num: np.ndarray, x_cat: np.ndarray) -> np.ndarray:
-    """(members, rows, outputs) float64 probabilities of a CPU model, on a float64 copy."""
-    logits = predict_logits(copy.deepcopy(model).double(), x_num, x_cat, torch.device("cpu"))
+def _probabilities_of(network, task: str, x_num: np.ndarray, x_cat: np.ndarray) -> np.ndarray:
+    """(members, rows, outputs) float64 probabilities of a float64 CPU network. The network
+    is only read (no_grad, eval mode), so concurrent calls on one model are safe."""
+    logits = predict_logits(network, x_num, x_cat, torch.device("cpu"))
     return probabilities(logits, task).numpy()
 
 
@@ -389,21 +229,15 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        self._validate_params()
-        if y is None:
-            raise UsageError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None."
-            )
-        frame = self._frame(X, reset=True)
-        target = self._target(y, len(frame))
+        frame, target = self.as_frames(X, y)
         frame, target, self.n_dropped_targets_ = drop_missing_targets(frame, target)
         if len(frame) < 2:
             raise DataError(f"Training needs at least 2 rows; got {len(frame)} sample(s).")
         if eval_set is not None:
-            val_frame = self._frame(eval_set[0], reset=False)
-            val_target = self._target(eval_set[1], len(val_frame))
+            val_frame = as_frame(self, eval_set[0], reset=False)
+            val_target = as_target(eval_set[1], len(val_frame))
             val_frame, val_target, _ = drop_missing_targets(val_frame, val_target)
-        schema = self._infer_schema(X, frame, target)
+        schema = self._schema_of(X, frame, target)
         y_all = schema.encode_target(target)
         x_all = schema.check(frame)
         if eval_set is not None:
@@ -412,26 +246,45 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             x_all = pd.concat([x_all, schema.check(val_frame)], ignore_index=True)
             y_all = np.concatenate([y_all, schema.encode_target(val_target)])
         else:
-            train_rows, val_rows = self._validation_split(y_all, schema.task)
-        self._fit_arrays(schema, x_all, y_all, train_rows, val_rows, on_epoch)
+            train_rows, val_rows = self.validation_rows(y_all, schema.task)
+        rows = [(train_rows, val_rows)] * self.n_members  # seeds random_state + i
+        self._fit_stack(schema, x_all, y_all, rows, on_epoch)
         return self
 
-    def _infer_schema(self, X, frame: pd.DataFrame, target) -> Schema:
-        categorical, numeric, drop = map(_names, (self.categorical, self.numeric, self.drop))
-        return infer_schema(
-            frame,
-            target,
-            drop=drop,
-            categorical=categorical,
-            numeric=numeric + _array_numeric(X, frame, [*categorical, *numeric, *drop]),
-            task=self.task,
-        )
+    # --------------------------------------------------- the member-level API
+    # What compare (and tune, serve, distributed training) build on: the steps of fit, each
+    # usable on its own, so that nothing outside this class needs its private members.
 
-    @property
-    def _seed(self) -> int:
-        return 0 if self.random_state is None else int(self.random_state)
+    def as_frames(self, X, y=None) -> tuple[pd.DataFrame, pd.Series | pd.DataFrame | None]:
+        """X and y as ``fit`` reads them, missing labels kept.
 
-    def _validation_split(self, y: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
+        Checks the parameters, records ``n_features_in_`` (and ``feature_names_in_`` for a
+        DataFrame with string column names) as ``fit`` does, and returns X as a DataFrame
+        whose column names are strings, y as a Series of labels or a DataFrame of 0/1
+        label columns (None when y is None).
+        """
+        validate_params(self)
+        if y is None:
+            raise UsageError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        frame = as_frame(self, X, reset=True)
+        return frame, as_target(y, len(frame))
+
+    def infer_schema(self, X, y) -> Schema:
+        """The schema ``fit`` would infer from these rows (rows with a missing label are
+        left out), with this estimator's column overrides and ``task``."""
+        frame, target = self.as_frames(X, y)
+        frame, target, _ = drop_missing_targets(frame, target)
+        return self._schema_of(X, frame, target)
+
+    def validation_rows(self, y, task: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The rows ``fit`` trains on and stops early on, for encoded labels ``y``:
+        a stratified ``validation_fraction`` split seeded by ``random_state`` (all rows
+        train when the fraction is 0 or there are fewer than 10 rows). ``task`` defaults
+        to the fitted task, else is read from ``y``'s shape."""
+        y = np.asarray(y)
+        task = task or getattr(self, "task_", None) or ("multilabel" if y.ndim == 2 else "binary")
         if self.validation_fraction == 0 or len(y) < 10:  # too few rows to hold any out
             return np.arange(len(y)), np.arange(0)
         train, val, _ = split_indices(
@@ -439,33 +292,89 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         )
         return train, val
 
-    def _fit_arrays(self, schema, x_all, y_all, train_rows, val_rows, on_epoch) -> None:
-        """``n_members`` members on the same rows, with seeds random_state + i."""
-        rows = [(train_rows, val_rows)] * self.n_members
-        self._fit_members(schema, x_all, y_all, rows, on_epoch)
+    def fit_members(
+        self, X, y, member_rows, *, schema=None, vocabulary_rows=None, on_epoch=None
+    ) -> TabNNClassifier:
+        """Fit one stack whose member i learns from ``member_rows[i] = (train, val)``.
 
-    def _fit_members(
+        The rows are positions into X; member i has seed ``random_state + i``. Its
+        numeric statistics (medians, scaling) come from its own training rows only, so k
+        folds as k members see no statistic of their held-out rows. The category
+        vocabulary is shared, fitted on all members' training rows (or on
+        ``vocabulary_rows``): a category that only occurs in a member's held-out rows
+        gets a row its training never moves, just as an unknown category would, and no
+        label information crosses folds. ``member_proba`` then gives each member's own
+        probabilities; ``predict_proba`` their mean.
+
+        Parameters
+        ----------
+        X, y : as for ``fit``; no label may be missing.
+        member_rows : sequence of (train_rows, val_rows) integer arrays
+        schema : Schema, optional
+            Defaults to ``infer_schema(X, y)``; pass one to share it between stacks.
+        vocabulary_rows : integer array, optional
+        on_epoch : callable, optional
+
+        Returns
+        -------
+        self
+        """
+        frame, target = self.as_frames(X, y)
+        schema = schema if schema is not None else self._schema_of(X, frame, target)
+        if drop_missing_targets(frame, target)[2]:
+            raise DataError("fit_members needs a label for every row; some labels are missing.")
+        y_all = schema.encode_target(target)
+        self._fit_stack(
+            schema, schema.check(frame), y_all, list(member_rows), on_epoch, vocabulary_rows
+        )
+        return self
+
+    def encode(self, X) -> EncodedInputs:
+        """The fitted network's input arrays for X (checked against the schema)."""
+        check_is_fitted(self)
+        if isinstance(X, EncodedInputs):
+            return X
+        x_num, x_cat = self.preprocessor_.transform(
+            self.schema_.check(as_frame(self, X, reset=False))
+        )
+        # writable, since torch warns on read-only memory
+        return EncodedInputs(
+            np.require(x_num, requirements="W"), np.require(x_cat, requirements="W")
+        )
+
+    def member_proba(self, X) -> np.ndarray:
+        """(members, rows, outputs) float64 probabilities of every member, for X or for
+        inputs from ``encode``; binary tasks have one output, P(positive)."""
+        inputs = self.encode(X)
+        return _probabilities_of(self.inference_model_, self.task_, *inputs)
+
+    def _schema_of(self, X, frame: pd.DataFrame, target) -> Schema:
+        categorical, numeric, drop = map(column_names, (self.categorical, self.numeric, self.drop))
+        return infer_schema(
+            frame,
+            target,
+            drop=drop,
+            categorical=categorical,
+            numeric=numeric + array_numeric(X, frame, [*categorical, *numeric, *drop]),
+            task=self.task,
+        )
+
+    @property
+    def _seed(self) -> int:
+        return 0 if self.random_state is None else int(self.random_state)
+
+    def _fit_stack(
         self, schema, x_all, y_all, member_rows, on_epoch=None, vocabulary_rows=None
     ) -> None:
-        """Train one stack whose member i learns from ``member_rows[i] = (train, val)``
-        with seed random_state + i, and keep it as this estimator's model.
-
-        Each member's numeric statistics (medians, scaling) come from its own training
-        rows only, so k folds as k members see no statistic of their held-out rows. The
-        category vocabulary is shared, fitted on all members' training rows: a category
-        that only occurs in a member's held-out rows gets a row its training never moves,
-        just as an unknown category would, and no label information crosses folds.
-        ``vocabulary_rows`` (default: that union) fits the shared vocabulary instead.
-        """
+        """Train the stack ``fit_members`` describes, on checked rows and encoded labels."""
         self._check_threshold_tuning(schema, y_all, member_rows)
         union = np.unique(np.concatenate([train for train, _ in member_rows]))
         vocabulary_rows = union if vocabulary_rows is None else vocabulary_rows
         shared = self._preprocessor(schema, x_all.iloc[vocabulary_rows])
         x_num, x_cat = shared.transform(x_all)
-        n_outputs = 1 if schema.task == "binary" else len(schema.classes)
         config = build_config(
             shared,
-            n_outputs,
+            n_outputs(schema.task, len(schema.classes)),
             preset=self.hidden if isinstance(self.hidden, str) else list(self.hidden),
             activation=self.activation,
             dropout=self.dropout,
@@ -481,8 +390,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         model.to(device)
         data = TensorData.from_arrays(x_num, x_cat, y_all, device)
         members = [Member(tr, va, self._seed + k) for k, (tr, va) in enumerate(member_rows)]
-        train_config = self._train_config(len(member_rows[0][0]))
-        weights = self._class_weights(schema, y_all[union])
+        train_config = params.train_config(self, len(member_rows[0][0]))
+        weights = params.loss_weights(self, schema, y_all[union])
         self.history_ = fit_stack(
             model,
             data,
@@ -492,11 +401,12 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             class_weight=None if weights is None else weights.to(device),
             on_epoch=on_epoch,
         )
-        model = model.cpu()
+        model = model.cpu().eval()
+        network = _float64_network(model)
         # chosen before anything is marked fitted, so a threshold that cannot be found
         # leaves no half-fitted estimator behind
-        threshold, tuning = self._choose_threshold(model, x_num, x_cat, y_all, member_rows)
-        self._set_fitted(schema, shared, config, train_config, model)
+        threshold, tuning = self._choose_threshold(network, x_num, x_cat, y_all, member_rows)
+        self._set_fitted(schema, shared, config, train_config, model, network)
         self.threshold_, self.threshold_tuning_ = threshold, tuning
 
     def _check_threshold_tuning(self, schema: Schema, y_all: np.ndarray, member_rows) -> None:
@@ -523,7 +433,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
                 f"for validation or pass a number."
             )
 
-    def _choose_threshold(self, model, x_num, x_cat, y_all, member_rows) -> tuple:
+    def _choose_threshold(self, network, x_num, x_cat, y_all, member_rows) -> tuple:
         """The decision threshold and how it was tuned (None when fixed).
 
         For threshold='auto', each validation row is scored by the members that held it
@@ -534,7 +444,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         if self.threshold != "auto":
             return float(self.threshold), None
         rows = _validation_union(member_rows)
-        proba = _probabilities_of(model, "binary", x_num[rows], x_cat[rows])[..., 0]
+        proba = _probabilities_of(network, "binary", x_num[rows], x_cat[rows])[..., 0]
         held_out = np.stack([np.isin(rows, val) for _, val in member_rows])
         pooled = (proba * held_out).sum(0) / held_out.sum(0)  # (members, rows) -> (rows,)
         try:
@@ -554,155 +464,52 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             missing_indicator=self.missing_indicator,
         )
 
-    def _set_fitted(self, schema, prep, config, train_config, model) -> None:
+    def _set_fitted(self, schema, prep, config, train_config, model, network) -> None:
         self.schema_ = schema
         self.preprocessor_ = prep
         self.model_config_ = config
         self.train_config_ = train_config
         self.model_ = model
+        self.inference_model_ = network
         self.task_ = schema.task
         if schema.task == "multilabel":
             self.classes_ = np.arange(len(schema.classes))
         else:
             self.classes_ = np.asarray(schema.classes)
 
-    def _train_config(self, n_train: int) -> TrainConfig:
-        if self.batch_size == "auto":
-            # small data learns better from small batches; large data needs throughput
-            batch = 32 if n_train < 2_000 else 128 if n_train < 50_000 else 512
-        else:
-            batch = int(self.batch_size)
-        return TrainConfig(
-            epochs=int(self.epochs),
-            batch_size=batch,
-            lr=float(self.lr),
-            weight_decay=float(self.weight_decay),
-            patience=int(self.patience),
-        )
-
-    def _class_weights(self, schema: Schema, y: np.ndarray) -> torch.Tensor | None:
-        """Loss weights: (w_neg, w_pos) for binary, per class for multi-class, per-label
-        positive weights for multi-label."""
-        task, n_classes = schema.task, len(schema.classes)
-        if self.pos_weight is not None:
-            if task != "binary":
-                raise UsageError(
-                    f"pos_weight applies to binary targets; this target is {task}. "
-                    "Use class_weight='balanced' instead."
-                )
-            return torch.tensor([1.0, float(self.pos_weight)])
-        if self.class_weight is None:
-            return None
-        if task == "multilabel":
-            if self.class_weight != "balanced":
-                raise UsageError("For multi-label targets class_weight must be None or 'balanced'.")
-            positives = y.sum(0).clip(min=1)
-            return torch.tensor((len(y) - positives) / positives, dtype=torch.float32)
-        codes = y.astype(np.int64)
-        if self.class_weight == "balanced":
-            counts = np.bincount(codes, minlength=max(2, n_classes)).clip(min=1)
-            return torch.tensor(len(codes) / (len(counts) * counts), dtype=torch.float32)
-        labels = list(schema.classes)
-        missing = [c for c in self.class_weight if c not in labels]
-        if missing:
-            raise UsageError(f"class_weight names unknown classes {missing}; classes: {labels}.")
-        return torch.tensor([float(self.class_weight.get(c, 1.0)) for c in labels])
-
-    # ------------------------------------------------------------- inputs
-    def _validate_params(self) -> None:
-        for name, (test, expected) in _CONSTRAINTS.items():
-            value = getattr(self, name)
-            try:
-                valid = bool(test(value))
-            except (TypeError, ValueError):  # unhashable or array-valued parameters
-                valid = False
-            if not valid:
-                raise UsageError(
-                    f"The {name!r} parameter of {type(self).__name__} must be {expected}. "
-                    f"Got {value!r} instead."
-                )
-
-    def _frame(self, X, *, reset: bool) -> pd.DataFrame:
-        """Any 2-D input -> a DataFrame with the column names the schema uses; checks
-        feature counts and names against fit time the way scikit-learn does."""
-        if isinstance(X, pd.DataFrame):
-            validate_data(self, X, reset=reset, skip_check_array=True)
-            if X.shape[0] == 0:
-                raise DataError(f"Found array with 0 sample(s) (shape={X.shape}).")
-            frame = X.reset_index(drop=True)
-            frame.columns = self._frame_columns([str(c) for c in X.columns], reset)
-            return frame
-        try:
-            array = check_array(X, dtype=None, ensure_all_finite="allow-nan")
-        except ValueError as error:
-            raise DataError(str(error)) from error
-        validate_data(self, array, reset=reset, skip_check_array=True)
-        names = [str(i) for i in range(array.shape[1])]
-        if not reset and hasattr(self, "feature_names_in_"):
-            names = [str(c) for c in self.feature_names_in_]  # a DataFrame-fitted model
-        frame = pd.DataFrame(array, columns=names)
-        if array.dtype == object:  # numbers stored as objects become numeric columns
-            for column in frame.columns:
-                converted = pd.to_numeric(frame[column], errors="coerce")
-                if converted.notna().sum() == frame[column].notna().sum():
-                    frame[column] = converted
-        return frame
-
-    def _frame_columns(self, names: list[str], reset: bool) -> list[str]:
-        """A model fitted on an array reads a DataFrame's columns by position (scikit-learn
-        has warned about the names by then)."""
-        if reset or hasattr(self, "feature_names_in_") or not hasattr(self, "schema_"):
-            return names
-        if set(self.schema_.features) <= set(names):
-            return names
-        return [str(i) for i in range(len(names))]
-
-    def _target(self, y, n_rows: int) -> pd.Series | pd.DataFrame:
-        """y as a Series (or a DataFrame of label columns); missing labels stay missing
-        for ``drop_missing_targets``."""
-        if isinstance(y, pd.DataFrame) and y.shape[1] > 1:
-            target = y.reset_index(drop=True)
-            target.columns = [str(c) for c in target.columns]
-        elif isinstance(y, pd.Series | pd.DataFrame):
-            values = y.squeeze(axis=1) if isinstance(y, pd.DataFrame) else y
-            name = str(values.name) if values.name is not None else "target"
-            target = values.reset_index(drop=True).rename(name)
-        else:
-            target = _array_target(np.asarray(y))
-        if len(target) != n_rows:
-            raise DataError(
-                f"Found input variables with inconsistent numbers of samples: X has {n_rows} "
-                f"rows but y has {len(target)}."
-            )
-        _reject_infinity(pd.DataFrame(target).select_dtypes("number").to_numpy(np.float64))
-        return target
+    @classmethod
+    def from_fitted(
+        cls,
+        params: dict,
+        *,
+        schema: Schema,
+        preprocessor: Preprocessor,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        model: TabularMLP,
+        history: History,
+        threshold: float,
+        threshold_tuning: dict | None = None,
+    ) -> TabNNClassifier:
+        """A fitted estimator from its parts, as ``tabnn.load`` rebuilds one from a model
+        directory: ``params`` are the constructor's, the rest the fitted state."""
+        estimator = cls(**params)
+        model = model.cpu().eval()
+        network = _float64_network(model)
+        estimator._set_fitted(schema, preprocessor, model_config, train_config, model, network)
+        estimator.history_ = history
+        estimator.threshold_, estimator.threshold_tuning_ = float(threshold), threshold_tuning
+        return estimator
 
     # ------------------------------------------------------------ predict
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities (float64): (n, 2) for binary, (n, classes) for multi-class,
         (n, labels) of per-label probabilities for multi-label (as ``MLPClassifier``);
-        averaged over members."""
-        check_is_fitted(self)
-        frame = self._frame(X, reset=False)
-        proba = self._member_probabilities(frame).mean(0)
+        averaged over members. Safe to call from several threads at once."""
+        proba = self.member_proba(X).mean(0)
         if self.task_ == "binary":
             return np.column_stack([1 - proba[:, 0], proba[:, 0]])
         return proba
-
-    def _member_probabilities(self, frame: pd.DataFrame) -> np.ndarray:
-        """(members, rows, outputs) float64 probabilities. The network runs in float64
-        too: float32 matmuls and activations round differently with the number of rows,
-        and a row's probabilities must not depend on which rows come with it."""
-        return self._member_probabilities_of(*self._inputs(frame))
-
-    def _member_probabilities_of(self, x_num: np.ndarray, x_cat: np.ndarray) -> np.ndarray:
-        """As ``_member_probabilities``, from the model's input arrays."""
-        return _probabilities_of(self.model_, self.task_, x_num, x_cat)
-
-    def _inputs(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """The model's input arrays; writable, since torch warns on read-only memory."""
-        x_num, x_cat = self.preprocessor_.transform(self.schema_.check(frame))
-        return np.require(x_num, requirements="W"), np.require(x_cat, requirements="W")
 
     def predict(self, X) -> np.ndarray:
         """Labels in their original values; a 0/1 matrix for multi-label. Binary and
@@ -714,13 +521,13 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             return self.classes_[(proba[:, 1] >= self.threshold_).astype(int)]
         return self.classes_[proba.argmax(1)]
 
-    def design_matrix(self, X) -> np.ndarray:
-        """The preprocessed inputs with every categorical one-hot encoded: what the
+    def design_matrix(self, X, member: int = 0) -> np.ndarray:
+        """The preprocessed inputs with every categorical one-hot encoded, for X or for
+        inputs from ``encode``, with member ``member``'s numeric statistics: what the
         logistic-regression baseline is fitted on."""
-        check_is_fitted(self)
-        x_num, x_cat = self._inputs(self._frame(X, reset=False))
+        x_num, x_cat = self.encode(X)
         with torch.no_grad():
             matrix = self.model_.encoder.design_matrix(
-                torch.as_tensor(x_num), torch.as_tensor(x_cat)
+                torch.as_tensor(x_num), torch.as_tensor(x_cat), member=member
             )
         return matrix.numpy()

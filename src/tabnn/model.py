@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .designs import PRESETS
 from .errors import UsageError
 from .preprocess import Preprocessor
 
@@ -28,7 +29,6 @@ ACTIVATIONS = {
     "identity": lambda x: x,  # a linear model: the W4 demonstration that circles need more
 }
 NORMS = ("none", "batch", "layer")
-PRESETS = ("default", "wide", "deep")
 ONE_HOT_MAX = 16  # categorical columns with at most this many codes are one-hot encoded
 
 

@@ -10,6 +10,7 @@ and the server share one path.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,13 @@ SCALINGS = ("standard", "robust", "quantile")
 MISSING_INDICATORS = ("auto", "always", "never")
 N_QUANTILES = 64
 MAX_CATEGORIES = 1000
+
+
+class EncodedInputs(NamedTuple):
+    """A table as the network reads it: what ``Preprocessor.transform`` returns."""
+
+    numeric: np.ndarray  # (rows, numeric) float32, NaN where missing (the encoder fills it)
+    categorical: np.ndarray  # (rows, categorical) int64 codes, 0 = unknown or missing
 
 
 @dataclass
@@ -102,7 +110,7 @@ class Preprocessor:
             knots = np.quantile(filled, np.linspace(0, 1, N_QUANTILES), axis=0)  # (q, d)
             self.quantiles = knots.T.tolist()
 
-    def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def transform(self, frame: pd.DataFrame) -> EncodedInputs:
         """Arrays for the model: numeric float32 ``(n, n_numeric)`` with NaN kept for the
         encoder to fill, and category indices int64 ``(n, n_categorical)``, 0 = unknown."""
         # np.array copies: pandas 3 hands out read-only views, which torch warns about
@@ -111,7 +119,7 @@ class Preprocessor:
         for j, (name, vocab) in enumerate(zip(self.categorical, self.vocabularies, strict=True)):
             # pd.Index.get_indexer gives -1 for unseen values and missing ones: both become 0
             codes[:, j] = pd.Index(vocab).get_indexer(_as_text(frame[name])) + 1
-        return np.ascontiguousarray(numeric), codes
+        return EncodedInputs(np.ascontiguousarray(numeric), codes)
 
     @property
     def cardinalities(self) -> list[int]:

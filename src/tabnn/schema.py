@@ -7,27 +7,28 @@ Everything in a :class:`Schema` is plain JSON data.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 
-from tabnn.data import MISSING_VALUES, did_you_mean
-from tabnn.errors import DataError, ModelError, SchemaError, UsageError
-
-Task = Literal["binary", "multiclass", "multilabel"]
-TASKS: tuple[str, ...] = get_args(Task)
+from .data import did_you_mean
+from .errors import DataError, ModelError, SchemaError, UsageError
+from .labels import (
+    as_float,
+    canonical_text,
+    check_binary_column,
+    infer_target,
+    is_number_dtype,
+    label_key,
+    plain_value,
+)
+from .tasks import TASKS, Task
 
 MAX_CATEGORICAL_INTEGERS = 20  # an integer column with at most this many values is a category
-MAX_DISCRETE_FLOAT_CLASSES = 20  # beyond this a non-integral float target looks continuous
 MIN_ROWS_FOR_ID = 20  # below this, "unique per row" is no evidence of an ID
 FREE_TEXT_MEAN_LENGTH = 25
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-_INTEGER = re.compile(r"^[+-]?\d+$")
 
 
 @dataclass
@@ -74,7 +75,7 @@ class Schema:
             "dropped": dict(self.dropped),
             "task": self.task,
             "target": list(self.target),
-            "classes": [_plain(c) for c in self.classes],
+            "classes": [plain_value(c) for c in self.classes],
         }
 
     @classmethod
@@ -131,10 +132,10 @@ class Schema:
             )
         columns = {name: frame[by_name[name]] for name in self.features}
         # numeric dtypes convert as one block: per column, pandas' overhead dominates
-        plain = [n for n in self.numeric if _is_number_dtype(columns[n].dtype)]
+        plain = [n for n in self.numeric if is_number_dtype(columns[n].dtype)]
         block = pd.DataFrame(columns, columns=plain, index=frame.index).astype("float64")
         out = {name: block[name] for name in plain}
-        out.update({n: _as_float(columns[n], n) for n in self.numeric if n not in out})
+        out.update({n: as_float(columns[n], n) for n in self.numeric if n not in out})
         out.update({name: canonical_text(columns[name]) for name in self.categorical})
         return pd.DataFrame(out, columns=self.features, index=frame.index)
 
@@ -178,7 +179,7 @@ class Schema:
 
     def _class_indices(self, y) -> np.ndarray:
         """Indices of y's labels in classes, comparing canonical text (1 == 1.0)."""
-        keys = {_key(c): i for i, c in enumerate(self.classes)}
+        keys = {label_key(c): i for i, c in enumerate(self.classes)}
         values = pd.Series(np.asarray(y, dtype=object).ravel())
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         if (codes < 0).any():
@@ -186,11 +187,11 @@ class Schema:
                 f"Target {self._target_name} has {(codes < 0).sum()} missing labels; "
                 f"drop those rows first (drop_missing_targets)."
             )
-        lookup = np.array([keys.get(_key(u), -1) for u in uniques], dtype=np.int64)
+        lookup = np.array([keys.get(label_key(u), -1) for u in uniques], dtype=np.int64)
         unknown = [u for u, i in zip(uniques, lookup, strict=True) if i < 0]
         if unknown:
             raise DataError(
-                f"Target {self._target_name} has label {_plain(unknown[0])!r}, which was not "
+                f"Target {self._target_name} has label {plain_value(unknown[0])!r}, which was not "
                 f"seen at fit time (classes: {', '.join(map(repr, self.classes))})."
             )
         return lookup[codes]
@@ -207,7 +208,7 @@ class Schema:
                 f"got {frame.shape[1]}: {', '.join(map(str, frame.columns))}."
             )
         for name in frame.columns:
-            _check_binary_column(frame[name], str(name), allow_missing=False)
+            check_binary_column(frame[name], str(name), allow_missing=False)
         return frame.to_numpy(dtype=np.float32)
 
     @property
@@ -300,7 +301,7 @@ def infer_schema(
     """
     if task is not None and task not in TASKS:
         raise UsageError(f"task must be one of {', '.join(TASKS)}. Got {task!r} instead.")
-    target, found_task, classes = _infer_target(y, task)
+    target, found_task, classes = infer_target(y, task)
     drop, categorical, numeric = _check_overrides(X, y, drop, categorical, numeric)
     kinds: dict[str, list[str]] = {"numeric": [], "categorical": []}
     dropped: dict[str, str] = {}
@@ -363,13 +364,13 @@ def _infer_kind(column: pd.Series, name: str, forced: str | None) -> tuple[str |
     if values.empty:
         return None, "all values missing"
     if forced == "numeric":
-        _as_float(column, name, forced=True)  # fail now, not at predict time
+        as_float(column, name, forced=True)  # fail now, not at predict time
         return "numeric", ""
     if forced:
         return forced, ""
     distinct = values.nunique()
     if distinct == 1:
-        return None, f"constant (always {_plain(values.iloc[0])!r})"
+        return None, f"constant (always {plain_value(values.iloc[0])!r})"
     dtype = column.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return "categorical", ""
@@ -422,167 +423,3 @@ def _text_kind(values: pd.Series, n_rows: int) -> tuple[str | None, str]:
 
 
 # --------------------------------------------------------------------------- target
-
-
-def _infer_target(y, task: str | None) -> tuple[list[str], str, list]:
-    """(target names, task, classes) from the target values."""
-    if isinstance(y, pd.DataFrame) and (y.shape[1] > 1 or task == "multilabel"):
-        return _infer_multilabel(y, task)
-    if isinstance(y, pd.DataFrame):
-        y = y.iloc[:, 0]
-    if not isinstance(y, pd.Series):
-        y = pd.Series(np.asarray(y), name="y")
-    name = "y" if y.name is None else str(y.name)
-    if task == "multilabel":
-        raise UsageError(
-            f"A multilabel task needs several 0/1 target columns or a label separator "
-            f"(--label-sep) for the single target column {name!r}."
-        )
-    classes = _target_classes(y, name)
-    if task == "binary" and len(classes) > 2:
-        raise UsageError(
-            f"task='binary' needs 2 classes, but target {name!r} has {len(classes)}: "
-            f"{_class_listing(classes)}. Use task='multiclass' or leave task out."
-        )
-    return [name], task or ("binary" if len(classes) == 2 else "multiclass"), classes
-
-
-def _target_classes(y: pd.Series, name: str) -> list:
-    """Sorted distinct labels as plain Python scalars; refuses one class or a continuum."""
-    values = y.dropna()
-    if values.empty:
-        raise DataError(f"Target {name!r} has no values: every row is missing.")
-    classes = _unique_sorted(values)
-    if len(classes) == 1:
-        raise DataError(
-            f"Target {name!r} has a single class ({classes[0]!r} in all {len(values)} rows); "
-            f"classification needs at least two classes."
-        )
-    if pd.api.types.is_float_dtype(y.dtype):
-        integral = all(float(c).is_integer() for c in classes)
-        if not integral and len(classes) > MAX_DISCRETE_FLOAT_CLASSES:
-            raise DataError(
-                f"Target {name!r} looks continuous ({len(classes)} distinct non-integer "
-                f"values, e.g. {classes[0]!r}, {classes[1]!r}); tabnn does classification. "
-                f"Bin it into classes first, or pass a column of labels."
-            )
-        if integral:  # integer labels that turned float because of missing rows
-            classes = [int(c) for c in classes]
-    return classes
-
-
-def _unique_sorted(values: pd.Series) -> list:
-    """Distinct values sorted like numpy.unique (by text when types are mixed)."""
-    array = values.to_numpy(dtype=object) if values.dtype == object else values.to_numpy()
-    try:
-        unique = np.unique(array)
-    except TypeError:
-        unique = sorted(set(array.tolist()), key=lambda v: (type(v).__name__, str(v)))
-    return [_plain(v) for v in unique]
-
-
-def _infer_multilabel(y: pd.DataFrame, task: str | None) -> tuple[list[str], str, list]:
-    """Several 0/1 columns -> multilabel with the column names as labels."""
-    names = [str(c) for c in y.columns]
-    if task not in (None, "multilabel"):
-        raise UsageError(
-            f"task={task!r} needs one target column, got {len(names)}: {', '.join(names)}. "
-            f"Several target columns mean task='multilabel'."
-        )
-    if len(set(names)) != len(names):
-        raise DataError(f"Label columns repeat a name: {', '.join(names)}.")
-    for column, name in zip(y.columns, names, strict=True):
-        _check_binary_column(y[column], name, allow_missing=True)
-    return names, "multilabel", names
-
-
-def _check_binary_column(column: pd.Series, name: str, *, allow_missing: bool) -> None:
-    """Refuse a label column whose values are not 0/1 (or booleans)."""
-    values = column.dropna() if allow_missing else column
-    bad = [v for v in pd.unique(values) if _key(v) not in ("0", "1", "True", "False")]
-    if bad:
-        shown = ", ".join(repr(_plain(v)) for v in bad[:5])
-        raise DataError(
-            f"Label column {name!r} must hold 0/1 (or True/False), but holds {shown}. "
-            f"For a column of label sets such as 'jazz|calm' pass a label separator."
-        )
-
-
-def _class_listing(classes: list) -> str:
-    """A short listing of classes for messages."""
-    shown = ", ".join(repr(c) for c in classes[:10])
-    return shown + (" ..." if len(classes) > 10 else "")
-
-
-# --------------------------------------------------------------------------- values
-
-
-def _plain(value):
-    """A numpy scalar -> the Python scalar JSON understands."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _key(value) -> str | None:
-    """Canonical text of one value: 3, 3.0 and "3" read "3"; missing is None."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return _float_text(float(value))
-    text = str(value).strip()
-    if text in MISSING_VALUES:
-        return None
-    if _INTEGER.match(text):
-        return str(int(text))
-    if _NUMBER.match(text):
-        return _float_text(float(text))
-    return text
-
-
-def _float_text(number: float) -> str | None:
-    """Integral floats without '.0'; others as Python's shortest repr; NaN is missing."""
-    if math.isnan(number):
-        return None
-    if number.is_integer():
-        return str(int(number))
-    return repr(number)
-
-
-def canonical_text(column: pd.Series) -> pd.Series:
-    """A column as canonical Python ``str`` values (see :func:`_key`), missing as None.
-
-    Works on the distinct values only, so big predict chunks stay cheap.
-
-    Examples
-    --------
-    >>> canonical_text(pd.Series([3, 3.0, "3", " a ", "?"])).tolist()
-    ['3', '3', '3', 'a', None]
-    """
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    keys = np.array([_key(u) for u in uniques] + [None], dtype=object)
-    return pd.Series(keys[codes], index=column.index, dtype=object, name=column.name)
-
-
-def _is_number_dtype(dtype) -> bool:
-    return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
-
-
-def _as_float(column: pd.Series, name: str, *, forced: bool = False) -> pd.Series:
-    """A numeric feature as float64; text that is no number raises SchemaError."""
-    if _is_number_dtype(column.dtype):
-        return column.astype("float64")
-    text = column.astype(object).map(lambda v: v.strip() if isinstance(v, str) else v)
-    missing = text.isna() | text.isin(MISSING_VALUES)
-    numbers = pd.to_numeric(text.where(~missing), errors="coerce")
-    bad = np.flatnonzero((numbers.isna() & ~missing).to_numpy())
-    if len(bad):
-        when = "was forced numeric" if forced else "was numeric at fit time"
-        raise SchemaError(
-            f"Column {name!r} {when}, but data row {column.index[bad[0]]} (0-based) "
-            f"holds {column.iloc[bad[0]]!r}, which is not a number. Fix the value, or leave "
-            f"the cell empty (or ?/NA) for a missing value."
-        )
-    return numbers.astype("float64")

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .errors import UsageError
+from ..errors import UsageError
 
 if TYPE_CHECKING:
-    from .train import TrainConfig
+    from .config import TrainConfig
 
 
 class GradientClipper:

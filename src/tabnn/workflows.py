@@ -1,5 +1,7 @@
-"""The end-to-end jobs behind the command line: train-evaluate-save, evaluate a saved
-model on new rows, predict a file. They return plain data; the CLI prints it.
+"""The end-to-end workflows behind the command line, as typed functions with typed
+results: train-evaluate-save, evaluate a saved model on labelled rows, compare designs.
+They return plain data; the command line prints it. Predicting a file is in
+:mod:`tabnn.predict`.
 
 Rows are named everywhere by their 0-based position among the data rows of the file (the
 header line not counted), the numbering of the ``row`` column of every prediction output.
@@ -8,7 +10,6 @@ header line not counted), the numbering of the ``row`` column of every predictio
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,39 +17,41 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import artifact, evaluate, reporting
+from . import artifact
 from .data import (
     PARQUET_SUFFIXES,
+    ReadOptions,
     detect_header,
-    iter_table_chunks,
     read_table,
     resolve_columns,
     split_target,
 )
-from .errors import DataError, UsageError
+from .errors import UsageError
 from .estimator import TabNNClassifier
-from .evaluate import aligned, encoded_for_split, holdout_evaluation, positive_proba
-from .report import ReportData, write_report
+from .evaluation.holdout import holdout_evaluation, positive_proba
+from .evaluation.metrics import compute_metrics
+from .evaluation.splits import encoded_for_split, split_indices
+from .predict import read_header, training_info
+from .report import builders
+from .report.data import ReportData
+from .report.html import write_report
 from .schema import drop_missing_targets, infer_schema
 from .tracking import Tracker, open_tracker
 
-PREDICTION_SUFFIXES = (".csv", ".parquet", ".pq")
+__all__ = [
+    "EVALUATIONS",
+    "Outputs",
+    "ReadOptions",
+    "TrainResult",
+    "TrainingTable",
+    "check_model_out",
+    "compare_workflow",
+    "evaluate_workflow",
+    "load_training_table",
+    "train_workflow",
+]
+
 EVALUATIONS = "evaluations"  # a model directory's folder of evaluation reports
-
-
-@dataclass
-class ReadOptions:
-    """How to read a table and find its target.
-
-    ``header=None`` means: detected from the data when training (see
-    :func:`tabnn.data.detect_header`), and for evaluate/predict whatever the model's
-    training file had.
-    """
-
-    sep: str | None = None
-    header: bool | None = None
-    target: str | None = None
-    label_sep: str | None = None
 
 
 @dataclass
@@ -75,7 +78,7 @@ def save_with_report(estimator, out, extra_meta: dict, data: ReportData, outputs
 
 @dataclass
 class TrainResult:
-    """What a training job did, as plain data (JSON-able through artifact.to_jsonable)."""
+    """What a training job did, as plain data (JSON-able through tabnn.io.to_jsonable)."""
 
     model_dir: Path | None
     task: str
@@ -139,14 +142,6 @@ def load_training_table(path, options: ReadOptions) -> TrainingTable:
     return TrainingTable(frame, X, y, rows, targets, header, options.header is None)
 
 
-def _header(header: bool | None, saved: dict) -> bool | str:
-    """The header setting to read new rows with: the user's, else the one the model's
-    training file was read with (resolved when it was detected), else detect it."""
-    if header is not None:
-        return header
-    return bool(saved["header"]) if "header" in saved else "auto"
-
-
 def check_model_out(out: str | os.PathLike) -> None:
     """Refuse an output path that cannot take a model directory, before any training."""
     path = Path(out)
@@ -162,7 +157,7 @@ def check_model_out(out: str | os.PathLike) -> None:
         )
 
 
-def train_job(
+def train_workflow(
     path,
     options: ReadOptions,
     estimator: TabNNClassifier,
@@ -184,7 +179,7 @@ def train_job(
     _check_whole_table(estimator, X, y)
     y_split, task = encoded_for_split(y)
     seed = int(estimator.random_state or 0)
-    train, val, test = evaluate.split_indices(
+    train, val, test = split_indices(
         y_split, task, val_size=val_size, test_size=test_size, seed=seed
     )
     with outputs.tracker(f"train-{Path(path).stem}") as tracker:
@@ -207,7 +202,7 @@ def train_job(
                 **_provenance(path, options, table, result.rows, seed, training),
             }
             splits = {"train": train, "validation": val, "test": test}
-            data = reporting.train_report(estimator, X, y, splits, evaluation, Path(path).name)
+            data = builders.train_report(estimator, X, y, splits, evaluation, Path(path).name)
             result.model_dir, result.report = save_with_report(estimator, out, extra, data, outputs)
             tracker.log_artifacts(result.model_dir)
         result.tracking = list(tracker.destinations)
@@ -274,31 +269,27 @@ def _check_whole_table(estimator: TabNNClassifier, X: pd.DataFrame, y) -> None:
     )
 
 
-def _training_info(estimator) -> dict:
-    return getattr(estimator, "metadata_", {}).get("training", {})
-
-
-def evaluate_job(model_dir, path, options: ReadOptions, outputs: Outputs | None = None) -> dict:
+def evaluate_workflow(
+    model_dir, path, options: ReadOptions, outputs: Outputs | None = None
+) -> dict:
     """Score a saved model on a labelled table (every row is an evaluation row); its
     report goes to ``MODEL_DIR/evaluations/<file name>/``."""
     outputs = outputs or Outputs()
     estimator = artifact.load(model_dir)
-    training = _training_info(estimator)
+    training = training_info(estimator)
     saved = training.get("read_options", {})
     label_sep = options.label_sep or saved.get("label_sep")
-    frame = read_table(path, sep=options.sep, header=_header(options.header, saved))
+    frame = read_table(path, sep=options.sep, header=read_header(options.header, saved))
     target = options.target or _model_target(estimator, training, label_sep, frame, path)
     X, y = split_target(frame, target, label_sep=label_sep)
     X, y, n_dropped = drop_missing_targets(X, y)
     y_true = estimator.schema_.encode_target(y)
     proba = positive_proba(estimator, X)
-    scores = evaluate.compute_metrics(
-        estimator.task_, y_true, proba, threshold=estimator.threshold_
-    )
+    scores = compute_metrics(estimator.task_, y_true, proba, threshold=estimator.threshold_)
     result = {"rows": len(X), "dropped_targets": n_dropped, "scores": {"model": scores}}
     if outputs.report:
         name = Path(path).name
-        data = reporting.evaluate_report(
+        data = builders.evaluate_report(
             estimator, y_true, proba, scores, name, Path(model_dir).name
         )
         report_dir = Path(model_dir) / EVALUATIONS / name
@@ -323,142 +314,7 @@ def _model_target(estimator, training: dict, label_sep, frame: pd.DataFrame, pat
     return names[0] if len(names) == 1 else ",".join(names)
 
 
-def prediction_frame(estimator, X: pd.DataFrame, first_row: int, threshold: float) -> pd.DataFrame:
-    """Row index, predicted label(s) in their original values, one probability per class."""
-    proba = estimator.predict_proba(aligned(estimator, X))
-    out = pd.DataFrame({"row": np.arange(first_row, first_row + len(X))})
-    names = [str(c) for c in estimator.schema_.classes]
-    if estimator.task_ == "multilabel":
-        chosen = proba >= threshold
-        out["labels"] = ["|".join(n for n, keep in zip(names, row) if keep) for row in chosen]
-    elif estimator.task_ == "binary":
-        out["prediction"] = estimator.classes_[(proba[:, 1] >= threshold).astype(int)]
-    else:
-        out["prediction"] = estimator.classes_[proba.argmax(1)]
-    for j, name in enumerate(names):
-        out[f"proba_{name}"] = proba[:, j]
-    return out
-
-
-def predict_job(
-    model_dir,
-    path,
-    options: ReadOptions,
-    *,
-    out: str | os.PathLike | None,
-    threshold: float | None = None,
-    chunksize: int = 50_000,
-    on_chunk=None,
-):
-    """Predict a file chunk by chunk (bounded memory). With ``out``, write CSV or Parquet
-    atomically (a temporary file renamed into place) and return the row count; without,
-    return the predictions as one frame."""
-    if out is not None:
-        _check_prediction_out(Path(out))
-    estimator = artifact.load(model_dir)
-    threshold = _threshold(estimator, threshold)
-    saved = _training_info(estimator).get("read_options", {})
-    header = _header(options.header, saved)
-    chunks = iter_table_chunks(path, sep=options.sep, header=header, chunksize=chunksize)
-    if out is None:
-        frames, first = [], 0
-        for chunk in chunks:
-            frames.append(_predict_chunk(estimator, chunk, first, threshold))
-            first += len(chunk)
-        if not frames:
-            raise DataError(f"'{path}' has no rows to predict.")
-        return pd.concat(frames, ignore_index=True)
-    return _write_predictions(estimator, chunks, Path(out), threshold, on_chunk)
-
-
-def predict_rows(model_dir, path, options: ReadOptions, rows) -> pd.DataFrame:
-    """Predict some data rows of a file, with their true label beside the prediction when
-    the file holds the model's (single) target column."""
-    estimator = artifact.load(model_dir)
-    saved = _training_info(estimator).get("read_options", {})
-    frame = read_table(path, sep=options.sep, header=_header(options.header, saved))
-    chosen = frame.iloc[list(rows)]
-    predictions = prediction_frame(estimator, chosen, 0, estimator.threshold_)
-    predictions["row"] = chosen.index.to_numpy()
-    target = estimator.schema_.target
-    if estimator.task_ != "multilabel" and len(target) == 1 and target[0] in chosen.columns:
-        predictions.insert(1, "true", chosen[target[0]].to_numpy())
-    return predictions
-
-
-def _threshold(estimator, threshold: float | None) -> float:
-    """The user's threshold, else the model's own (fixed or tuned at training)."""
-    if threshold is None:
-        return estimator.threshold_
-    if estimator.task_ == "multiclass":
-        raise UsageError(
-            "--threshold applies to binary and multi-label models; this model is multiclass "
-            "(it predicts the most probable class). Leave --threshold out."
-        )
-    return threshold
-
-
-def _predict_chunk(estimator, chunk: pd.DataFrame, first_row: int, threshold: float):
-    chunk = chunk.set_axis(range(first_row, first_row + len(chunk)), axis=0)
-    return prediction_frame(estimator, chunk, first_row, threshold)
-
-
-def _check_prediction_out(out: Path) -> None:
-    """Refuse an output the predictions cannot go to, before any work."""
-    if out.suffix.lower() not in PREDICTION_SUFFIXES:
-        raise UsageError(f"--out must end in .csv or .parquet; got '{out.name}'.")
-    if out.is_dir():
-        raise UsageError(f"--out '{out}' is a directory; give a file name such as preds.csv.")
-
-
-def _write_predictions(estimator, chunks, out: Path, threshold: float, on_chunk) -> int:
-    suffix = out.suffix.lower()
-    made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(handle)
-    writer, rows, done = None, 0, False
-    try:
-        for chunk in chunks:
-            frame = _predict_chunk(estimator, chunk, rows, threshold)
-            writer = _append(frame, temp, suffix, writer)
-            rows += len(chunk)
-            if on_chunk is not None:
-                on_chunk(rows)
-        if writer is not None and suffix != ".csv":
-            writer.close()
-        if rows == 0:
-            raise DataError("The input has no rows to predict.")
-        os.replace(temp, out)
-        done = True
-    finally:
-        if writer is not None and suffix != ".csv" and not done:
-            writer.close()
-        if os.path.exists(temp):
-            os.unlink(temp)
-        if not done:  # leave no directory behind that this command made
-            for directory in made:
-                if directory.is_dir() and not any(directory.iterdir()):
-                    directory.rmdir()
-    return rows
-
-
-def _append(frame: pd.DataFrame, temp: str, suffix: str, writer):
-    """Append one chunk to the temporary output; returns the open Parquet writer."""
-    if suffix == ".csv":
-        frame.to_csv(temp, mode="a" if writer else "w", header=not writer, index=False)
-        return True
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    if writer is None:
-        writer = pq.ParquetWriter(temp, table.schema)
-    writer.write_table(table.cast(writer.schema))
-    return writer
-
-
-def compare_job(
+def compare_workflow(
     path,
     options: ReadOptions,
     designs: list[str],
@@ -479,7 +335,7 @@ def compare_job(
     winner, evaluate it once on the test rows and save it with the CV results and its
     report. Tracked runs log each design's fold members under ``<design>/`` and the
     refit under ``refit/``."""
-    from .compare import compare
+    from .evaluation.compare import compare
 
     outputs = outputs or Outputs()
     if out is not None:
@@ -513,7 +369,7 @@ def compare_job(
                 "nested_cv": result.nested,
                 **_provenance(path, options, table, result.rows, seed, more),
             }
-            data = reporting.compare_report(result, table.X, table.y, Path(path).name)
+            data = builders.compare_report(result, table.X, table.y, Path(path).name)
             result.model_dir, result.report = save_with_report(
                 result.estimator, out, extra, data, outputs
             )

@@ -1,5 +1,6 @@
-"""What each command's report shows: a :class:`~tabnn.report.ReportData` built from the
-results of ``train``, ``evaluate`` and ``compare``.
+"""What each command's report shows: a :class:`~tabnn.report.data.ReportData` built from
+the results of ``train``, ``evaluate`` and ``compare``, and the permutation importance a
+fitted estimator's report carries.
 
 The report's data (``report.json`` and the predictions in ``report_arrays.safetensors``)
 is stored in the model directory beside the weights; ``report.html`` is only a rendering
@@ -13,8 +14,10 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from .evaluate import describe_threshold, positive_proba
-from .report import ReportData, counts_per_class, dataset_summary, permutation_importance
+from ..evaluation.holdout import positive_proba
+from ..evaluation.threshold import describe_threshold
+from .data import ReportData
+from .summaries import counts_per_class, dataset_summary, permutation_importance
 
 # permutation importance: 3 shuffles per column, on at most 2,000 validation rows, fewer
 # on wide tables (every shuffled copy is a whole table: rows x columns^2 x repeats cells)

@@ -6,6 +6,12 @@ its fold's rows, its own numeric statistics and its own early stopping on an inn
 validation split of its fold), so a k-fold comparison costs about one fit per design.
 Folds are drawn once from the seed and shared by every design and baseline, so the
 comparison is paired.
+
+This module owns the comparison (``Comparison``, ``CompareResult``, ``compare``), the fold
+members of one stack, scoring those members and the baselines on the same folds, the
+summary with its paired test, and nested cross-validation. It builds on the estimator's
+public member-level API only (``as_frames``, ``infer_schema``, ``fit_members``, ``encode``,
+``member_proba``, ``design_matrix``).
 """
 
 from __future__ import annotations
@@ -16,51 +22,31 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import evaluate
-from .errors import DataError, UsageError
-from .estimator import TabNNClassifier
-from .model import PRESETS
-from .schema import drop_missing_targets
+from ..designs import parse_design
+from ..errors import DataError, UsageError
+from ..estimator import TabNNClassifier
+from ..schema import drop_missing_targets
+from ..tasks import HIGHER_IS_BETTER
+from .baselines import baseline_scores, lightgbm_frame, lightgbm_scores, lightgbm_wanted
+from .holdout import holdout_evaluation, positive_proba
+from .metrics import check_metric, compute_metrics, mean_std
+from .splits import encoded_for_split, split_indices, stratified_folds
+from .stats import corrected_paired_t_test
+
+__all__ = [
+    "REFITS",
+    "CompareResult",
+    "Comparison",
+    "baseline_folds",
+    "compare",
+    "cross_validate_designs",
+    "fold_members",
+    "nested_cross_validation",
+    "score_stack",
+    "summarise",
+]
 
 REFITS = ("full", "ensemble")
-
-
-def parse_design(name: str) -> str | list[int]:
-    """``default``, ``wide``, ``deep`` or ``mlp:256-128`` -> a ``hidden`` parameter."""
-    name = name.strip()
-    if name in PRESETS:
-        return name
-    if name.startswith("mlp:"):
-        try:
-            sizes = [int(size) for size in name[4:].split("-")]
-        except ValueError:
-            sizes = []
-        if sizes and min(sizes) >= 1:
-            return sizes
-    raise UsageError(
-        f"Unknown design {name!r}; valid designs: {', '.join(PRESETS)} or mlp:SIZES "
-        "such as mlp:256-128."
-    )
-
-
-def metric_names(task: str) -> list[str]:
-    """The single-number metrics a task reports, any of which can rank designs."""
-    probe = {
-        "binary": ("binary", np.array([0.0, 1.0]), np.array([0.3, 0.7])),
-        "multiclass": ("multiclass", np.array([0, 1, 2]), np.eye(3) * 0.7 + 0.1),
-        "multilabel": ("multilabel", np.eye(2), np.eye(2) * 0.8 + 0.1),
-    }[task]
-    scores = evaluate.compute_metrics(*probe)
-    return [name for name in scores if name in evaluate.HIGHER_IS_BETTER]
-
-
-def check_metric(metric: str | None, task: str) -> str:
-    """The metric to rank by: the task's primary metric by default."""
-    metric = metric or evaluate.PRIMARY_METRIC[task]
-    valid = metric_names(task)
-    if metric not in valid:
-        raise UsageError(f"Unknown metric {metric!r} for a {task} task; valid: {', '.join(valid)}.")
-    return metric
 
 
 @dataclass
@@ -121,7 +107,7 @@ def fold_members(y: np.ndarray, task: str, folds, validation_fraction: float, se
     its member stops early on; the fold's held-out rows are only ever scored."""
     members = []
     for fit_rows, _ in folds:
-        train, val, _ = evaluate.split_indices(
+        train, val, _ = split_indices(
             y[fit_rows], task, val_size=validation_fraction, test_size=0.0, seed=seed
         )
         members.append((fit_rows[train], fit_rows[val]))
@@ -130,12 +116,12 @@ def fold_members(y: np.ndarray, task: str, folds, validation_fraction: float, se
 
 def score_stack(stack: TabNNClassifier, inputs, y: np.ndarray, folds) -> list:
     """Score member k of a fitted stack on fold k's held-out rows; ``inputs`` are the
-    stack's input arrays for every row (``stack._inputs``)."""
-    proba = stack._member_probabilities_of(*inputs)  # (members, rows, outputs)
+    stack's input arrays for every row (``stack.encode``)."""
+    proba = stack.member_proba(inputs)  # (members, rows, outputs)
     if stack.task_ == "binary":
         proba = proba[..., 0]
     return [
-        evaluate.compute_metrics(stack.task_, y[held_out], proba[k][held_out])
+        compute_metrics(stack.task_, y[held_out], proba[k][held_out])
         for k, (_, held_out) in enumerate(folds)
     ]
 
@@ -143,17 +129,12 @@ def score_stack(stack: TabNNClassifier, inputs, y: np.ndarray, folds) -> list:
 def baseline_folds(stack: TabNNClassifier, inputs, y: np.ndarray, folds, seed):
     """Most-frequent and logistic-regression baselines on the same folds, each fold on
     the preprocessing fitted for that fold's member; LightGBM when it is installed."""
-    import torch
-
     x_num, x_cat = inputs
     gbm_frame = lightgbm_frame(x_num, x_cat) if lightgbm_wanted(stack.task_) else None
     results: dict[str, list[dict]] = {}
     for k, (fit_rows, held_out) in enumerate(folds):
-        with torch.no_grad():
-            design = stack.model_.encoder.design_matrix(
-                torch.as_tensor(x_num), torch.as_tensor(x_cat), member=k
-            ).numpy()
-        scores = evaluate.baseline_scores(
+        design = stack.design_matrix(inputs, member=k)
+        scores = baseline_scores(
             stack.task_, design[fit_rows], y[fit_rows], design[held_out], y[held_out], seed=seed
         )
         if gbm_frame is not None:
@@ -165,49 +146,16 @@ def baseline_folds(stack: TabNNClassifier, inputs, y: np.ndarray, folds, seed):
     return results
 
 
-def lightgbm_available() -> bool:
-    try:
-        import lightgbm  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def lightgbm_wanted(task: str) -> bool:
-    """LightGBM baselines: binary and multi-class targets, when it is installed."""
-    return task != "multilabel" and lightgbm_available()
-
-
-def lightgbm_frame(x_num: np.ndarray, x_cat: np.ndarray) -> pd.DataFrame:
-    """The raw numbers (NaN allowed) and category codes as LightGBM's input columns."""
-    columns = [pd.Series(x_num[:, j]) for j in range(x_num.shape[1])]
-    columns += [pd.Series(x_cat[:, j]).astype("category") for j in range(x_cat.shape[1])]
-    frame = pd.concat(columns, axis=1, keys=range(len(columns))) if columns else pd.DataFrame()
-    frame.columns = [f"f{j}" for j in range(frame.shape[1])]
-    return frame
-
-
-def lightgbm_scores(task, frame: pd.DataFrame, y, fit_rows, held_out, seed) -> dict:
-    """A LightGBM classifier fitted on one fold's rows, scored on its held-out rows."""
-    import lightgbm
-
-    model = lightgbm.LGBMClassifier(random_state=seed, verbose=-1, n_jobs=1)
-    model.fit(frame.iloc[fit_rows], y[fit_rows])
-    proba = np.zeros((len(held_out), int(y.max()) + 1 if task == "multiclass" else 2))
-    proba[:, model.classes_.astype(int)] = model.predict_proba(frame.iloc[held_out])
-    return evaluate.compute_metrics(task, y[held_out], proba[:, 1] if task == "binary" else proba)
-
-
 def summarise(result: Comparison, n_fit: float, n_held_out: float) -> None:
     """Mean +- std per name, the ranking of designs, the paired test of the best two."""
-    higher = evaluate.HIGHER_IS_BETTER[result.metric]
+    higher = HIGHER_IS_BETTER[result.metric]
     for name in result.scores:
         if None in result.values(name):
             raise DataError(
                 f"{result.metric} is undefined on some folds for {name} (for example a "
                 "fold whose held-out rows hold one class); rank by another --metric."
             )
-        mean, std = evaluate.mean_std(result.values(name))
+        mean, std = mean_std(result.values(name))
         result.summary[name] = {"mean": mean, "std": std}
     designs = [name for name in result.scores if name in result.seconds]
     result.ranking = sorted(designs, key=lambda n: result.summary[n]["mean"], reverse=higher)
@@ -215,7 +163,7 @@ def summarise(result: Comparison, n_fit: float, n_held_out: float) -> None:
     baselines = [name for name in result.scores if name not in result.seconds]
     best_baseline = sorted(baselines, key=lambda n: result.summary[n]["mean"], reverse=higher)
     rival = result.ranking[1] if len(result.ranking) > 1 else best_baseline[0]
-    test = evaluate.corrected_paired_t_test(
+    test = corrected_paired_t_test(
         result.values(result.winner), result.values(rival), n_train=n_fit, n_test=n_held_out
     )
     result.paired = {"a": result.winner, "b": rival, **test}
@@ -225,8 +173,7 @@ def _prepared(frame, target, metric, seed: int, params: dict):
     """Checked parameters, the schema of these rows, the ranking metric and the encoded
     target, shared by plain and nested cross-validation."""
     probe = TabNNClassifier(**params, random_state=seed)
-    probe._validate_params()
-    schema = probe._infer_schema(frame, frame, target)
+    schema = probe.infer_schema(frame, target)
     return probe, schema, check_metric(metric, schema.task), schema.encode_target(target)
 
 
@@ -249,8 +196,7 @@ def cross_validate_designs(
     params = dict(params or {})
     hidden = {name: parse_design(name) for name in designs}
     probe, schema, metric, y = _prepared(frame, target, metric, seed, params)
-    x = schema.check(frame)
-    splits = evaluate.stratified_folds(y, schema.task, n_splits=folds, repeats=repeats, seed=seed)
+    splits = stratified_folds(y, schema.task, n_splits=folds, repeats=repeats, seed=seed)
     members = fold_members(y, schema.task, splits, probe.validation_fraction, seed)
     result = Comparison(
         schema.task,
@@ -264,11 +210,10 @@ def cross_validate_designs(
         if on_design is not None:
             on_design(name)
         stack = TabNNClassifier(**{**params, "hidden": hidden[name]}, random_state=seed)
-        stack._frame(frame, reset=True)  # feature names, as fit would record them
         started = time.perf_counter()
-        stack._fit_members(schema, x, y, members, on_epoch)
+        stack.fit_members(frame, target, members, schema=schema, on_epoch=on_epoch)
         result.seconds[name] = time.perf_counter() - started
-        inputs[name] = stack._inputs(x)
+        inputs[name] = stack.encode(frame)
         result.scores[name] = score_stack(stack, inputs[name], y, splits)
         stacks[name] = stack
     first = designs[0]
@@ -302,7 +247,7 @@ def nested_cross_validation(
     """
     params = dict(params or {})
     _, schema, metric, y = _prepared(frame, target, metric, seed, params)
-    outer = evaluate.stratified_folds(y, schema.task, n_splits=folds, seed=seed)
+    outer = stratified_folds(y, schema.task, n_splits=folds, seed=seed)
     records = []
     for j, (fit_rows, held_out) in enumerate(outer):
         X_fit, y_fit = frame.iloc[fit_rows], target.iloc[fit_rows]
@@ -312,8 +257,8 @@ def nested_cross_validation(
         )  # fmt: skip
         chosen = TabNNClassifier(**{**params, "hidden": parse_design(inner.winner)})
         chosen.set_params(random_state=seed).fit(X_fit, y_fit)
-        proba = evaluate.positive_proba(chosen, frame.iloc[held_out])
-        scores = evaluate.compute_metrics(schema.task, y[held_out], proba)
+        proba = positive_proba(chosen, frame.iloc[held_out])
+        scores = compute_metrics(schema.task, y[held_out], proba)
         records.append(
             {
                 "fold": j + 1,
@@ -322,7 +267,7 @@ def nested_cross_validation(
                 "score": scores[metric],
             }
         )
-    mean, std = evaluate.mean_std([r["score"] for r in records])
+    mean, std = mean_std([r["score"] for r in records])
     return {"metric": metric, "outer_folds": records, "mean": mean, "std": std}
 
 
@@ -411,13 +356,10 @@ def compare(
     for name in designs:
         parse_design(name)
     probe = TabNNClassifier(**params, random_state=seed)
-    frame = probe._frame(X, reset=True)
-    target = probe._target(y, len(frame))
+    frame, target = probe.as_frames(X, y)
     frame, target, _ = drop_missing_targets(frame, target)
-    y_split, task = evaluate.encoded_for_split(target)
-    train, _, test = evaluate.split_indices(
-        y_split, task, val_size=0.0, test_size=test_size, seed=seed
-    )
+    y_split, task = encoded_for_split(target)
+    train, _, test = split_indices(y_split, task, val_size=0.0, test_size=test_size, seed=seed)
     X_train, y_train = (
         frame.iloc[train].reset_index(drop=True),
         target.iloc[train].reset_index(drop=True),
@@ -442,7 +384,7 @@ def compare(
         estimator.fit(X_train, y_train, on_epoch=on_epoch)
     else:
         estimator = stacks[comparison.winner]
-    test_scores = evaluate.holdout_evaluation(estimator, X_train, y_train, frame, target, test)
+    test_scores = holdout_evaluation(estimator, X_train, y_train, frame, target, test)
     rows = {"train": len(train), "test": len(test)}
     result = CompareResult(comparison, estimator, test_scores, rows, test, refit)
     if nested:

@@ -1,0 +1,253 @@
+"""Reading tables: CSV/TSV (optionally gzip), Parquet and ARFF, whole or in chunks, and
+how the command line asks for them (``ReadOptions``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import DataError, UsageError
+from .cells import check_unique, clean_text, error_reason, existing_file, raise_no_rows
+from .text import Header, check_utf8, finish_text_chunk, iter_text, parse_text, prepare_text
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+@dataclass
+class ReadOptions:
+    """How to read a table and find its target.
+
+    ``header=None`` means: detected from the data when training (see
+    :func:`detect_header`), and for evaluate/predict whatever the model's
+    training file had.
+    """
+
+    sep: str | None = None
+    header: bool | None = None
+    target: str | None = None
+    label_sep: str | None = None
+
+
+def read_table(
+    path: str | os.PathLike, *, sep: str | None = None, header: Header = "auto"
+) -> pd.DataFrame:
+    """Read a whole table from CSV/TSV (optionally gzip), Parquet or ARFF.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file. ``.parquet``/``.pq`` is read with pyarrow, ``.arff`` as ARFF, anything else
+        as delimited text (gzip is detected from the content).
+    sep : str, optional
+        Delimiter of a text file; detected among ``,`` ``;`` tab and ``|`` when omitted.
+    header : bool or "auto", default "auto"
+        Whether the first line of a text file holds the column names; ``"auto"`` guesses it
+        from the data (see :func:`detect_header`). Without one the columns are named
+        ``"0"`` .. ``"n-1"``. Parquet and ARFF carry their names and ignore it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Stripped ``str`` column names; text stripped, ``?``/empty/``NA`` missing; all-number
+        columns as int64 (integral, nothing missing) or float64.
+
+    Raises
+    ------
+    InputNotFoundError
+        The path does not exist or is a directory.
+    UsageError
+        ``header`` is not True, False or "auto".
+    DataError
+        The file is empty, has no data rows, is not UTF-8, has a ragged row, seems to use
+        another delimiter, repeats a column name or cannot be parsed.
+
+    Examples
+    --------
+    >>> frame = read_table("titanic/train.csv")  # doctest: +SKIP
+    >>> frame["Age"].dtype  # doctest: +SKIP
+    dtype('float64')
+    >>> read_table("sonar/sonar.csv").columns[-1]  # header-less, detected  # doctest: +SKIP
+    '60'
+    """
+    path = existing_file(path)
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        return _read_parquet(path)
+    if suffix == ".arff":
+        return _read_arff(path)
+    source = prepare_text(path, sep, header)
+    frame = parse_text(source, chunksize=None)
+    return finish_text_chunk(frame, source, names=None)
+
+
+def iter_table_chunks(
+    path: str | os.PathLike,
+    *,
+    sep: str | None = None,
+    header: Header = "auto",
+    chunksize: int = 50_000,
+) -> Iterator[pd.DataFrame]:
+    """Yield a table in frames of about ``chunksize`` rows, with bounded memory.
+
+    The parsing rules are those of :func:`read_table`; dtypes may differ from chunk to chunk
+    (a chunk without missing values keeps int64), which :meth:`Schema.check` evens out.
+    ``header="auto"`` decides on the same first lines as :func:`read_table`, whatever the
+    ``chunksize``, so both read a file the same way.
+
+    Parameters
+    ----------
+    path : str or path-like
+        CSV/TSV (optionally gzip), Parquet or ARFF file. ARFF comes as a single chunk.
+    sep : str, optional
+        Delimiter of a text file; detected when omitted.
+    header : bool or "auto", default "auto"
+        Whether the first line of a text file holds the column names (see
+        :func:`detect_header` for "auto").
+    chunksize : int, default 50_000
+        Rows per chunk (with a header, the first text chunk is one row shorter).
+
+    Yields
+    ------
+    pandas.DataFrame
+        One chunk of rows, with the same column names in every chunk.
+
+    Examples
+    --------
+    >>> n = sum(len(c) for c in iter_table_chunks("adult.data", header=False))  # doctest: +SKIP
+    """
+    if chunksize < 1:
+        raise UsageError(f"chunksize must be a positive integer. Got {chunksize} instead.")
+    path = existing_file(path)
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        yield from _iter_parquet(path, chunksize)
+    elif suffix == ".arff":
+        yield _read_arff(path)
+    else:
+        yield from iter_text(path, sep=sep, header=header, chunksize=chunksize)
+
+
+def detect_header(path: str | os.PathLike, *, sep: str | None = None) -> bool:
+    """Guess whether the first line of a text file holds column names.
+
+    The first line is compared with up to 100 data lines below it, cell by cell, after the
+    same parsing as :func:`read_table` (stripped, ``?``/empty/``NA`` missing). The first
+    rule that applies decides:
+
+    1. **Header** when a column whose other values are all numbers has a first-line cell
+       that is text (neither a number nor missing): ``PassengerId`` above ``1, 2, 3``.
+       A data row has a number there; this is the strongest sign.
+    2. **Header** when the first line's numbers are column positions, ``0, 1, 2, ...`` or
+       ``1, 2, 3, ...`` (at least 3 of them), as pandas writes an unnamed array.
+    3. **No header** when a first-line cell repeats another one: names are unique.
+    4. **No header** when any first-line cell is a number: names are rarely numbers, so a
+       header whose numeric columns are all named by numbers (years such as ``2019,2020``)
+       is read as data. Pass ``header=True`` (``--header``) for such a file.
+    5. Otherwise (no number on the first line, e.g. an all-text table): each text column
+       with few distinct values (at most half of its values distinct) votes: the first-line
+       cell is one of its values (data) or not (a name). **Header** when the names
+       outvote the values, or when no column votes.
+
+    Parquet and ARFF files carry their column names: True.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    sep : str, optional
+        Delimiter of a text file; detected when omitted.
+
+    Returns
+    -------
+    bool
+        True when the first line is taken as column names.
+
+    Raises
+    ------
+    InputNotFoundError, DataError
+        As :func:`read_table`.
+
+    Examples
+    --------
+    >>> detect_header("sonar/sonar.csv"), detect_header("titanic/train.csv")  # doctest: +SKIP
+    (False, True)
+    """
+    path = existing_file(path)
+    if path.suffix.lower() in (*PARQUET_SUFFIXES, ".arff"):
+        return True
+    return prepare_text(path, sep, "auto").header
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """Read a Parquet file with pyarrow; names become stripped str."""
+    import pyarrow.parquet as pq
+
+    try:
+        # ParquetFile rather than read_table: the dataset API rejects duplicate names
+        # with an obscure message before our own check could name them.
+        table = pq.ParquetFile(path).read()
+    except Exception as err:  # pyarrow raises several unrelated types for a bad file
+        raise _bad_parquet(path, err) from None
+    frame = _named(table.to_pandas(), path)
+    if frame.empty and len(frame.columns):
+        raise_no_rows(path)
+    return frame
+
+
+def _iter_parquet(path: Path, chunksize: int) -> Iterator[pd.DataFrame]:
+    """Yield record batches of a Parquet file as frames."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+        for batch in parquet.iter_batches(batch_size=chunksize):
+            yield _named(batch.to_pandas(), path)
+    except (OSError, ValueError) as err:
+        raise _bad_parquet(path, err) from None
+
+
+def _bad_parquet(path: Path, err: Exception) -> DataError:
+    """The message for a Parquet file pyarrow cannot read."""
+    return DataError(
+        f"Could not read {path.name} as Parquet: {error_reason(err)}. Expected a Parquet "
+        f"file; rename it if it holds CSV text."
+    )
+
+
+def _named(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Give a frame stripped str column names, refusing duplicates."""
+    names = [str(c).strip() for c in frame.columns]
+    check_unique(names, path)
+    frame.columns = names
+    return frame
+
+
+def _read_arff(path: Path) -> pd.DataFrame:
+    """Read an ARFF file; nominal values come out as text (then numbers when all numeric)."""
+    from scipy.io import arff
+
+    check_utf8(path, gzipped=False)
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            records, meta = arff.loadarff(handle)
+    except (ValueError, NotImplementedError, arff.ParseArffError) as err:
+        raise DataError(f"Could not read {path.name} as ARFF: {error_reason(err)}.") from None
+    frame = _named(pd.DataFrame(records), path)
+    if frame.empty:
+        raise_no_rows(path)
+    for name, kind in zip(frame.columns, meta.types(), strict=True):
+        if kind != "numeric":  # nominal values arrive as bytes
+            frame[name] = clean_text(frame[name].map(_from_bytes))
+    return frame
+
+
+def _from_bytes(value) -> str:
+    """Decode one ARFF nominal value."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+# --------------------------------------------------------------------------- columns

@@ -1,0 +1,89 @@
+"""The engine's plain data: optimisation settings, each member's rows and seed, the table
+as device tensors, the history a fit returns, and the device a name stands for."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from ..errors import UsageError
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by every member of a stack."""
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    schedule: str = "cosine"
+    warmup_epochs: int = 3
+    patience: int = 20
+    min_delta: float = 1e-4
+    grad_clip: float = 1.0
+    restore_best: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Member:
+    """One member's share of the data: row indices into the stack's tensors, and a seed."""
+
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    seed: int
+
+
+@dataclass
+class TensorData:
+    """The whole table as tensors on one device."""
+
+    x_num: torch.Tensor  # (rows, numeric) float32, NaN for missing
+    x_cat: torch.Tensor  # (rows, categorical) int64, 0 for unknown/missing
+    y: torch.Tensor  # binary (rows,) float, multiclass (rows,) int64, multilabel (rows, labels)
+
+    @classmethod
+    def from_arrays(cls, x_num, x_cat, y, device: torch.device) -> TensorData:
+        y = torch.as_tensor(np.array(y))  # a copy: the caller's array may be read-only
+        y = y.long() if y.dtype in (torch.int32, torch.int64) else y.float()
+        return cls(
+            torch.tensor(x_num, dtype=torch.float32, device=device),
+            torch.tensor(x_cat, dtype=torch.int64, device=device),
+            y.to(device),
+        )
+
+
+@dataclass
+class History:
+    """Per-epoch records (lists over members) and each member's best epoch."""
+
+    epochs: list[dict]
+    best_epoch: list[int]
+    best_val_loss: list[float]
+
+
+def device_of(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; ``cpu``, ``cuda`` and ``cuda:N`` are checked."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name != "cpu" and name != "cuda" and not re.fullmatch(r"cuda:\d+", name):
+        raise UsageError(f"device must be auto, cpu, cuda or cuda:N; got {name!r}.")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(
+                f"device {name!r} was asked for, but PyTorch sees no CUDA device here."
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(
+                f"device {name!r} was asked for, but PyTorch sees only "
+                f"{torch.cuda.device_count()} CUDA device(s) (cuda:0 onwards)."
+            )
+    return device

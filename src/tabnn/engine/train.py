@@ -1,0 +1,249 @@
+"""The training engine: a stack of members trained together on device-resident tensors.
+
+Data lives on the device as a few tensors; each step gathers one batch of row indices per
+member, so there is no per-row Dataset/DataLoader cost. Each member has its own training
+rows, validation rows, seed, shuffling and early-stopping state; the best weights of each
+member are restored at the end. Nothing here prints: progress goes to a callback.
+
+What a step costs is kept to the arithmetic where possible:
+
+- the inputs that do not train (numeric fill and scaling, indicators, one-hot) are encoded
+  once per fit (``EncodedInputs``), and an epoch's batches, targets and loss weights are
+  laid out once per epoch (``Epoch``);
+- the parameters live in one flat buffer for the fit (``FlatParameters``, in
+  ``optim.py`` with the per-member Adam and clipping): Adam is one fused kernel over it,
+  gradients are written into it in place;
+- plain networks (linear layers, ReLU, dropout) are differentiated by hand
+  (``ManualSteps``): one batched matmul per product, no autograd graph, the loss computed
+  once per epoch; everything else goes through autograd (``AutogradSteps``);
+- on the CPU, small steps run on one thread and large products go to oneDNN where it
+  computes float32 (``cpu.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import UsageError
+from ..model import StackedNorm, TabularMLP
+from .config import History, Member, TensorData, TrainConfig
+from .cpu import cpu_matmuls_for, cpu_threads_for
+from .inputs import EncodedInputs, Epoch, EpochInputs
+from .optim import BestWeights, FlatParameters, make_optimizer
+from .steps import AutogradSteps, LossFunction, ManualSteps, Validation
+
+
+def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Linear warm-up, then cosine decay to zero over ``epochs`` (or constant)."""
+    warmup = config.warmup_epochs * steps_per_epoch
+    if step < warmup:
+        return (step + 1) / warmup
+    if config.schedule == "constant":
+        return 1.0
+    total = max(1, config.epochs * steps_per_epoch - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / total)))
+
+
+BACKWARDS = ("auto", "autograd", "manual")
+
+
+def fit_stack(
+    model: TabularMLP,
+    data: TensorData,
+    members: Sequence[Member],
+    task: str,
+    config: TrainConfig,
+    *,
+    class_weight: torch.Tensor | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    backward: str = "auto",
+) -> History:
+    """Train every member of ``model`` on its own rows; return the per-epoch history.
+
+    Each member ends as it would if trained alone with the same seed and rows (up to
+    float rounding): it takes ceil(rows / batch_size) steps an epoch on its own learning
+    rate schedule, and sits out the steps of the stack that it has no rows for. Dropout
+    masks are the exception: they come from one random stream for the whole stack.
+
+    Early stopping watches each member's validation loss; a member whose loss has not
+    improved for ``patience`` epochs stops for good (no more updates; ``None`` for its
+    training loss in the history) and gets its best weights back. Training ends when
+    every member has stopped, or after ``epochs``. Members without validation rows train
+    for all epochs and keep their last weights.
+
+    ``backward``: ``auto`` differentiates plain networks (``TabularMLP.plain``) by hand
+    and everything else with autograd; ``autograd`` always uses autograd (the reference
+    the hand-written pass is tested against); ``manual`` insists on the hand-written one.
+    """
+    if backward not in BACKWARDS:
+        raise UsageError(f"backward must be one of {', '.join(BACKWARDS)}; got {backward!r}.")
+    plain = model.plain and all(p.requires_grad for p in model.parameters())
+    if backward == "manual" and not plain:
+        raise UsageError(
+            "backward='manual' needs a plain network: a relu or identity activation, no "
+            "norm, no embeddings, dropout below 1 and every parameter trained."
+        )
+    manual = backward == "manual" or (backward == "auto" and plain)
+    make_optimizer(model, config)  # checks the optimizer's name before any work
+    inputs = EncodedInputs(model, data)  # a few large operations: on torch's threads
+    device = data.y.device
+    with (
+        cpu_threads_for(model, config.batch_size, device),
+        cpu_matmuls_for(model, config.batch_size, device) as matmuls,
+    ):
+        return _fit_stack(
+            model, data, members, task, config, class_weight, on_epoch, manual, matmuls, inputs
+        )
+
+
+def _fit_stack(
+    model, data, members, task, config, class_weight, on_epoch, manual, matmuls, inputs
+) -> History:
+    for i, member in enumerate(members):
+        model.reset_member(i, member.seed)
+    loss_fn = LossFunction(task, class_weight)
+    torch.manual_seed(members[0].seed)  # dropout masks
+    validation = Validation(model, data, members, loss_fn, task, inputs)
+    has_val = validation.has_val
+    stopping = EarlyStopping(has_val, config.patience, config.min_delta)
+    flat = FlatParameters([p for p in model.parameters() if p.requires_grad])
+    try:
+        optimizer = make_optimizer(model, config, flat)
+        if manual:
+            steps = ManualSteps(model, optimizer, loss_fn, config, matmuls)
+            validation.forward = steps.logits  # the same kernels as model.mlp, no modules
+        else:
+            steps = AutogradSteps(model, optimizer, loss_fn, config)
+        norms = [m for m in model.modules() if isinstance(m, StackedNorm)]
+        best = BestWeights(flat, [b for m in norms for b in m.buffers(recurse=False)])
+        records = run_epochs(
+            model,
+            data,
+            members,
+            config,
+            loss_fn,
+            inputs,
+            steps,
+            validation,
+            stopping,
+            best,
+            on_epoch,
+        )
+        if config.restore_best and any(has_val):
+            best.restore(has_val)  # members without validation keep their last weights
+    finally:
+        flat.release()
+    model.eval()
+    best_epoch = [e if h else len(records) for e, h in zip(stopping.best_epoch, has_val)]
+    best_values = [v if h else None for v, h in zip(stopping.best_loss, has_val)]
+    return History(records, best_epoch, best_values)
+
+
+def run_epochs(
+    model, data, members, config, loss_fn, inputs, steps, validation, stopping, best, on_epoch
+) -> list[dict]:
+    """The epoch loop: shuffle, train, validate, keep each member's best weights, report."""
+    generators = [torch.Generator().manual_seed(m.seed + 1) for m in members]
+    clock = MemberClock(config, [len(m.train_rows) for m in members])
+    has_val = validation.has_val
+    records = []
+    model.train()
+    for epoch_number in range(1, config.epochs + 1):
+        was_stopped = list(stopping.stopped)
+        plan = clock.epoch(was_stopped)
+        live = [not s for s in was_stopped]
+        epoch = Epoch.shuffle(
+            members, generators, live, len(plan), config.batch_size, data, loss_fn
+        )
+        row_loss = steps.epoch(epoch, EpochInputs(inputs, epoch), plan)
+        train_loss = epoch.member_loss(row_loss).tolist()
+        record = {
+            "epoch": epoch_number,
+            "train_loss": [None if s else v for v, s in zip(train_loss, was_stopped)],
+            "val_loss": [None] * len(members),
+            "val_accuracy": [None] * len(members),
+            "lr": max(r for r, on in zip(*plan[-1]) if on) if plan else 0.0,
+        }
+        if any(has_val):
+            val_loss, val_accuracy = validation()
+            best.update(stopping.update(epoch_number, val_loss))
+            record["val_loss"] = [v if h else None for v, h in zip(val_loss, has_val)]
+            record["val_accuracy"] = [v if h else None for v, h in zip(val_accuracy, has_val)]
+        records.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if all(stopping.stopped):
+            break
+    return records
+
+
+class MemberClock:
+    """Each member's own steps and learning rates: a member takes ceil(rows / batch) steps
+    an epoch and follows the schedule on its own step count, exactly as it would alone;
+    the stack runs as many steps as its longest live member."""
+
+    def __init__(self, config: TrainConfig, train_sizes: Sequence[int]) -> None:
+        self.config = config
+        self.per_epoch = [math.ceil(n / config.batch_size) for n in train_sizes]
+        self.steps = [0] * len(train_sizes)
+
+    def epoch(self, stopped: Sequence[bool]) -> list[tuple[list[float], list[bool]]]:
+        """For each step of the coming epoch: per-member learning rates and activity."""
+        live = [0 if s else n for n, s in zip(self.per_epoch, stopped)]
+        plan = [
+            ([self._lr(k, step) for k in range(len(live))], [step < n for n in live])
+            for step in range(max(live, default=0))
+        ]
+        self.steps = [done + n for done, n in zip(self.steps, live)]
+        return plan
+
+    def _lr(self, k: int, step: int) -> float:
+        return self.config.lr * lr_factor(self.config, self.steps[k] + step, self.per_epoch[k])
+
+
+class EarlyStopping:
+    """Each member's best validation loss and epoch; a member stops for good after
+    ``patience`` epochs without an improvement of more than ``min_delta`` (as
+    scikit-learn's ``tol``: the best weights still follow every new minimum, but crawling
+    gains on a solved problem do not keep it training). Members without validation rows
+    never stop."""
+
+    def __init__(self, has_val: Sequence[bool], patience: int, min_delta: float = 0.0) -> None:
+        self.has_val, self.patience, self.min_delta = list(has_val), patience, min_delta
+        self.best_loss = [math.inf] * len(has_val)
+        self.best_epoch = [0] * len(has_val)
+        self.since_best = [0] * len(has_val)
+        self.stopped = [False] * len(has_val)
+
+    def update(self, epoch: int, losses: Sequence[float]) -> list[bool]:
+        """Record one epoch's validation losses -> which members improved."""
+        improved = []
+        for k, loss in enumerate(losses):
+            live = self.has_val[k] and not self.stopped[k]
+            better = live and loss < self.best_loss[k]
+            if live:
+                clear_gain = loss < self.best_loss[k] - self.min_delta
+                self.since_best[k] = 0 if clear_gain else self.since_best[k] + 1
+            if better:
+                self.best_loss[k], self.best_epoch[k] = loss, epoch
+            self.stopped[k] = self.has_val[k] and self.since_best[k] >= self.patience
+            improved.append(better)
+        return improved
+
+
+@torch.no_grad()
+def predict_logits(model: TabularMLP, x_num, x_cat, device, chunk: int = 65536) -> torch.Tensor:
+    """Logits (K, rows, outputs) for arrays of raw inputs, computed in chunks."""
+    model.eval()
+    x_num = torch.tensor(np.asarray(x_num), dtype=torch.float32)
+    x_cat = torch.tensor(np.asarray(x_cat), dtype=torch.int64)
+    outs = []
+    for start in range(0, max(1, x_num.shape[0]), chunk):
+        n = x_num[start : start + chunk].to(device)[None]
+        c = x_cat[start : start + chunk].to(device)[None]
+        outs.append(model(n, c).cpu())
+    return torch.cat(outs, dim=1)

@@ -1,0 +1,174 @@
+"""The shape of the package, checked from its sources: small modules, no import cycle, no
+module reaching into another's private names, and a start-up that loads nothing heavy."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tabnn"
+TESTS = Path(__file__).resolve().parent
+MAX_LINES = 550  # "about 500": a module past this has more than one job
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def runtime_nodes(tree: ast.AST):
+    """Every node, bar what sits under ``if TYPE_CHECKING:`` (never imported at run time)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if not (isinstance(child, ast.If) and is_type_checking(child)):
+                stack.append(child)
+
+
+def imported_modules(name: str, path: Path) -> set[str]:
+    """The tabnn modules that ``name`` imports anywhere in its body (functions included)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in runtime_nodes(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            # `from pkg import sub` imports the submodule; `from pkg import name`, the package
+            subs = [f"{base}.{alias.name}" for alias in node.names]
+            targets = [sub if sub in MODULES else base for sub in subs]
+        else:
+            continue
+        found |= {target for target in targets if target in MODULES and target != name}
+    return found
+
+
+def test_no_module_is_over_about_500_lines():
+    sizes = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
+    assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def test_every_module_says_what_it_owns():
+    missing = [
+        name
+        for name, path in MODULES.items()
+        if path.name != "__main__.py" and ast.get_docstring(ast.parse(path.read_text())) is None
+    ]
+    assert missing == []
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of the graph (as a path that returns to its start), or None."""
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt, [*path, nxt])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start, [start])):
+            return cycle
+    return None
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = {name: imported_modules(name, path) for name, path in MODULES.items()}
+    assert graph["tabnn.estimator"] >= {"tabnn.engine.train", "tabnn.schema"}  # the graph is real
+    assert find_cycle(graph) is None
+
+
+def test_find_cycle_finds_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def private_members() -> dict[str, str]:
+    """Private names (``_x``, not dunders) defined in tabnn's classes and modules -> the
+    module that defines them."""
+    owners: dict[str, str] = {}
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            defined = []
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                defined = [node.name]
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                defined = [node.attr]
+            elif isinstance(node, ast.Assign):
+                defined = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            for item in defined:
+                if item.startswith("_") and not item.startswith("__"):
+                    owners.setdefault(item, name)
+    return owners
+
+
+def foreign_private_uses(path: Path, own: set[str], owners: dict[str, str]) -> list[str]:
+    """``x._name`` (x not self or cls) and ``from tabnn... import _name`` of a private name
+    that a module other than those in ``own`` defines."""
+    uses = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr in owners:
+            base = node.value
+            if isinstance(base, ast.Name) and base.id in ("self", "cls"):
+                continue
+            if owners[node.attr] not in own:
+                uses.append(f"{path.name}:{node.lineno} .{node.attr}")
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tabnn"):
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    uses.append(f"{path.name}:{node.lineno} import {alias.name}")
+    return uses
+
+
+def test_no_module_touches_another_modules_private_names():
+    owners = private_members()
+    assert "_fit_stack" in owners  # the scan sees the estimator's private members
+    uses = [u for name, path in MODULES.items() for u in foreign_private_uses(path, {name}, owners)]
+    assert uses == []
+
+
+@pytest.mark.parametrize("test_file", sorted(TESTS.glob("test_*.py")), ids=lambda p: p.stem)
+def test_tests_go_through_public_names(test_file: Path):
+    """A test file may test its own module's private helpers (test_data.py -> tabnn.data.*),
+    never another module's."""
+    owners = private_members()
+    stem = test_file.stem.removeprefix("test_")
+    own = {m for m in MODULES if stem in m.split(".")}
+    assert foreign_private_uses(test_file, own, owners) == []
+
+
+def test_import_tabnn_and_the_cli_load_nothing_heavy():
+    code = (
+        "import sys, tabnn, tabnn.cli; "
+        "heavy = {'torch', 'pandas', 'numpy', 'sklearn', 'matplotlib', 'scipy', 'safetensors'}; "
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    lazy = "import sys, tabnn; tabnn.TabNNClassifier; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", lazy], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"  # the public names still load on use

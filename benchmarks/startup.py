@@ -9,12 +9,18 @@ and the last line is the ratio of the one-row predict to ``import torch``.
 The model for the predict is trained first, into a temporary directory, on the bundled
 Sonar data with 5 epochs. Plain standard library; run it as
 
-    .venv/bin/python benchmarks/startup.py [--repeats 5]
+    .venv/bin/python benchmarks/startup.py [--repeats 5] [--command "tabnn"]
+
+``--command`` times another tabnn, e.g. an older checkout's, for a before/after figure::
+
+    --command "env PYTHONPATH=/tmp/old/src .venv/bin/python -c \
+        'from tabnn.cli import main; main()'"
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
 import subprocess
 import sys
@@ -62,11 +68,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per command")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs per command first")
+    parser.add_argument(
+        "--command", help="the tabnn command line to time (default: the installed tabnn)"
+    )
     args = parser.parse_args()
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
 
-    tabnn = tabnn_command()
+    tabnn = shlex.split(args.command) if args.command else tabnn_command()
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="tabnn-startup-") as folder:
         model, row = train_tiny_model(tabnn, Path(folder))

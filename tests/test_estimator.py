@@ -360,3 +360,28 @@ def test_concurrent_predictions_on_one_model_are_those_of_one_caller():
             got = list(pool.map(clf.predict_proba, chunks))
             for want, have in zip(expected, got):
                 np.testing.assert_array_equal(have, want)
+
+
+# ------------------------------------------------------------------ member-level API
+
+
+def test_member_api_is_fit_in_steps():
+    X, y = blobs()
+    fitted = TabNNClassifier(**FAST).fit(X, y)
+    clf = TabNNClassifier(**FAST)
+    schema = clf.infer_schema(X, y)
+    assert schema.to_dict() == fitted.schema_.to_dict()
+    rows = clf.validation_rows(schema.encode_target(pd.Series(y)), schema.task)
+    clf.fit_members(X, y, [rows], schema=schema)
+    np.testing.assert_array_equal(clf.predict_proba(X), fitted.predict_proba(X))
+    inputs = clf.encode(X)
+    np.testing.assert_array_equal(clf.member_proba(inputs), clf.member_proba(X))
+    assert clf.design_matrix(inputs, member=0).shape == (150, 5)
+
+
+def test_fit_members_needs_every_label():
+    X, y = blobs()
+    labels = y.astype(float)
+    labels[3] = np.nan
+    with pytest.raises(DataError, match="needs a label for every row"):
+        TabNNClassifier(**FAST).fit_members(X, labels, [(np.arange(100), np.arange(100, 150))])

@@ -20,8 +20,6 @@ from . import params
 from .engine.config import History, Member, TensorData, TrainConfig, device_of
 from .engine.train import fit_stack, predict_logits
 from .errors import DataError, UsageError
-from .evaluation.splits import split_indices
-from .evaluation.threshold import tune_threshold
 from .frames import array_numeric, as_frame, as_target, column_names
 from .model import ModelConfig, TabularMLP, build_config, probabilities
 from .params import validate_params
@@ -87,7 +85,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         What ``threshold="auto"`` optimises on the validation rows: ``"f1"``,
         ``"balanced_accuracy"``, ``"mcc"``, ``"recall>=R"`` (the highest precision whose
         recall is at least R, e.g. ``"recall>=0.9"``) or ``"precision>=P"`` (the highest
-        recall whose precision is at least P). See :func:`tabnn.evaluate.tune_threshold`.
+        recall whose precision is at least P). See
+        :func:`tabnn.evaluation.threshold.tune_threshold`.
         Ignored for a numeric threshold.
     scaling : {"standard", "robust", "quantile"}, default="standard"
     missing_indicator : {"auto", "always", "never"}, default="auto"
@@ -255,13 +254,13 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     # What compare (and tune, serve, distributed training) build on: the steps of fit, each
     # usable on its own, so that nothing outside this class needs its private members.
 
-    def as_frames(self, X, y=None) -> tuple[pd.DataFrame, pd.Series | pd.DataFrame | None]:
+    def as_frames(self, X, y) -> tuple[pd.DataFrame, pd.Series | pd.DataFrame]:
         """X and y as ``fit`` reads them, missing labels kept.
 
         Checks the parameters, records ``n_features_in_`` (and ``feature_names_in_`` for a
         DataFrame with string column names) as ``fit`` does, and returns X as a DataFrame
         whose column names are strings, y as a Series of labels or a DataFrame of 0/1
-        label columns (None when y is None).
+        label columns.
         """
         validate_params(self)
         if y is None:
@@ -287,6 +286,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         task = task or getattr(self, "task_", None) or ("multilabel" if y.ndim == 2 else "binary")
         if self.validation_fraction == 0 or len(y) < 10:  # too few rows to hold any out
             return np.arange(len(y)), np.arange(0)
+        from .evaluation.splits import split_indices  # fit time only: predict needs no splits
+
         train, val, _ = split_indices(
             y, task, val_size=self.validation_fraction, test_size=0.0, seed=self._seed
         )
@@ -448,6 +449,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         held_out = np.stack([np.isin(rows, val) for _, val in member_rows])
         pooled = (proba * held_out).sum(0) / held_out.sum(0)  # (members, rows) -> (rows,)
         try:
+            from .evaluation.threshold import tune_threshold
+
             tuning = tune_threshold(y_all[rows], pooled, self.threshold_metric)
         except DataError as error:
             raise DataError(f"Tuning the threshold on the validation rows: {error}") from None

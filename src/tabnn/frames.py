@@ -132,3 +132,14 @@ def as_target(y, n_rows: int) -> pd.Series | pd.DataFrame:
         )
     _reject_infinity(pd.DataFrame(target).select_dtypes("number").to_numpy(np.float64))
     return target
+
+
+def aligned(estimator, X: pd.DataFrame) -> pd.DataFrame:
+    """The columns the estimator was fitted on, in fit order: missing feature columns are
+    named in an error, extra columns are ignored, and columns the schema dropped may be
+    absent (they are filled with missing values, never read)."""
+    estimator.schema_.check(X)  # names any missing feature column
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None:
+        return X
+    return X.reindex(columns=list(names))

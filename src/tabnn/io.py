@@ -21,7 +21,7 @@ from typing import Any
 # --------------------------------------------------------------------------- JSON
 
 
-def to_jsonable(obj: Any, where: str = "value") -> Any:
+def to_jsonable(obj: Any, where: str = "value", *, any_key: bool = False) -> Any:
     """Turn ``obj`` into plain Python that ``json.dumps(allow_nan=False)`` accepts.
 
     NumPy scalars and arrays and torch tensors become Python numbers and lists, tuples
@@ -35,6 +35,9 @@ def to_jsonable(obj: Any, where: str = "value") -> Any:
         nested in any way. Dict keys must be strings or integers.
     where : str, default "value"
         How to name ``obj`` in the error message when something cannot be converted.
+    any_key : bool, default False
+        Store any dict key as its ``str`` (a report's per-class tables are keyed by class
+        labels of any type); by default only strings and integers are keys.
 
     Returns
     -------
@@ -53,13 +56,18 @@ def to_jsonable(obj: Any, where: str = "value") -> Any:
     {'auc': 0.5, 'loss': None, 'shape': [2, 3]}
     """
     if isinstance(obj, Mapping):
-        return {_json_key(k, where): to_jsonable(v, f"{where}[{k!r}]") for k, v in obj.items()}
+        return {
+            str(k) if any_key else _json_key(k, where): to_jsonable(
+                v, f"{where}[{k!r}]", any_key=any_key
+            )
+            for k, v in obj.items()
+        }
     if isinstance(obj, list | tuple):
-        return [to_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return [to_jsonable(v, f"{where}[{i}]", any_key=any_key) for i, v in enumerate(obj)]
     if hasattr(obj, "tolist") and hasattr(obj, "dtype"):
         # NumPy arrays and scalars (np.float64 is also a float: unwrapped first, so that only
         # plain Python comes out) and tensors, by duck type: this module imports neither
-        return to_jsonable(obj.tolist(), where)
+        return to_jsonable(obj.tolist(), where, any_key=any_key)
     if obj is None or isinstance(obj, str | bool | int):
         return obj
     if isinstance(obj, float):

@@ -15,7 +15,6 @@ import torch
 from .designs import PRESETS
 from .engine.config import TrainConfig
 from .errors import UsageError
-from .evaluation.threshold import parse_threshold_metric
 from .model import ACTIVATIONS, NORMS
 from .preprocess import MISSING_INDICATORS, SCALINGS
 from .schema import Schema
@@ -70,6 +69,9 @@ def _class_weight(value) -> bool:
 
 
 def _threshold_metric(value) -> bool:
+    # imported here: the metrics behind it (scikit-learn's) are not needed to load a model
+    from .evaluation.threshold import parse_threshold_metric
+
     parse_threshold_metric(value)  # raises a ValueError for anything else
     return True
 

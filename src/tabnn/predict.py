@@ -17,7 +17,7 @@ import pandas as pd
 from . import artifact
 from .data.read import ReadOptions, iter_table_chunks, read_table
 from .errors import DataError, UsageError
-from .evaluation.holdout import aligned
+from .frames import aligned
 from .io import atomic_output
 
 PREDICTION_SUFFIXES = (".csv", ".parquet", ".pq")

@@ -5,12 +5,12 @@ helpers that read a fitted estimator's probabilities in evaluation's convention.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
+from ..frames import aligned
 from .baselines import baseline_scores
 from .metrics import compute_metrics
 
-__all__ = ["aligned", "holdout_evaluation", "positive_proba"]
+__all__ = ["holdout_evaluation", "positive_proba"]
 
 
 def holdout_evaluation(estimator, X_train, y_train, X, y, rows) -> dict:
@@ -38,17 +38,6 @@ def holdout_evaluation(estimator, X_train, y_train, X, y, rows) -> dict:
         threshold=estimator.threshold_ if estimator.threshold_tuning_ is None else 0.5,
     )
     return {"rows": len(rows), "scores": {"model": model_scores, **baselines}}
-
-
-def aligned(estimator, X: pd.DataFrame) -> pd.DataFrame:
-    """The columns the estimator was fitted on, in fit order: missing feature columns are
-    named in an error, extra columns are ignored, and columns the schema dropped may be
-    absent (they are filled with missing values, never read)."""
-    estimator.schema_.check(X)  # names any missing feature column
-    names = getattr(estimator, "feature_names_in_", None)
-    if names is None:
-        return X
-    return X.reindex(columns=list(names))
 
 
 def positive_proba(estimator, X) -> np.ndarray:

@@ -13,7 +13,6 @@ stays cheap.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -24,7 +23,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save
 
 from ..errors import ModelError, UsageError
-from ..io import write_file_atomic
+from ..io import to_jsonable, write_file_atomic
 from ..tasks import TASKS
 
 __all__ = [
@@ -138,7 +137,7 @@ class ReportData:
         """JSON-able data; with ``arrays=False`` the predictions are left out (only their
         split names are listed, under ``"prediction_splits"``)."""
         d = {
-            f.name: _jsonable(getattr(self, f.name))
+            f.name: to_jsonable(getattr(self, f.name), f.name, any_key=True)
             for f in fields(self)
             if f.name != "predictions"
         }
@@ -211,19 +210,3 @@ def _as_proba(p) -> np.ndarray:
     """Probabilities as a contiguous float array, keeping float32 when that is what came."""
     arr = np.asarray(p)
     return np.ascontiguousarray(arr, dtype=arr.dtype if arr.dtype.kind == "f" else np.float64)
-
-
-def _jsonable(value):
-    """Plain JSON types: numpy scalars become numbers, arrays and tuples lists and
-    non-finite floats None (JSON has no NaN)."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

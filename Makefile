@@ -43,6 +43,8 @@ bench: $(BIN)/tabnn
 	$(BIN)/python benchmarks/compare_speed.py
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/adult.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/predict_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -340,8 +340,8 @@ def predict(
 
     Columns: row (0-based data row), prediction (labels if multi-label), proba_CLASS.
     """
+    from ..data.read import ReadOptions
     from ..predict import predict_file
-    from ..workflows import ReadOptions
 
     with user_errors(), chunk_progress(quiet) as on_chunk:
         options = ReadOptions(sep, header)

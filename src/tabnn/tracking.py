@@ -113,7 +113,7 @@ class Tracker:
     destinations). Use it as a context manager: the run ends FINISHED, or FAILED (KILLED
     on Ctrl-C) when the block raises.
 
-    ``on_epoch`` takes the records of :func:`tabnn.train.fit_stack` as they come, so it
+    ``on_epoch`` takes the records of :func:`tabnn.engine.train.fit_stack` as they come, so it
     can be its callback: ``fit_stack(..., on_epoch=tracker.on_epoch)``, or
     ``functools.partial(tracker.on_epoch, prefix="wide/")`` for one of several fits.
     """

@@ -8,16 +8,16 @@ member are restored at the end. Nothing here prints: progress goes to a callback
 What a step costs is kept to the arithmetic where possible:
 
 - the inputs that do not train (numeric fill and scaling, indicators, one-hot) are encoded
-  once per fit (``EncodedInputs``), and an epoch's batches, targets and loss weights are
-  laid out once per epoch (``Epoch``);
+  once per fit (``inputs.EncodedInputs``), and an epoch's batches, targets and loss weights
+  are laid out once per epoch (``inputs.Epoch``);
 - the parameters live in one flat buffer for the fit (``FlatParameters``, in
-  ``optim.py`` with the per-member Adam and clipping): Adam is one fused kernel over it,
+  ``engine.optim`` with the per-member Adam and clipping): Adam is one fused kernel over it,
   gradients are written into it in place;
 - plain networks (linear layers, ReLU, dropout) are differentiated by hand
-  (``ManualSteps``): one batched matmul per product, no autograd graph, the loss computed
-  once per epoch; everything else goes through autograd (``AutogradSteps``);
+  (``steps.ManualSteps``): one batched matmul per product, no autograd graph, the loss computed
+  once per epoch; everything else goes through autograd (``steps.AutogradSteps``);
 - on the CPU, small steps run on one thread and large products go to oneDNN where it
-  computes float32 (``cpu.py``).
+  computes float32 (``engine.cpu``).
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def sample_file(path: Path, n: int, seed: int, folder: Path) -> Path:
     return sampled
 
 
-# --- 1. tabnn, the train job -------------------------------------------------------------
+# --- 1. tabnn, the train workflow ----------------------------------------------------------
 
 
 def run_tabnn(path: Path, seed: int, out: Path) -> tuple[TrainResult, TabNNClassifier, float]:
@@ -86,7 +86,7 @@ def tabnn_rows(result: TrainResult, estimator: TabNNClassifier, total: float) ->
     epochs = len(estimator.history_.epochs)
     n_file = sum(result.rows.values()) + result.dropped_targets
     return [
-        Row("tabnn train job (read..save)", total, n_file, scores["model"]["accuracy"]),
+        Row("tabnn train workflow (read..save)", total, n_file, scores["model"]["accuracy"]),
         Row("  of which fit", result.seconds, result.rows["train"] * epochs, epochs=epochs),
         Row("  baseline most_frequent", float("nan"), 0, scores["most_frequent"]["accuracy"]),
         Row(

@@ -42,7 +42,7 @@ def test_w2_titanic_from_raw_file():
     assert mean >= 0.80  # tutorial: 0.78 on a 10 % split after hand cleaning
 
 
-def test_w2_titanic_train_job_reports_f1_and_drops_useless_columns():
+def test_w2_titanic_train_workflow_reports_f1_and_drops_useless_columns():
     result = train_workflow(
         DATA / "titanic" / "train.csv", ReadOptions(target="Survived"), TabNNClassifier(), out=None
     )

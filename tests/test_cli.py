@@ -1,4 +1,4 @@
-"""Tests for tabnn.cli (and the jobs behind it): exit codes, messages, outputs.
+"""Tests for tabnn.cli (and the workflows behind it): exit codes, messages, outputs.
 
 Every failing command is checked for its exit code (2 usage, 1 data or model), a message
 that names what was expected and what arrived, no traceback, and nothing written. Models

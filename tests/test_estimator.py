@@ -1,5 +1,6 @@
 """TabNNClassifier: scikit-learn's own estimator checks, then tabnn's contract on top."""
 
+import pickle
 import re
 from concurrent.futures import ThreadPoolExecutor
 
@@ -385,3 +386,29 @@ def test_fit_members_needs_every_label():
     labels[3] = np.nan
     with pytest.raises(DataError, match="needs a label for every row"):
         TabNNClassifier(**FAST).fit_members(X, labels, [(np.arange(100), np.arange(100, 150))])
+
+
+def test_as_frames_and_infer_schema_leave_a_fitted_model_alone():
+    X, y = blobs()
+    frame = pd.DataFrame(X, columns=[f"c{j}" for j in range(5)])
+    clf = TabNNClassifier(**FAST).fit(frame, y)
+    before = clf.predict_proba(frame)
+    clf.as_frames(X[:, :3], y)
+    clf.infer_schema(X, y)
+    assert list(clf.feature_names_in_) == list(frame.columns) and clf.n_features_in_ == 5
+    np.testing.assert_array_equal(clf.predict_proba(frame), before)
+
+
+def test_validation_rows_reads_the_task_from_unfitted_labels():
+    codes = np.arange(60) % 3
+    train, val = TabNNClassifier().validation_rows(codes)
+    assert sorted(np.bincount(codes[val])) == [3, 3, 3]  # stratified over three classes
+    assert len(np.intersect1d(train, val)) == 0
+
+
+def test_pickles_leave_out_the_float64_copy_and_rebuild_it():
+    X, y = blobs()
+    clf = TabNNClassifier(**FAST).fit(X, y)
+    restored = pickle.loads(pickle.dumps(clf))
+    assert "inference_model_" not in clf.__getstate__()
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))

@@ -254,10 +254,10 @@ def test_model_saved_before_tuning_existed_applies_its_parameter(tmp_path):
     assert restored.threshold_ == 0.3 and restored.threshold_tuning_ is None
 
 
-# --------------------------------------------------------------------------- jobs and CLI
+# --------------------------------------------------------------------------- workflows and CLI
 
 
-def test_train_job_never_looks_at_test_rows(tmp_path):
+def test_train_workflow_never_looks_at_test_rows(tmp_path):
     """Scrambling the test rows' features changes the test scores, not the threshold."""
     frame = pd.read_csv(SONAR, header=None)
     options = ReadOptions(header=False, target="60")

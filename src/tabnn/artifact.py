@@ -18,7 +18,6 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import safetensors
 import safetensors.torch
@@ -492,6 +491,8 @@ def load(path: PathLike):
             "train_config": TrainConfig(**meta["train_config"]),
             "model": model,
             "history": History(**meta["history"]),
+            "n_features_in": meta["n_features_in"],
+            "feature_names_in": meta.get("feature_names_in"),
         }
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ModelError(
@@ -501,8 +502,5 @@ def load(path: PathLike):
     estimator = TabNNClassifier.from_fitted(
         params, **parts, threshold=threshold, threshold_tuning=tuning
     )
-    estimator.n_features_in_ = meta["n_features_in"]
-    if meta.get("feature_names_in") is not None:
-        estimator.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
     estimator.metadata_ = meta
     return estimator

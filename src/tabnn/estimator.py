@@ -13,7 +13,7 @@ import copy
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from . import params
@@ -42,9 +42,11 @@ def _probabilities_of(network, task: str, x_num: np.ndarray, x_cat: np.ndarray) 
     return probabilities(logits, task).numpy()
 
 
-def _validation_union(member_rows) -> np.ndarray:
-    """Every row some member validates on, sorted."""
-    return np.unique(np.concatenate([val for _, val in member_rows]))
+def _task_of_codes(y: np.ndarray) -> str:
+    """The task encoded labels come from: 0/1 columns, two classes or more."""
+    if y.ndim == 2:
+        return "multilabel"
+    return "multiclass" if len(np.unique(y)) > 2 else "binary"
 
 
 class TabNNClassifier(ClassifierMixin, BaseEstimator):
@@ -115,7 +117,12 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         Feature kinds, dropped columns (with reasons), task and classes.
     preprocessor_ : Preprocessor
     model_ : TabularMLP
-        The trained stack of ``n_members`` networks, on the CPU.
+        The trained stack of ``n_members`` networks, on the CPU (float32, as saved).
+    inference_model_ : TabularMLP
+        Its float64 copy, made once per fit or load, that predictions run (a row's
+        probabilities must not depend on the rows beside it). It is not stored in pickles
+        (rebuilt on unpickling); after changing ``model_``'s weights by hand, refit or
+        save and load to predict with them.
     history_ : History
         Per-epoch losses and each member's best epoch.
     n_features_in_ : int
@@ -228,7 +235,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        frame, target = self.as_frames(X, y)
+        frame, target = self._read_for_fit(X, y)
         frame, target, self.n_dropped_targets_ = drop_missing_targets(frame, target)
         if len(frame) < 2:
             raise DataError(f"Training needs at least 2 rows; got {len(frame)} sample(s).")
@@ -257,11 +264,15 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     def as_frames(self, X, y) -> tuple[pd.DataFrame, pd.Series | pd.DataFrame]:
         """X and y as ``fit`` reads them, missing labels kept.
 
-        Checks the parameters, records ``n_features_in_`` (and ``feature_names_in_`` for a
-        DataFrame with string column names) as ``fit`` does, and returns X as a DataFrame
-        whose column names are strings, y as a Series of labels or a DataFrame of 0/1
-        label columns.
+        Checks the parameters and returns X as a DataFrame whose column names are
+        strings, y as a Series of labels or a DataFrame of 0/1 label columns. Changes
+        nothing on this estimator, fitted or not.
         """
+        return clone(self)._read_for_fit(X, y)
+
+    def _read_for_fit(self, X, y) -> tuple[pd.DataFrame, pd.Series | pd.DataFrame]:
+        """``as_frames``, recording ``n_features_in_`` (and ``feature_names_in_``) as a
+        fit does."""
         validate_params(self)
         if y is None:
             raise UsageError(
@@ -283,7 +294,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         train when the fraction is 0 or there are fewer than 10 rows). ``task`` defaults
         to the fitted task, else is read from ``y``'s shape."""
         y = np.asarray(y)
-        task = task or getattr(self, "task_", None) or ("multilabel" if y.ndim == 2 else "binary")
+        task = task or getattr(self, "task_", None) or _task_of_codes(y)
         if self.validation_fraction == 0 or len(y) < 10:  # too few rows to hold any out
             return np.arange(len(y)), np.arange(0)
         from .evaluation.splits import split_indices  # fit time only: predict needs no splits
@@ -320,7 +331,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        frame, target = self.as_frames(X, y)
+        frame, target = self._read_for_fit(X, y)
         schema = schema if schema is not None else self._schema_of(X, frame, target)
         if drop_missing_targets(frame, target)[2]:
             raise DataError("fit_members needs a label for every row; some labels are missing.")
@@ -368,7 +379,10 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         self, schema, x_all, y_all, member_rows, on_epoch=None, vocabulary_rows=None
     ) -> None:
         """Train the stack ``fit_members`` describes, on checked rows and encoded labels."""
-        self._check_threshold_tuning(schema, y_all, member_rows)
+        if self.threshold == "auto":  # refused before any training when it cannot work
+            from .evaluation.threshold import check_threshold_tuning  # fit time only
+
+            check_threshold_tuning(schema, y_all, member_rows)
         union = np.unique(np.concatenate([train for train, _ in member_rows]))
         vocabulary_rows = union if vocabulary_rows is None else vocabulary_rows
         shared = self._preprocessor(schema, x_all.iloc[vocabulary_rows])
@@ -410,53 +424,15 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         self._set_fitted(schema, shared, config, train_config, model, network)
         self.threshold_, self.threshold_tuning_ = threshold, tuning
 
-    def _check_threshold_tuning(self, schema: Schema, y_all: np.ndarray, member_rows) -> None:
-        """Refuse threshold='auto' before any training when it cannot work here."""
-        if self.threshold != "auto":
-            return
-        if schema.task != "binary":
-            raise UsageError(
-                f"threshold='auto' tunes the decision threshold of a binary target; this "
-                f"target is {schema.task}. Leave the threshold out or pass a number."
-            )
-        validation = _validation_union(member_rows)
-        if len(validation) == 0:
-            raise UsageError(
-                "threshold='auto' chooses the threshold on the validation rows, but this fit "
-                "has none (validation_fraction=0, or fewer than 10 rows). Give some "
-                "validation rows or pass a number."
-            )
-        present = np.unique(y_all[validation])
-        if len(present) < 2:
-            raise DataError(
-                f"threshold='auto' needs both classes among the {len(validation)} validation "
-                f"rows, which hold only {schema.classes[int(present[0])]!r}. Use more rows "
-                f"for validation or pass a number."
-            )
-
     def _choose_threshold(self, network, x_num, x_cat, y_all, member_rows) -> tuple:
-        """The decision threshold and how it was tuned (None when fixed).
-
-        For threshold='auto', each validation row is scored by the members that held it
-        out (its mean over them), so no row is scored by a member that trained on it: the
-        ensemble's averaged probability when members share their validation rows, each
-        fold's own member when they do not.
-        """
+        """The decision threshold and how it was tuned (None when fixed)."""
         if self.threshold != "auto":
             return float(self.threshold), None
-        rows = _validation_union(member_rows)
-        proba = _probabilities_of(network, "binary", x_num[rows], x_cat[rows])[..., 0]
-        held_out = np.stack([np.isin(rows, val) for _, val in member_rows])
-        pooled = (proba * held_out).sum(0) / held_out.sum(0)  # (members, rows) -> (rows,)
-        try:
-            from .evaluation.threshold import tune_threshold
+        from .evaluation.threshold import tune_on_validation_rows, validation_union
 
-            tuning = tune_threshold(y_all[rows], pooled, self.threshold_metric)
-        except DataError as error:
-            raise DataError(f"Tuning the threshold on the validation rows: {error}") from None
-        threshold = tuning.pop("threshold")
-        per_row = float(held_out.sum(0).mean())
-        return threshold, {**tuning, "members": len(member_rows), "members_per_row": per_row}
+        rows = validation_union(member_rows)
+        proba = _probabilities_of(network, "binary", x_num[rows], x_cat[rows])[..., 0]
+        return tune_on_validation_rows(y_all, rows, proba, member_rows, self.threshold_metric)
 
     def _preprocessor(self, schema: Schema, frame: pd.DataFrame) -> Preprocessor:
         return Preprocessor.fit(
@@ -493,16 +469,33 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         history: History,
         threshold: float,
         threshold_tuning: dict | None = None,
+        n_features_in: int,
+        feature_names_in=None,
     ) -> TabNNClassifier:
         """A fitted estimator from its parts, as ``tabnn.load`` rebuilds one from a model
-        directory: ``params`` are the constructor's, the rest the fitted state."""
+        directory: ``params`` are the constructor's, the rest the fitted state. It takes
+        ``model`` over (moved to the CPU, in eval mode)."""
         estimator = cls(**params)
         model = model.cpu().eval()
         network = _float64_network(model)
         estimator._set_fitted(schema, preprocessor, model_config, train_config, model, network)
         estimator.history_ = history
         estimator.threshold_, estimator.threshold_tuning_ = float(threshold), threshold_tuning
+        estimator.n_features_in_ = int(n_features_in)
+        if feature_names_in is not None:
+            estimator.feature_names_in_ = np.asarray(feature_names_in, dtype=object)
         return estimator
+
+    def __getstate__(self) -> dict:
+        # the float64 copy doubles a pickle for nothing: it is rebuilt from model_
+        state = dict(super().__getstate__())  # a copy: sklearn may hand out __dict__ itself
+        state.pop("inference_model_", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if "model_" in state:
+            self.inference_model_ = _float64_network(self.model_)
 
     # ------------------------------------------------------------ predict
     def predict_proba(self, X) -> np.ndarray:

@@ -76,7 +76,7 @@ def to_jsonable(obj: Any, where: str = "value", *, any_key: bool = False) -> Any
         return str(obj)
     if _is_missing(obj):
         return None
-    raise TypeError(f"Cannot store {where} of type {type(obj).__name__} in tabnn.json.")
+    raise TypeError(f"Cannot store {where} of type {type(obj).__name__} as JSON.")
 
 
 def _is_missing(obj: Any) -> bool:
@@ -95,7 +95,7 @@ def _json_key(key: Any, where: str) -> str:
         return str(key)
     if type(key).__name__.startswith(("int", "uint")) and hasattr(key, "item"):  # np.int64
         return str(int(key))
-    raise TypeError(f"Cannot store key {key!r} of {where} in tabnn.json: keys must be strings.")
+    raise TypeError(f"Cannot store key {key!r} of {where} as JSON: keys must be strings.")
 
 
 def dump_json(obj: Any, *, indent: int = 2, sort_keys: bool = True) -> bytes:

@@ -119,10 +119,10 @@ def _predict_chunk(estimator, chunk: pd.DataFrame, first_row: int, threshold: fl
 
 def _check_prediction_out(out: Path) -> None:
     """Refuse an output the predictions cannot go to, before any work."""
-    if out.suffix.lower() not in PREDICTION_SUFFIXES:
-        raise UsageError(f"--out must end in .csv or .parquet; got '{out.name}'.")
     if out.is_dir():
         raise UsageError(f"--out '{out}' is a directory; give a file name such as preds.csv.")
+    if out.suffix.lower() not in PREDICTION_SUFFIXES:
+        raise UsageError(f"--out must end in .csv or .parquet; got '{out.name}'.")
 
 
 def _write_predictions(estimator, chunks, out: Path, threshold: float, on_chunk) -> int:

@@ -56,7 +56,7 @@ EVALUATIONS = "evaluations"  # a model directory's folder of evaluation reports
 
 @dataclass
 class Outputs:
-    """What a job writes besides the model: the HTML report (its data is always stored in
+    """What a workflow writes besides the model: the HTML report (its data is always stored in
     the model directory) and the runs logged to TensorBoard and MLflow."""
 
     report: bool = True
@@ -78,7 +78,7 @@ def save_with_report(estimator, out, extra_meta: dict, data: ReportData, outputs
 
 @dataclass
 class TrainResult:
-    """What a training job did, as plain data (JSON-able through tabnn.io.to_jsonable)."""
+    """What a training workflow did, as plain data (JSON-able through tabnn.io.to_jsonable)."""
 
     model_dir: Path | None
     task: str

@@ -80,7 +80,7 @@ def show_report(path) -> None:
 
 
 def show_training(result, *, metrics: list[str] | None = None) -> None:
-    """Readable summary of a training job (``metrics`` narrows the score table)."""
+    """Readable summary of a training workflow (``metrics`` narrows the score table)."""
     show_source(result.source)
     rows = result.rows
     out_console.print(
@@ -300,10 +300,8 @@ def show_info(model_dir, meta: dict) -> None:
     training = meta.get("training")
     if training:
         rows = training.get("rows", {})
-        out_console.print(
-            f"trained on {training.get('source')}: {rows.get('train')} train, "
-            f"{rows.get('validation')} validation, {rows.get('test')} test rows"
-        )
+        counts = [f"{rows[s]} {s}" for s in ("train", "validation", "test") if s in rows]
+        out_console.print(f"trained on {training.get('source')}: {', '.join(counts)} rows")
     if "evaluation" in meta:
         show_scores(meta["evaluation"], title="Test rows at training time")
 

@@ -161,3 +161,55 @@ def describe_threshold(tuning: dict) -> str:
         f"the highest {other} ({tuning[other]:.3f}) with {quantity} >= {floor:g} "
         f"({tuning[quantity]:.3f})"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# threshold="auto" inside a fit: the rows members validate on
+
+
+def validation_union(member_rows) -> np.ndarray:
+    """Every row some member validates on, sorted."""
+    return np.unique(np.concatenate([val for _, val in member_rows]))
+
+
+def check_threshold_tuning(schema, y_all: np.ndarray, member_rows) -> None:
+    """Refuse threshold='auto' before any training when it cannot work for this fit."""
+    if schema.task != "binary":
+        raise UsageError(
+            f"threshold='auto' tunes the decision threshold of a binary target; this "
+            f"target is {schema.task}. Leave the threshold out or pass a number."
+        )
+    validation = validation_union(member_rows)
+    if len(validation) == 0:
+        raise UsageError(
+            "threshold='auto' chooses the threshold on the validation rows, but this fit "
+            "has none (validation_fraction=0, or fewer than 10 rows). Give some "
+            "validation rows or pass a number."
+        )
+    present = np.unique(y_all[validation])
+    if len(present) < 2:
+        raise DataError(
+            f"threshold='auto' needs both classes among the {len(validation)} validation "
+            f"rows, which hold only {schema.classes[int(present[0])]!r}. Use more rows "
+            f"for validation or pass a number."
+        )
+
+
+def tune_on_validation_rows(y_all, rows, proba, member_rows, metric: str) -> tuple:
+    """The threshold tuned on the validation ``rows`` and how (``tune_threshold``'s
+    summary with ``members`` and ``members_per_row``).
+
+    ``proba`` is (members, rows) P(positive). Each row is scored by the members that held
+    it out (its mean over them), so no row is scored by a member that trained on it: the
+    ensemble's averaged probability when members share their validation rows, each fold's
+    own member when they do not.
+    """
+    held_out = np.stack([np.isin(rows, val) for _, val in member_rows])
+    pooled = (proba * held_out).sum(0) / held_out.sum(0)  # (members, rows) -> (rows,)
+    try:
+        tuning = tune_threshold(y_all[rows], pooled, metric)
+    except DataError as error:
+        raise DataError(f"Tuning the threshold on the validation rows: {error}") from None
+    threshold = tuning.pop("threshold")
+    per_row = float(held_out.sum(0).mean())
+    return threshold, {**tuning, "members": len(member_rows), "members_per_row": per_row}

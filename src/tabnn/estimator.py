@@ -358,7 +358,15 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         """(members, rows, outputs) float64 probabilities of every member, for X or for
         inputs from ``encode``; binary tasks have one output, P(positive)."""
         inputs = self.encode(X)
-        return _probabilities_of(self.inference_model_, self.task_, *inputs)
+        proba = _probabilities_of(self.inference_model_, self.task_, *inputs)
+        unscored = np.flatnonzero(~np.isfinite(proba).all(axis=(0, 2)))
+        if len(unscored):  # never a label without finite probabilities behind it
+            raise DataError(
+                f"The network gives no finite probabilities for {len(unscored)} row(s) "
+                f"(0-based: {', '.join(map(str, unscored[:5]))}); its weights or these "
+                f"inputs are not finite."
+            )
+        return proba
 
     def _schema_of(self, X, frame: pd.DataFrame, target) -> Schema:
         categorical, numeric, drop = map(column_names, (self.categorical, self.numeric, self.drop))
@@ -416,6 +424,11 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             class_weight=None if weights is None else weights.to(device),
             on_epoch=on_epoch,
         )
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            raise DataError(
+                "Training diverged: the network's weights are no longer finite numbers. "
+                "Lower the learning rate (lr) or check the data for extreme values."
+            )
         model = model.cpu().eval()
         network = _float64_network(model)
         # chosen before anything is marked fitted, so a threshold that cannot be found

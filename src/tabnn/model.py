@@ -29,6 +29,7 @@ ACTIVATIONS = {
     "identity": lambda x: x,  # a linear model: the W4 demonstration that circles need more
 }
 NORMS = ("none", "batch", "layer")
+SCALED_LIMIT = 1e6  # standard deviations (or IQRs) from the center a scaled input may reach
 ONE_HOT_MAX = 16  # categorical columns with at most this many codes are one-hot encoded
 
 
@@ -272,6 +273,9 @@ class InputEncoder(nn.Module):
             scaled = self._quantile_normal(filled, self.quantiles[stats])
         else:
             scaled = (filled - self.centers[stats]) / self.scales[stats]
+            # a value far outside the training range (scale floors at 1e-12) must not
+            # overflow float32 in the layers after; no real value comes near the bound
+            scaled = scaled.clamp(-SCALED_LIMIT, SCALED_LIMIT)
         if not len(self.indicator_columns):
             return scaled
         indicators = missing[..., self.indicator_columns].to(scaled.dtype)

@@ -21,6 +21,9 @@ SCALINGS = ("standard", "robust", "quantile")
 MISSING_INDICATORS = ("auto", "always", "never")
 N_QUANTILES = 64
 MAX_CATEGORIES = 1000
+# Numbers beyond +-VALUE_LIMIT are taken as +-VALUE_LIMIT: float32 (the network's inputs)
+# holds them, and statistics of them (means, squares for the standard deviation) stay finite.
+VALUE_LIMIT = 1e30
 
 
 class EncodedInputs(NamedTuple):
@@ -80,7 +83,7 @@ class Preprocessor:
             )
         prep = cls(list(numeric), list(categorical), scaling)
         values = np.array(frame[list(numeric)], dtype=np.float64).reshape(len(frame), -1)
-        prep._fit_numeric(values, missing_indicator)
+        prep._fit_numeric(np.clip(values, -VALUE_LIMIT, VALUE_LIMIT), missing_indicator)
         for name in categorical:
             prep.vocabularies.append(_vocabulary(frame[name]))
         return prep
@@ -114,7 +117,8 @@ class Preprocessor:
         """Arrays for the model: numeric float32 ``(n, n_numeric)`` with NaN kept for the
         encoder to fill, and category indices int64 ``(n, n_categorical)``, 0 = unknown."""
         # np.array copies: pandas 3 hands out read-only views, which torch warns about
-        numeric = np.array(frame[self.numeric], dtype=np.float32).reshape(len(frame), -1)
+        values = np.array(frame[self.numeric], dtype=np.float64).reshape(len(frame), -1)
+        numeric = np.clip(values, -VALUE_LIMIT, VALUE_LIMIT).astype(np.float32)
         codes = np.zeros((len(frame), len(self.categorical)), dtype=np.int64)
         for j, (name, vocab) in enumerate(zip(self.categorical, self.vocabularies, strict=True)):
             # pd.Index.get_indexer gives -1 for unseen values and missing ones: both become 0

@@ -114,7 +114,8 @@ class Schema:
         Raises
         ------
         SchemaError
-            A feature column is missing, or a numeric column holds text that is no number.
+            A feature column is missing, or a numeric column holds text that is no number
+            or an infinity (``inf`` as text or value).
 
         Examples
         --------
@@ -136,6 +137,7 @@ class Schema:
         block = pd.DataFrame(columns, columns=plain, index=frame.index).astype("float64")
         out = {name: block[name] for name in plain}
         out.update({n: as_float(columns[n], n) for n in self.numeric if n not in out})
+        _refuse_infinities(out, frame.index)
         out.update({name: canonical_text(columns[name]) for name in self.categorical})
         return pd.DataFrame(out, columns=self.features, index=frame.index)
 
@@ -217,6 +219,24 @@ class Schema:
 
 
 # --------------------------------------------------------------------------- missing targets
+
+
+def _refuse_infinities(numeric: dict[str, pd.Series], index: pd.Index) -> None:
+    """Raise SchemaError naming the first numeric column that holds +-inf and its rows:
+    an infinity is no measurement (as scikit-learn, tabnn refuses it; NaN means missing)."""
+    if not numeric:
+        return
+    infinite = np.isinf(np.column_stack([values.to_numpy() for values in numeric.values()]))
+    if not infinite.any():
+        return
+    j = int(np.flatnonzero(infinite.any(0))[0])
+    rows = index[infinite[:, j]]
+    shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+    raise SchemaError(
+        f"Column {list(numeric)[j]!r} holds infinite values in data rows {shown} (0-based); "
+        f"expected finite numbers. Fix the values, or leave the cells empty (or ?/NA) for "
+        f"missing values."
+    )
 
 
 def drop_missing_targets(

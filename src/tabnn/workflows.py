@@ -176,7 +176,7 @@ def train_workflow(
         check_model_out(out)
     table = load_training_table(path, options)
     X, y = table.X, table.y
-    _check_whole_table(estimator, X, y)
+    _check_whole_table(estimator, table)
     y_split, task = encoded_for_split(y)
     seed = int(estimator.random_state or 0)
     train, val, test = split_indices(
@@ -255,11 +255,13 @@ def _provenance(path, options: ReadOptions, table, rows: dict, seed: int, more: 
     return {"training": training, "data_fingerprint": artifact.data_fingerprint(table.frame)}
 
 
-def _check_whole_table(estimator: TabNNClassifier, X: pd.DataFrame, y) -> None:
-    """Run the schema's checks (target classes, usable features, column overrides) on the
-    whole table, so a hopeless table fails before any split or training, with the file's
-    own row counts in the message. The fitted schema still comes from training rows only."""
-    infer_schema(
+def _check_whole_table(estimator: TabNNClassifier, table: TrainingTable) -> None:
+    """Run the schema's checks (target classes, usable features, column overrides, cells
+    that are no finite number) on the whole table, so a hopeless table fails before any
+    split or training, with the file's own row numbers and counts in the message. The
+    fitted schema still comes from training rows only."""
+    X, y = table.X, table.y
+    schema = infer_schema(
         X,
         y,
         drop=estimator.drop or (),
@@ -267,6 +269,7 @@ def _check_whole_table(estimator: TabNNClassifier, X: pd.DataFrame, y) -> None:
         numeric=estimator.numeric or (),
         task=estimator.task,
     )
+    schema.check(X.set_axis(table.file_rows))
 
 
 def evaluate_workflow(

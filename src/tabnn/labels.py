@@ -35,7 +35,7 @@ def infer_target(y, task: str | None) -> tuple[list[str], str, list]:
     if task == "binary" and len(classes) > 2:
         raise UsageError(
             f"task='binary' needs 2 classes, but target {name!r} has {len(classes)}: "
-            f"{_class_listing(classes)}. Use task='multiclass' or leave task out."
+            f"{class_listing(classes)}. Use task='multiclass' or leave task out."
         )
     return [name], task or ("binary" if len(classes) == 2 else "multiclass"), classes
 
@@ -101,10 +101,10 @@ def check_binary_column(column: pd.Series, name: str, *, allow_missing: bool) ->
         )
 
 
-def _class_listing(classes: list) -> str:
-    """A short listing of classes for messages."""
-    shown = ", ".join(repr(c) for c in classes[:10])
-    return shown + (" ..." if len(classes) > 10 else "")
+def class_listing(classes: list, limit: int = 10) -> str:
+    """A short listing of classes for messages: the first ``limit``, then how many more."""
+    shown = ", ".join(repr(plain_value(c)) for c in classes[:limit])
+    return shown + (f", ... ({len(classes) - limit} more)" if len(classes) > limit else "")
 
 
 # --------------------------------------------------------------------------- values

@@ -19,6 +19,7 @@ from .labels import (
     as_float,
     canonical_text,
     check_binary_column,
+    class_listing,
     infer_target,
     is_number_dtype,
     label_key,
@@ -194,7 +195,7 @@ class Schema:
         if unknown:
             raise DataError(
                 f"Target {self._target_name} has label {plain_value(unknown[0])!r}, which was not "
-                f"seen at fit time (classes: {', '.join(map(repr, self.classes))})."
+                f"seen at fit time (classes: {class_listing(self.classes)})."
             )
         return lookup[codes]
 

@@ -196,7 +196,9 @@ def cross_validate_designs(
     params = dict(params or {})
     hidden = {name: parse_design(name) for name in designs}
     probe, schema, metric, y = _prepared(frame, target, metric, seed, params)
-    splits = stratified_folds(y, schema.task, n_splits=folds, repeats=repeats, seed=seed)
+    splits = stratified_folds(
+        y, schema.task, n_splits=folds, repeats=repeats, seed=seed, class_names=schema.classes
+    )
     members = fold_members(y, schema.task, splits, probe.validation_fraction, seed)
     result = Comparison(
         schema.task,
@@ -247,7 +249,7 @@ def nested_cross_validation(
     """
     params = dict(params or {})
     _, schema, metric, y = _prepared(frame, target, metric, seed, params)
-    outer = stratified_folds(y, schema.task, n_splits=folds, seed=seed)
+    outer = stratified_folds(y, schema.task, n_splits=folds, seed=seed, class_names=schema.classes)
     records = []
     for j, (fit_rows, held_out) in enumerate(outer):
         X_fit, y_fit = frame.iloc[fit_rows], target.iloc[fit_rows]

@@ -190,7 +190,8 @@ def split_indices(
     Tiny or lopsided data never crashes; instead:
 
     - a class with a single row cannot be stratified, so it is pooled with the most frequent
-      class for stratification (it still lands in exactly one split);
+      class for stratification; every row of a class that no training row would hold
+      (such a class, or one of two rows) goes to the training rows, whatever the seed;
     - if a split has fewer rows than there are classes to stratify (or iterative stratification
       leaves a side empty), that split is drawn by a plain seeded shuffle instead.
 
@@ -240,6 +241,22 @@ def split_indices(
     rows = np.arange(n_rows)
     rest, test = _split_off(arr, task, rows, n_test, seed, min_keep=n_val + 1)
     train, val = _split_off(arr, task, rest, n_val, seed, min_keep=1)
+    if task != "multilabel":
+        train, val, test = _train_on_every_class(arr, train, val, test)
+    return train, val, test
+
+
+def _train_on_every_class(y: np.ndarray, train, val, test) -> tuple:
+    """Move the rows of a class that no training row holds (a class of one or two rows the
+    draw put elsewhere) into the training rows: a model cannot learn, or be scored on, a
+    class it never saw, and whether it saw it must not depend on the seed. A move that
+    would empty the validation or test rows is not made (tiny tables)."""
+    for label in np.setdiff1d(np.unique(y), y[train]):
+        stay = [rows[y[rows] != label] for rows in (val, test)]
+        if any(len(kept) == 0 < len(rows) for kept, rows in zip(stay, (val, test))):
+            continue
+        moved = [rows[y[rows] == label] for rows in (val, test)]
+        train, (val, test) = np.sort(np.concatenate([train, *moved])), stay
     return train, val, test
 
 
@@ -247,22 +264,36 @@ def split_indices(
 # Cross-validation folds
 
 
-def _check_fold_counts(arr: np.ndarray, task: str, n_splits: int) -> None:
-    """Raise UsageError when there are too few rows (of some class) for n_splits folds."""
+def _check_fold_counts(arr: np.ndarray, task: str, n_splits: int, names=None) -> None:
+    """Raise UsageError when there are too few rows (of some class) for n_splits folds,
+    naming the classes that are short (by ``names[code]`` when given) and their counts."""
     if task == "multilabel":
         if len(arr) < n_splits:
             raise UsageError(f"{n_splits} folds need at least {n_splits} rows; got {len(arr)}")
         return
     # Binary counts always show both classes, so a missing class reads as 0 rows.
     counts = class_counts(arr, task)
-    if not counts or min(counts.values()) < n_splits:
+    short = {code: n for code, n in counts.items() if n < n_splits}
+    if not counts or short:
+        listed = [
+            f"{names[code] if names is not None else code!r} ({n} row{'s' if n != 1 else ''})"
+            for code, n in list(short.items())[:10]
+        ]
+        more = f" and {len(short) - 10} more" if len(short) > 10 else ""
         raise UsageError(
-            f"{n_splits} folds need at least {n_splits} rows of every class; class counts: {counts}"
+            f"{n_splits} folds need at least {n_splits} rows of every class; too few: "
+            f"{', '.join(listed)}{more}. Use fewer folds, or drop or merge those classes."
         )
 
 
 def stratified_folds(
-    y: ArrayLike, task: str, *, n_splits: int = 5, repeats: int = 1, seed: int = 0
+    y: ArrayLike,
+    task: str,
+    *,
+    n_splits: int = 5,
+    repeats: int = 1,
+    seed: int = 0,
+    class_names=None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Make (train, validation) row indices for repeated stratified k-fold cross-validation.
 
@@ -306,7 +337,7 @@ def stratified_folds(
     n_splits = _check_int("n_splits", "stratified_folds", n_splits, 2)
     repeats = _check_int("repeats", "stratified_folds", repeats, 1)
     arr = as_target(y, task)
-    _check_fold_counts(arr, task, n_splits)
+    _check_fold_counts(arr, task, n_splits, class_names)
     if task == "multilabel":
         arr = _pad_labels(arr)
     folds = []

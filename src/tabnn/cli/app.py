@@ -46,6 +46,8 @@ from .options import (
     OutOpt,
     PatienceOpt,
     PosWeightOpt,
+    PredictQuiet,
+    ProgressOnly,
     Quiet,
     ReportOpt,
     ScalingOpt,
@@ -177,7 +179,7 @@ def train(
             )
     if as_json:
         render.print_json({k: v for k, v in vars(result).items() if k != "test_rows"})
-    else:
+    elif not quiet:
         render.show_training(result)
 
 
@@ -278,7 +280,7 @@ def compare(
     if as_json:
         extra = {"model_dir": result.model_dir, "source": result.source, "threshold": threshold}
         render.print_json({**result.to_dict(), **extra})
-    else:
+    elif not quiet:
         render.show_comparison(result, threshold)
 
 
@@ -334,7 +336,7 @@ def predict(
     chunk_size: Annotated[
         int, typer.Option(help="Rows read at a time.", callback=at_least(1))
     ] = 50_000,
-    quiet: Quiet = False,
+    quiet: PredictQuiet = False,
 ):
     """Predict labels and class probabilities for every row of DATA.
 
@@ -420,7 +422,7 @@ DEMO_ROWS = 5
 @app.command()
 def demo(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Model directory.")] = None,
-    quiet: Quiet = False,
+    quiet: ProgressOnly = False,
 ):
     """Train and evaluate on the bundled Sonar data (mines vs rocks), then let the saved
     model predict 5 held-out test rows beside their true labels."""

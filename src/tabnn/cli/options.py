@@ -149,7 +149,22 @@ Header = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or notes.")]
+Quiet = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="Print nothing but errors: no progress bar, notes or tables (--json still prints "
+        "the results).",
+    ),
+]
+ProgressOnly = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+PredictQuiet = Annotated[
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="No progress bar or notes (without --out the CSV still prints)."
+    ),
+]
 ReportOpt = Annotated[
     bool,
     typer.Option(

@@ -1,4 +1,5 @@
-"""A class with a row or two: the same outcome whatever the seed, and short messages."""
+"""Command-line outcomes users reported: a class of one row trains whatever the seed, short
+messages name the classes, and --quiet prints nothing but errors."""
 
 from pathlib import Path
 
@@ -29,3 +30,12 @@ def test_compare_names_the_short_classes(tmp_path: Path):
     data = rare_table(tmp_path / "rare.csv")
     result = invoke("compare", data, "-t", "t", "--models", "wide", "--epochs", "2", "-q")
     assert_fails(result, 2, "too few: 'rare' (1 row)")
+
+
+def test_quiet_prints_nothing_but_json_still_does(tmp_path: Path):
+    data = rare_table(tmp_path / "rare.csv")
+    args = ("-t", "t", "--no-report", "--epochs", "2")
+    quiet = invoke("train", data, "-o", tmp_path / "m", "-q", *args)
+    assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
+    both = invoke("train", data, "-o", tmp_path / "m", "-q", "--json", *args)
+    assert both.exit_code == 0 and '"task": "multiclass"' in both.stdout

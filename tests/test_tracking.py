@@ -313,3 +313,15 @@ def test_member_names_must_match_the_records(tmp_path):
         pytest.raises(ValueError, match="opened for 2 members"),
     ):
         tracker.on_epoch(records(members=3)[0])
+
+
+@pytest.mark.parametrize("error", [RuntimeError("training failed"), KeyboardInterrupt()])
+def test_a_failed_tensorboard_run_leaves_no_event_files(tmp_path, error):
+    (tmp_path / "runs" / "earlier").mkdir(parents=True)
+    with pytest.raises(type(error)), open_tracker(tmp_path / "runs", run_name="train") as tracker:
+        tracker.on_epoch(records(epochs=1, members=2)[0])
+        raise error
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["earlier"]
+    with pytest.raises(RuntimeError), open_tracker(tmp_path / "new" / "runs", run_name="t"):
+        raise RuntimeError("failed")
+    assert not (tmp_path / "new").exists()  # the directories it made are gone too

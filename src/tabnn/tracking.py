@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -218,6 +219,9 @@ class TensorBoardTracker(Tracker):
         if root.exists() and not root.is_dir():
             raise UsageError(f"--tensorboard {str(root)!r} is a file; give it a directory.")
         self.run_dir = _unused_dir(root / _path_name(run_name))
+        # what this run creates, removed again if it fails: no event files of a run that
+        # produced no model
+        self._made = [p for p in [self.run_dir, *self.run_dir.parents] if not p.exists()]
         try:
             self.run_dir.mkdir(parents=True)
         except OSError as error:
@@ -265,6 +269,11 @@ class TensorBoardTracker(Tracker):
                 self._root.file_writer.add_summary(summary)
         for writer in self._writers.values():
             writer.close()
+        if status != "FINISHED":
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            for directory in self._made[1:]:  # parents this run made, if now empty
+                if directory.is_dir() and not any(directory.iterdir()):
+                    directory.rmdir()
 
     def _writer(self, name: str):
         """The SummaryWriter of a run under this one's directory ("" for the run itself)."""

@@ -1,6 +1,10 @@
 """Command-line outcomes users reported: a class of one row trains whatever the seed, short
 messages name the classes, and --quiet prints nothing but errors."""
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +43,35 @@ def test_quiet_prints_nothing_but_json_still_does(tmp_path: Path):
     assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
     both = invoke("train", data, "-o", tmp_path / "m", "-q", "--json", *args)
     assert both.exit_code == 0 and '"task": "multiclass"' in both.stdout
+
+
+def test_sigterm_during_predict_leaves_no_partial_file(tmp_path: Path):
+    data = rare_table(tmp_path / "rare.csv")
+    model = tmp_path / "m"
+    assert invoke("train", data, "-t", "t", "-o", model, "-q", "--no-report", "--epochs", "1")
+    rows = pd.read_csv(data).drop(columns="t")
+    big = tmp_path / "big.csv"
+    pd.concat([rows] * 1000, ignore_index=True).to_csv(big, index=False)  # 120,000 rows
+    out = tmp_path / "out" / "pred.csv"
+    command = [
+        sys.executable,
+        "-m",
+        "tabnn",
+        "predict",
+        model,
+        big,
+        "-o",
+        out,
+        "--chunk-size",
+        "500",
+    ]
+    process = subprocess.Popen(list(map(str, command)), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(out.parent.glob(".pred.csv.*.tmp")) and time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "terminated; nothing was written" in stderr and "Traceback" not in stderr
+    assert not out.parent.exists()  # neither the file, its temporary nor the folder it made

@@ -11,6 +11,7 @@ light modules (errors, tasks, designs) load; each command imports the library pa
 
 from __future__ import annotations
 
+import signal
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -81,6 +82,17 @@ app = typer.Typer(
 )
 
 INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C
+TERMINATED = 143  # ... and by SIGTERM (kill, a scheduler's timeout)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that its clean-up runs as for Ctrl-C:
+    Python's default SIGTERM ends the process without running ``finally`` blocks, which
+    would leave temporary files and half-written runs behind."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
 
 
 @contextmanager
@@ -93,6 +105,8 @@ def user_errors():
     except OSError as error:  # permission denied, disk full, ...: the user's to fix
         where = f" '{error.filename}'" if error.filename else ""
         _fail(f"{error.strerror or error}{where}.", 1)
+    except Terminated:
+        _fail("terminated; nothing was written.", TERMINATED)
     except KeyboardInterrupt:
         _fail("interrupted; nothing was written.", INTERRUPTED)
 
@@ -473,4 +487,5 @@ def _root(
 
 def main() -> None:
     """The console script ``tabnn`` (and ``python -m tabnn``)."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
     app()

@@ -369,6 +369,7 @@ def test_load_unparseable_weights_with_matching_checksum(saved: Path):
     (saved / WEIGHTS_FILE).write_bytes(b"garbage")
     meta = json.loads((saved / META_FILE).read_text())
     meta["checksums"][WEIGHTS_FILE] = hashlib.sha256(b"garbage").hexdigest()
+    meta[artifact.DIGEST_KEY] = artifact.meta_digest(meta)  # tabnn.json is checked too
     (saved / META_FILE).write_text(json.dumps(meta))
     assert read_meta(saved)["checksums"][WEIGHTS_FILE] == meta["checksums"][WEIGHTS_FILE]
     with pytest.raises(ModelError, match="Cannot read the weights"):
@@ -466,3 +467,395 @@ def test_package_versions_names_the_libraries():
     }
     assert versions["tabnn"] == tabnn.__version__
     assert all(isinstance(v, str) for v in versions.values())
+
+
+# --------------------------------------------------------------------------- issue 9: tabnn.json
+
+
+def _edit_meta(directory: Path, edit, *, reseal: bool = True) -> None:
+    """Rewrite tabnn.json after ``edit(meta)``; ``reseal`` recomputes its digest, as only a
+    deliberate forger (or a bug in tabnn) would."""
+    meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+    edit(meta)
+    if reseal:
+        meta[artifact.DIGEST_KEY] = artifact.meta_digest(meta)
+    (directory / META_FILE).write_bytes(io.dump_json(meta))
+
+
+def test_save_records_the_digest_of_tabnn_json_and_the_oldest_reader(saved: Path):
+    meta = read_meta(saved)
+    assert meta[artifact.DIGEST_KEY] == artifact.meta_digest(meta)
+    assert len(meta[artifact.DIGEST_KEY]) == 64
+    assert meta["min_reader_version"] == artifact.MIN_READER_VERSION == "0.1.0"
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m.update(classes=["R", "M"]),
+        lambda m: m.update(threshold=0.9),
+        lambda m: m["nested"]["k"].reverse(),
+        lambda m: m.update(extra="added"),
+        lambda m: m.pop("task"),
+        lambda m: m["checksums"].update({WEIGHTS_FILE: "0" * 64}),
+    ],
+    ids=["classes", "threshold", "nested-order", "added-key", "removed-key", "checksums"],
+)
+def test_an_edited_tabnn_json_is_refused(saved: Path, edit):
+    _edit_meta(saved, edit, reseal=False)
+    for read in (load_model_dir, read_meta):
+        with pytest.raises(ModelError, match="does not match its digest.*edited after saving"):
+            read(saved)
+
+
+def test_a_reformatted_tabnn_json_still_loads(saved: Path):
+    """The digest is of the content (canonical JSON), not of spaces and key order."""
+    meta = json.loads((saved / META_FILE).read_text())
+    (saved / META_FILE).write_text(json.dumps(dict(reversed(meta.items()))))
+    assert load_model_dir(saved)[0] == meta
+
+
+def test_a_model_without_a_digest_is_refused_with_what_to_do(saved: Path):
+    _edit_meta(saved, lambda m: m.pop(artifact.DIGEST_KEY), reseal=False)
+    with pytest.raises(ModelError, match=r"has no digest \(meta_sha256\).*Save or train it again"):
+        read_meta(saved)
+
+
+@pytest.mark.parametrize(
+    ("depth", "match"), [(600, "does not match its digest"), (100_000, "nested too deeply")]
+)
+def test_absurdly_nested_json_is_refused_without_a_traceback(saved: Path, depth, match):
+    text = (saved / META_FILE).read_text()
+    deep = '{"a": ' * depth + "1" + "}" * depth
+    (saved / META_FILE).write_text(text.replace('"task": "binary"', f'"task": {deep}'))
+    with pytest.raises(ModelError, match=match):
+        read_meta(saved)
+
+
+@pytest.mark.parametrize("name", ["report.json", "report_arrays.safetensors"])
+def test_an_edited_or_missing_extra_file_is_refused(tmp_path: Path, name: str):
+    target = save_model_dir(tmp_path / "m", {}, _tensors(), extra_files={name: b"data"})
+    (target / name).write_bytes(b"dat4")
+    with pytest.raises(ModelError, match=f"{name} that does not match.*modified after saving"):
+        load_model_dir(target)
+    (target / name).unlink()
+    with pytest.raises(ModelError, match=f"has no {name}, which its tabnn.json lists"):
+        read_meta(target)
+
+
+# --------------------------------------------------------------------------- issue 9: versions
+
+
+@pytest.mark.parametrize(
+    ("made_by", "reader", "match"),
+    [
+        ("99.0", "1.5", r"made by tabnn 99.0 and needs tabnn 1.5 or newer.*upgrade tabnn"),
+        ("99.0", None, r"made by tabnn 99.0 and needs tabnn 99.0 or newer.*upgrade tabnn"),
+        ("0.1.0", "0.2", r"needs tabnn 0.2 or newer to read it; this is tabnn 0.1.0"),
+        ("0.1.0", "new", "invalid tabnn version 'new'"),
+        (99, "0.1.0", None),
+    ],
+    ids=["newer-reader", "no-reader", "reader-only", "bad-reader", "made-by-number"],
+)
+def test_a_model_needing_a_newer_tabnn_is_refused(saved, monkeypatch, made_by, reader, match):
+    monkeypatch.setattr(artifact, "__version__", "0.1.0")
+
+    def edit(meta):
+        meta["tabnn_version"] = made_by
+        meta.pop("min_reader_version")
+        if reader is not None:
+            meta["min_reader_version"] = reader
+
+    _edit_meta(saved, edit)
+    if match is None:
+        load_model_dir(saved)  # the reader version is what counts
+        return
+    with pytest.raises(ModelError, match=match):
+        load_model_dir(saved)
+
+
+def test_a_newer_tabnn_whose_format_this_one_reads_loads(saved, monkeypatch):
+    monkeypatch.setattr(artifact, "__version__", "0.10.0")  # numbers, not text: 0.10 > 0.9
+    _edit_meta(saved, lambda m: m.update(tabnn_version="0.11.2rc1", min_reader_version="0.9.5"))
+    assert load_model_dir(saved)[0]["tabnn_version"] == "0.11.2rc1"
+
+
+# --------------------------------------------------------------------------- issue 9: sizes
+
+
+@pytest.fixture(scope="module")
+def fitted_dir(tmp_path_factory) -> Path:
+    """A saved binary model with numeric columns (one with a missing-value indicator), a
+    one-hot and an embedded categorical column."""
+    rng = np.random.default_rng(0)
+    n = 90
+    X = pd.DataFrame(
+        {
+            "size": rng.normal(size=n),
+            "weight": rng.normal(size=n),
+            "color": rng.choice(["red", "green", "blue"], n),
+            "city": rng.choice([f"c{i}" for i in range(25)], n),
+        }
+    )
+    X.loc[::7, "size"] = np.nan
+    y = np.where(X["weight"] > 0, "yes", "no")
+    clf = tabnn.TabNNClassifier(hidden=[8], epochs=2, categorical=["city"]).fit(X, y)
+    return tabnn.save(clf, tmp_path_factory.mktemp("fitted") / "model")
+
+
+@pytest.fixture
+def fitted(fitted_dir: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(fitted_dir, tmp_path / "model"))
+
+
+@pytest.fixture
+def network_devices(monkeypatch) -> list[str]:
+    """The device each TabularMLP is built on (torch.device("meta") makes it "meta")."""
+    from tabnn.model import TabularMLP
+
+    devices, real_init = [], TabularMLP.__init__
+
+    def spy(self, config):
+        devices.append(torch.empty(0).device.type)
+        real_init(self, config)
+
+    monkeypatch.setattr(TabularMLP, "__init__", spy)
+    return devices
+
+
+def test_a_model_loads_onto_tensors_the_files_justify(fitted: Path, network_devices):
+    model = tabnn.load(fitted)
+    assert network_devices == ["meta"]  # nothing allocated before the check
+    assert not any(t.is_meta for t in [*model.model_.parameters(), *model.model_.buffers()])
+    assert model.predict_proba(pd.DataFrame({"size": [1.0], "weight": [2.0], "color": ["x"],
+                                             "city": [None]})).shape == (1, 2)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (
+            lambda m: m["model_config"].update(n_members=3),
+            r"describes encoder\.medians as \(3, 1, 2\) torch.float32, "
+            r"model\.safetensors holds \(1, 1, 2\) torch.float32",
+        ),
+        (lambda m: m["model_config"].update(n_members=1_000_000_000), "1000000000"),
+        (
+            lambda m: m["model_config"].update(hidden=[9]),
+            r"describes hidden\.0\.weight as \(1, \d+, 9\).*holds \(1, \d+, 8\)",
+        ),
+        (
+            lambda m: m["model_config"].update(hidden=[8] * 100_000),
+            "describing 100001 layers and embeddings, but its model.safetensors holds 2",
+        ),
+        (
+            lambda m: m["model_config"].update(embedding_dims=[0, 5]),
+            r"describes encoder\.embeddings\.1 as \(1, \d+, 5\)",
+        ),
+    ],
+    ids=["n-members", "a-billion-members", "hidden-size", "hidden-count", "embedding-dim"],
+)
+def test_sizes_are_checked_against_the_weights_before_allocation(
+    fitted: Path, network_devices, edit, match
+):
+    _edit_meta(fitted, edit)
+    with pytest.raises(ModelError, match=match):
+        tabnn.load(fitted)
+    assert set(network_devices) <= {"meta"}
+
+
+def _drop_a_category(meta):
+    meta["preprocessor"]["vocabularies"][0].pop()
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (_drop_a_category, r"model_config\.cardinalities is \[4, \d+\], expected \[3, \d+\]"),
+        (
+            lambda m: m["preprocessor"]["vocabularies"][0].__setitem__(1, "red"),
+            r"distinct categories \+ 1 is \[3, \d+\], expected \[4, \d+\]",
+        ),
+        (
+            lambda m: m["schema"]["classes"].append("maybe"),
+            r"the number of classes is 3, expected 2",
+        ),
+        (
+            lambda m: m["schema"].update(task="multiclass"),
+            "model_config.n_outputs is 1, expected 2",
+        ),
+        (
+            lambda m: m["model_config"].update(n_numeric=3),
+            "model_config.n_numeric is 3, expected 2",
+        ),
+        (
+            lambda m: m["preprocessor"].update(indicators=[True, True]),
+            r"model_config\.indicator_columns is \[0\], expected \[0, 1\]",
+        ),
+        (
+            lambda m: m["schema"].update(numeric=["weight", "size"]),
+            r"the preprocessor's numeric columns is \['size', 'weight'\]",
+        ),
+        (lambda m: m["model_config"].update(norm="group"), r"model_config\.norm is 'group'"),
+        (lambda m: m.update(n_features_in=7), r"n_features_in is 7, expected 4"),
+    ],
+    ids=[
+        "vocabulary-size",
+        "duplicate-category",
+        "classes",
+        "task",
+        "n-numeric",
+        "indicators",
+        "column-order",
+        "norm",
+        "n-features",
+    ],
+)
+def test_parts_of_tabnn_json_must_agree_on_sizes(fitted: Path, network_devices, edit, match):
+    _edit_meta(fitted, edit)
+    with pytest.raises(ModelError, match=f"whose parts disagree: ({match})"):
+        tabnn.load(fitted)
+    assert network_devices == []
+
+
+# --------------------------------------------------------------------------- issue 9: --out
+
+
+def test_save_refuses_a_model_directory_holding_the_users_files(saved: Path):
+    (saved / "thesis.txt").write_text("precious")
+    (saved / "notes").mkdir()
+    before = sorted(p.name for p in saved.iterdir())
+    with pytest.raises(UsageError, match=r"files tabnn did not write.*: notes/, thesis.txt\. "):
+        save_model_dir(saved, {}, _tensors())
+    assert sorted(p.name for p in saved.iterdir()) == before
+    assert (saved / "thesis.txt").read_text() == "precious"
+
+
+def test_save_refuses_a_tabnn_json_that_is_not_a_models(tmp_path: Path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / META_FILE).write_text("{}")
+    (folder / "thesis.txt").write_text("precious")
+    with pytest.raises(UsageError, match=r"not a tabnn model directory \(its tabnn.json is not"):
+        save_model_dir(folder, {}, _tensors())
+    (folder / "thesis.txt").unlink()
+    with pytest.raises(UsageError, match="its tabnn.json is not a tabnn model's"):
+        save_model_dir(folder, {}, _tensors())
+    assert [p.name for p in folder.iterdir()] == [META_FILE]
+
+
+def test_the_refusal_lists_ten_foreign_entries_then_counts(saved: Path):
+    for i in range(13):
+        (saved / f"f{i:02d}.txt").write_text("x")
+    refusal = artifact.replace_refusal(saved)
+    assert "f09.txt and 3 more. Move them out" in refusal and "f10.txt" not in refusal
+
+
+def test_save_replaces_reports_evaluations_and_leftover_temporaries(tmp_path: Path):
+    target = save_model_dir(tmp_path / "m", {}, _tensors(), extra_files={"roc.png": b"1"})
+    for name in ["report.json", "report.html", ".report.html.123.0badf00d.tmp"]:
+        (target / name).write_text("x")
+    (target / "evaluations" / "test.csv").mkdir(parents=True)
+    for name in artifact.REPORT_FILES:
+        (target / "evaluations" / "test.csv" / name).write_text("x")
+    assert artifact.replace_refusal(target) is None
+    save_model_dir(target, {"v": 2}, _tensors())
+    assert sorted(p.name for p in target.iterdir()) == [WEIGHTS_FILE, META_FILE]
+
+
+def test_save_refuses_foreign_files_inside_evaluations(saved: Path):
+    (saved / "evaluations" / "test.csv").mkdir(parents=True)
+    (saved / "evaluations" / "test.csv" / "notes.txt").write_text("mine")
+    (saved / "evaluations" / "summary.txt").write_text("mine")
+    with pytest.raises(UsageError, match="evaluations/summary.txt, evaluations/test.csv/notes.txt"):
+        save_model_dir(saved, {}, _tensors())
+
+
+def test_a_link_inside_a_model_directory_is_not_tabnns(saved: Path, tmp_path: Path):
+    (tmp_path / "elsewhere.html").write_text("mine")
+    (saved / "report.html").symlink_to(tmp_path / "elsewhere.html")
+    assert "report.html" in artifact.replace_refusal(saved)
+
+
+def test_out_is_checked_for_foreign_files_before_training(saved: Path):
+    from tabnn.workflows import check_model_out
+
+    check_model_out(saved)  # a model directory of tabnn's own files may be replaced
+    (saved / "thesis.txt").write_text("precious")
+    with pytest.raises(UsageError, match=r"Cannot save the model to .*thesis\.txt"):
+        check_model_out(saved)
+
+
+# --------------------------------------------------------------------------- issue 9: recovery
+
+
+def _leave_interrupted_save(tmp_path: Path, *, new: bool = True, old: bool = True) -> Path:
+    """The state a kill between the two renames of a save leaves: the old model moved
+    aside, the complete new one still staged, nothing at the model's path."""
+    target = tmp_path / "model"
+    if old:
+        save_model_dir(tmp_path / "v1", {"v": 1}, _tensors())
+        os.rename(tmp_path / "v1", tmp_path / ".model.old-0000abcd")
+    if new:
+        save_model_dir(tmp_path / "v2", {"v": 2}, _tensors())
+        os.rename(tmp_path / "v2", tmp_path / ".model.tmp-1111abcd")
+    return target
+
+
+def test_a_load_after_a_kill_between_the_renames_restores_the_new_model(tmp_path: Path):
+    target = _leave_interrupted_save(tmp_path)
+    assert load_model_dir(target)[0]["v"] == 2
+    assert _siblings(target) == [".model.old-0000abcd", "model"]
+    save_model_dir(target, {"v": 3}, _tensors())  # the next save cleans the leftovers
+    assert _siblings(target) == ["model"]
+    assert read_meta(target)["v"] == 3
+
+
+def test_a_load_restores_the_old_model_when_the_new_one_is_incomplete(tmp_path: Path):
+    target = _leave_interrupted_save(tmp_path)
+    (tmp_path / ".model.tmp-1111abcd" / META_FILE).write_text('{"format_version": 1')
+    assert read_meta(target)["v"] == 1
+    assert _siblings(target) == [".model.tmp-1111abcd", "model"]
+
+
+def test_a_save_after_a_kill_restores_then_replaces_and_cleans_up(tmp_path: Path):
+    target = _leave_interrupted_save(tmp_path, new=False)
+    (tmp_path / ".model.tmp-2222abcd").mkdir()  # a staged copy that never got its files
+    (tmp_path / ".model.tmp-notes").mkdir()  # not a name tabnn makes: left alone
+    save_model_dir(target, {"v": 3}, _tensors())
+    assert _siblings(target) == [".model.tmp-notes", "model"]
+    assert read_meta(target)["v"] == 3
+
+
+def test_nothing_complete_to_restore_keeps_the_hint(tmp_path: Path):
+    (tmp_path / ".model.tmp-1111abcd").mkdir()
+    with pytest.raises(InputNotFoundError, match=r"does not exist\. A save was interrupted"):
+        load_model_dir(tmp_path / "model")
+    assert _siblings(tmp_path / "model") == [".model.tmp-1111abcd"]
+
+
+def test_a_real_kill_between_the_renames_is_recovered(tmp_path: Path):
+    """A process killed (os._exit: no cleanup runs) right after the old model was moved
+    aside; the next load finds the new model."""
+    import subprocess
+    import sys
+
+    script = f"""
+import os, torch
+from tabnn.artifact import save_model_dir
+save_model_dir({str(tmp_path / "model")!r}, {{"v": 1}}, {{"w": torch.ones(2)}})
+real, calls = os.rename, []
+def rename(src, dst):
+    calls.append(src)
+    real(src, dst)
+    if len(calls) == 1:
+        os._exit(9)
+os.rename = rename
+save_model_dir({str(tmp_path / "model")!r}, {{"v": 2}}, {{"w": torch.ones(2)}})
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 9, done.stderr
+    assert not (tmp_path / "model").exists()
+    assert load_model_dir(tmp_path / "model")[0]["v"] == 2

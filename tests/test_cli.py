@@ -18,6 +18,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from tabnn import artifact
 from tabnn.cli import app, render
 from tabnn.evaluation.splits import encoded_for_split, split_indices
 from tabnn.workflows import ReadOptions, load_training_table
@@ -212,6 +213,7 @@ def test_a_model_without_a_recorded_header_detects_it(sonar, tmp_path):
     shutil.copytree(sonar[1], model)
     meta = meta_of(model)
     del meta["training"]["read_options"]["header"]
+    meta["meta_sha256"] = artifact.meta_digest(meta)  # as an older tabnn would have saved it
     (model / "tabnn.json").write_text(json.dumps(meta))
     result = invoke("predict", model, SONAR)
     assert result.exit_code == 0, result.stderr
@@ -693,8 +695,9 @@ def _model_copy(source: Path, tmp_path: Path, kind: str) -> Path:
     model = tmp_path / "model"
     if kind == "missing":
         return model
-    if kind == "tmp-only":  # a save that died before its rename
+    if kind == "tmp-only":  # a save that died before it finished writing
         shutil.copytree(source, tmp_path / ".model.tmp-0123abcd")
+        (tmp_path / ".model.tmp-0123abcd" / "tabnn.json").unlink()  # incomplete: no recovery
         return model
     shutil.copytree(source, model)
     if kind == "no-weights":

@@ -48,7 +48,8 @@ def test_quiet_prints_nothing_but_json_still_does(tmp_path: Path):
 def test_sigterm_during_predict_leaves_no_partial_file(tmp_path: Path):
     data = rare_table(tmp_path / "rare.csv")
     model = tmp_path / "m"
-    assert invoke("train", data, "-t", "t", "-o", model, "-q", "--no-report", "--epochs", "1")
+    trained = invoke("train", data, "-t", "t", "-o", model, "-q", "--no-report", "--epochs", "1")
+    assert trained.exit_code == 0, trained.stderr
     rows = pd.read_csv(data).drop(columns="t")
     big = tmp_path / "big.csv"
     pd.concat([rows] * 1000, ignore_index=True).to_csv(big, index=False)  # 120,000 rows
@@ -75,3 +76,46 @@ def test_sigterm_during_predict_leaves_no_partial_file(tmp_path: Path):
     assert process.returncode == 143, stderr
     assert "terminated; nothing was written" in stderr and "Traceback" not in stderr
     assert not out.parent.exists()  # neither the file, its temporary nor the folder it made
+
+
+def test_a_target_that_is_a_name_and_a_position_says_which_rule_applied(tmp_path: Path):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"-1": rng.integers(0, 2, 80), "x": rng.normal(size=80)})
+    frame["z"] = rng.normal(size=80)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    args = ("-t", "-1", "-o", tmp_path / "m", "--no-report", "--epochs", "2")
+    result = invoke("train", tmp_path / "d.csv", *args)
+    assert result.exit_code == 0, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "note: --target: '-1' is taken as the column named '-1', not as position -1" in message
+    assert "(column 'z')" in message
+    assert "binary task" in result.stdout  # the 0/1 column named -1, not z (continuous)
+    quiet = invoke("train", tmp_path / "d.csv", *args, "-q")
+    assert quiet.stderr == ""
+
+
+def test_a_label_never_positive_is_noted(tmp_path: Path):
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"x": rng.normal(size=90), "v": rng.normal(size=90)})
+    frame["a"] = (frame["x"] > 0).astype(int)
+    frame["b"] = (frame["v"] > 0).astype(int)
+    frame["never"] = 0
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    result = invoke(
+        "train", tmp_path / "d.csv", "-t", "a,b,never", "-o", tmp_path / "m", "--no-report",
+        "--epochs", "2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "note: Label(s) 'never' are never positive (all 0)" in " ".join(result.stderr.split())
+    assert result.stderr.count("never positive") == 1  # once, though two checks see it
+
+
+def test_long_digit_ids_are_ids_not_a_constant(tmp_path: Path):
+    rng = np.random.default_rng(3)
+    ids = [f"1234567890123456789012345{i:06d}" for i in range(80)]  # 31 digits
+    frame = pd.DataFrame({"id": ids, "x": rng.normal(size=80), "y": rng.integers(0, 2, 80)})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    args = ("-t", "y", "-o", tmp_path / "m", "--no-report", "--epochs", "2")
+    result = invoke("train", tmp_path / "d.csv", *args)
+    assert result.exit_code == 0, result.stderr
+    assert "dropped column id: unique per row: looks like an ID" in " ".join(result.stdout.split())

@@ -18,7 +18,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import tabnn
 from tabnn import TabNNClassifier
-from tabnn.errors import DataError, UsageError
+from tabnn.errors import DataError, SchemaError, UsageError
 
 # small networks and few epochs keep every fit well under a second
 FAST = {"hidden": [32], "epochs": 20, "lr": 0.01, "patience": 5}
@@ -412,3 +412,39 @@ def test_pickles_leave_out_the_float64_copy_and_rebuild_it():
     restored = pickle.loads(pickle.dumps(clf))
     assert "inference_model_" not in clf.__getstate__()
     np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+
+
+# ------------------------------------------------------------------ odd inputs (issue 9)
+
+
+def test_cells_holding_lists_or_dicts_are_text():
+    X = pd.DataFrame({"x": np.arange(40.0) % 7, "f": [{"a": i % 3} for i in range(40)]})
+    X["l"] = [[i % 2, "b"] for i in range(40)]
+    clf = TabNNClassifier(**FAST).fit(X, np.arange(40) % 2)
+    assert clf.schema_.categorical == ["f", "l"]
+    rows = X.iloc[:3].copy()
+    rows.at[0, "f"] = {"never": "seen"}
+    assert np.isfinite(clf.predict_proba(rows)).all()
+
+
+def test_repeated_column_names_are_a_data_error():
+    X = pd.DataFrame([[1.0, 2.0]] * 20, columns=["x", "x"])
+    with pytest.raises(DataError, match="Column names must be unique; 'x' appear"):
+        TabNNClassifier(**FAST).fit(X, np.arange(20) % 2)
+
+
+def test_columns_that_do_not_fit_are_a_schema_error():
+    X, y = blobs()
+    frame = pd.DataFrame(X, columns=[f"c{j}" for j in range(5)])
+    clf = TabNNClassifier(**FAST).fit(frame, y)
+    with pytest.raises(SchemaError, match="feature names should match"):
+        clf.predict_proba(frame.rename(columns={"c0": "other"}))
+    with pytest.raises(SchemaError, match="X has 3 features"):
+        TabNNClassifier(**FAST).fit(X, y).predict_proba(X[:, :3])
+
+
+def test_a_table_of_embedded_columns_only_trains():
+    codes = np.random.default_rng(0).integers(0, 17, 60)  # 17 values: embedded, not one-hot
+    X = pd.DataFrame({"c": codes})
+    clf = TabNNClassifier(**FAST, categorical=["c"]).fit(X, codes % 2)
+    assert clf.model_config_.embedding_dims and np.isfinite(clf.predict_proba(X)).all()

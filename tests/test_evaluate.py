@@ -201,11 +201,8 @@ def test_split_indices_too_few_rows_is_a_data_error(n_rows, kwargs, match):
 
 def test_split_indices_large_fractions_minimum_is_exact():
     # The message above promised 5 rows: 5 must split and leave one training row.
-    y = np.arange(5) % 2
-    train, val, test = split_indices(y, "binary", val_size=0.4, test_size=0.4)
-    assert min(len(train), len(val), len(test)) >= 1
-    assert len(train) + len(val) + len(test) == 5
-    assert set(y[train]) == {0, 1}  # the draw left class 1 out of training: it is moved in
+    train, val, test = split_indices(np.arange(5) % 2, "binary", val_size=0.4, test_size=0.4)
+    assert (len(train), len(val), len(test)) == (1, 2, 2)
 
 
 @pytest.mark.parametrize(
@@ -239,14 +236,15 @@ def test_split_indices_never_crashes_on_tiny_data(task, y):
 
 
 def test_split_indices_singleton_class_keeps_the_rest_stratified():
-    # One row of class 1 cannot be stratified: it is pooled with class 0, the most frequent,
-    # and classes 0 and 2 are still stratified exactly as scikit-learn would.
+    # One row of class 1 cannot be stratified: it is kept for training, and classes 0 and 2
+    # are stratified on the other rows exactly as scikit-learn would.
     y = np.array([0] * 60 + [1] + [2] * 40)
-    _, _, test = split_indices(y, "multiclass", val_size=0.2, test_size=0.2, seed=0)
-    strata = np.where(y == 1, 0, y)
+    train, _, test = split_indices(y, "multiclass", val_size=0.2, test_size=0.2, seed=0)
+    assert 60 in train
+    pool = np.flatnonzero(y != 1)
     sss = StratifiedShuffleSplit(n_splits=1, test_size=21, random_state=0)
-    _, expected = next(sss.split(np.zeros(len(y)), strata))
-    assert np.array_equal(test, np.sort(expected))
+    _, expected = next(sss.split(np.zeros(len(pool)), y[pool]))
+    assert np.array_equal(test, np.sort(pool[expected]))
 
 
 # ---------------------------------------------------------------------------- stratified_folds
@@ -325,6 +323,13 @@ def test_short_classes_are_named_and_the_message_stays_short():
     message = str(error.value)
     assert "too few: 'class-0' (3 rows), 'class-1' (3 rows)" in message
     assert "and 990 more" in message and len(message) < 400
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_tiny_table_of_rare_classes_trains_on_every_class(seed):
+    y = np.array([0, 1, 1, 2, 2])  # every class rare: each keeps a training row
+    train, val, test = split_indices(y, "multiclass", seed=seed)
+    assert set(y[train]) == {0, 1, 2} and len(val) == len(test) == 1
 
 
 @pytest.mark.parametrize("seed", range(8))

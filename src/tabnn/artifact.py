@@ -1,8 +1,11 @@
-"""Save and load a model directory: plain data only, written atomically.
+"""Save and load a model directory: plain data only, written atomically, verified whole.
 
 A model directory holds ``model.safetensors`` (named tensors) and ``tabnn.json`` (a JSON
-dict with everything else), plus optional extra files such as reports. This module is
-generic: it knows nothing about models, it stores a dict and named tensors.
+dict with everything else), plus optional extra files such as reports. ``tabnn.json``
+records the SHA-256 of every other file and, under ``meta_sha256``, of its own canonical
+form; every read checks them all. :func:`save_model_dir` and :func:`load_model_dir` store
+a dict and named tensors; :func:`save` and :func:`load` a fitted estimator, whose sizes
+are checked against the weights before anything is allocated.
 
 Nothing here pickles or unpickles, and loading never executes code from the artifact:
 tensors go through safetensors, everything else through strict JSON.
@@ -12,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
@@ -24,44 +28,43 @@ import safetensors.torch
 import torch
 
 from . import __version__
-from .errors import InputNotFoundError, ModelError, UsageError
-from .io import dump_json, to_jsonable, write_dir_atomic
+from .errors import InputNotFoundError, ModelError, TabnnError, UsageError
+from .io import (
+    checksum_mismatch,
+    dump_json,
+    leftovers,
+    load_json,
+    plain_name,
+    restore_leftover,
+    to_jsonable,
+    unknown_entries,
+    write_dir_atomic,
+)
 
 FORMAT_VERSION = 1
+MIN_READER_VERSION = "0.1.0"  # the oldest tabnn that reads what this one writes
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "tabnn.json"
-
-# Keys that save_model_dir writes and read_meta insists on.
+DIGEST_KEY = "meta_sha256"  # tabnn.json's own SHA-256: see meta_digest
+# Files tabnn writes in a model directory besides those tabnn.json lists, and the folder of
+# evaluate's reports (evaluations/<data file>/report.*)
+REPORT_FILES = ("report.json", "report_arrays.safetensors", "report.html")
+EVALUATIONS = "evaluations"
+# Keys that save_model_dir writes and read_meta insists on (DIGEST_KEY has its own message).
 REQUIRED_KEYS = ("format_version", "tabnn_version", "versions", "created", "checksums")
-
 # Distribution names whose versions go into every artifact, to explain a result later.
 _VERSIONED_PACKAGES = ("torch", "numpy", "pandas", "scikit-learn", "safetensors")
 
 PathLike = str | os.PathLike[str]
 
 
-def _reject_constant(name: str) -> None:
-    """Refuse NaN and Infinity when reading: tabnn never writes them, strict JSON has none."""
-    raise ValueError(f"{name} is not valid in strict JSON")
-
-
 # --------------------------------------------------------------------------- versions
 
 
 def package_versions() -> dict[str, str | None]:
-    """Versions of tabnn, Python and the libraries whose behaviour shapes a model.
-
-    Returns
-    -------
-    dict of str to str or None
-        Keys ``tabnn``, ``torch``, ``numpy``, ``pandas``, ``scikit-learn``,
-        ``safetensors`` and ``python``; ``None`` for a package that is not installed.
-
-    Examples
-    --------
-    >>> package_versions()["tabnn"] == __version__
-    True
-    """
+    """Versions of tabnn, Python and the libraries whose behaviour shapes a model: keys
+    ``tabnn``, ``torch``, ``numpy``, ``pandas``, ``scikit-learn``, ``safetensors`` and
+    ``python``; ``None`` for a package that is not installed."""
     versions: dict[str, str | None] = {"tabnn": __version__}
     for name in _VERSIONED_PACKAGES:
         # Package metadata, not imports: asking for a version should not import sklearn.
@@ -74,24 +77,11 @@ def package_versions() -> dict[str, str | None]:
 
 
 def data_fingerprint(frame: pd.DataFrame) -> dict[str, Any]:
-    """A short, stable description of a table: its size, columns and a content hash.
-
-    The hash covers the column names and every value (not the index), using
-    ``pd.util.hash_pandas_object``, whose per-row hashes do not depend on the run,
+    """A short, stable description of a table: ``{"rows": int, "columns": [str, ...],
+    "sha256": str}``. The hash covers the column names and every value (not the index),
+    using ``pd.util.hash_pandas_object``, whose per-row hashes do not depend on the run,
     the platform or ``PYTHONHASHSEED``.
 
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-        The table, usually the training data.
-
-    Returns
-    -------
-    dict
-        ``{"rows": int, "columns": [str, ...], "sha256": str}``.
-
-    Examples
-    --------
     >>> fp = data_fingerprint(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}))
     >>> fp["rows"], fp["columns"], len(fp["sha256"])
     (2, ['a', 'b'], 64)
@@ -118,70 +108,72 @@ def save_model_dir(
 ) -> Path:
     """Write a model directory atomically: a crash never leaves a half-written model.
 
-    Everything is written into a fresh hidden directory next to ``path``, flushed to
-    disk and then renamed into place. An existing model directory at ``path`` is
-    renamed aside first and deleted only once the new one is in place.
+    Everything is written into a fresh hidden directory next to ``path`` (missing parents
+    are made), flushed to disk and renamed into place. An existing model directory at
+    ``path`` is renamed aside first and deleted only once the new one is in place; it may
+    hold only what tabnn writes (:func:`replace_refusal`, else UsageError). When ``path``
+    is missing because a save was killed between its renames, that model is restored first.
 
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The model directory to create or replace. Missing parent directories are made.
-    meta : dict
-        Anything JSON can hold (see :func:`to_jsonable`). A copy is stored with
-        ``format_version``, ``tabnn_version``, ``versions``, ``created`` and
-        ``checksums`` added (replacing any such keys in ``meta``).
-    tensors : mapping of str to torch.Tensor
-        Named tensors, stored in ``model.safetensors`` (moved to the CPU first).
-    extra_files : mapping of str to bytes or str, optional
-        More files to store, such as reports, by plain file name; text is UTF-8.
-
-    Returns
-    -------
-    pathlib.Path
-        The model directory.
-
-    Raises
-    ------
-    UsageError
-        If ``path`` is a file, a symbolic link or a non-empty directory that is not a
-        tabnn model directory, or an extra file has a name that cannot be used.
-    TypeError
-        If ``meta`` holds a value with no JSON form or a tensor is not a tensor.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> target = Path(tempfile.mkdtemp()) / "model"
-    >>> save_model_dir(target, {"task": "binary"}, {"w": torch.zeros(2, 3)}).name
-    'model'
-    >>> load_model_dir(target)[1]["w"].shape
-    torch.Size([2, 3])
+    ``meta`` is anything JSON can hold (see :func:`to_jsonable`; TypeError otherwise); a
+    copy is stored with ``format_version``, ``tabnn_version``, ``min_reader_version``,
+    ``versions``, ``created``, ``checksums`` and ``meta_sha256`` added. ``tensors`` go to
+    ``model.safetensors`` (on the CPU); ``extra_files`` (plain name -> bytes, or text
+    stored as UTF-8) beside it, such as reports. Returns the directory.
     """
     target = Path(os.path.abspath(path))
-    replace = _check_save_target(target, shown=path)
+    if not target.exists() and not target.is_symlink():
+        restore_leftover(target, _verifies)
+    refusal = replace_refusal(target)
+    if refusal:
+        raise UsageError(f"Refusing to overwrite '{path}': {refusal}")
     files = _serialise(meta, tensors, extra_files or {})
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_dir_atomic(target, files, replace=replace)
+    write_dir_atomic(target, files, replace=target.is_dir())
     return target
 
 
-def _check_save_target(target: Path, shown: PathLike) -> bool:
-    """Whether ``target`` exists and may be replaced; refuse anything that is not ours."""
+def replace_refusal(path: PathLike) -> str | None:
+    """Why a model may not be saved at ``path`` (sentences), or None when it may: when
+    ``path`` is missing, an empty directory, or a tabnn model directory (its ``tabnn.json``
+    has a ``format_version``) holding only what tabnn writes there (its files, the files
+    its checksums list, REPORT_FILES and ``evaluations/`` of report folders)."""
+    target = Path(path)
     if target.is_symlink():
-        raise UsageError(
-            f"Refusing to overwrite '{shown}': it is a symbolic link. "
-            "Save to the directory it points to, or choose another path."
-        )
+        return "it is a symbolic link. Save to the directory it points to, or choose another path."
     if not target.exists():
-        return False
+        return None
     if not target.is_dir():
-        raise UsageError(f"Refusing to overwrite '{shown}': it is a file, not a model directory.")
-    if (target / META_FILE).is_file() or not any(target.iterdir()):
-        return True
-    raise UsageError(
-        f"Refusing to overwrite '{shown}': it is a non-empty directory that is not a tabnn "
-        f"model directory (no {META_FILE}). Choose another path or remove it."
+        return "it is a file, not a model directory. Choose another path."
+    if not any(target.iterdir()):
+        return None
+    meta = _model_meta_or_none(target / META_FILE)
+    if meta is None:
+        found = f"its {META_FILE} is not a tabnn model's" if (target / META_FILE).exists() else ""
+        return (
+            "it is a non-empty directory that is not a tabnn model directory "
+            f"({found or f'no {META_FILE}'}). Choose another path or remove it."
+        )
+    checksums = meta.get("checksums")
+    listed = checksums if isinstance(checksums, dict) else {}
+    ours = {META_FILE, WEIGHTS_FILE, *REPORT_FILES, *listed}
+    foreign = unknown_entries(target, ours, {EVALUATIONS: REPORT_FILES})
+    if not foreign:
+        return None
+    more = f" and {len(foreign) - 10} more" if len(foreign) > 10 else ""
+    return (
+        "it holds files tabnn did not write, which replacing the model would delete: "
+        f"{', '.join(foreign[:10])}{more}. Move them out or choose another path."
     )
+
+
+def _model_meta_or_none(meta_file: Path) -> dict | None:
+    """The JSON object in ``meta_file`` if it is a tabnn model's (has a format_version)."""
+    try:
+        meta = load_json(meta_file.read_bytes())
+    except (OSError, ValueError):  # ValueError covers bad UTF-8 and bad JSON
+        return None
+    ours = isinstance(meta, dict) and "format_version" in meta and not meta_file.is_symlink()
+    return meta if ours else None
 
 
 def _serialise(
@@ -199,12 +191,26 @@ def _serialise(
         **meta,
         "format_version": FORMAT_VERSION,
         "tabnn_version": __version__,
+        "min_reader_version": MIN_READER_VERSION,
         "versions": package_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "checksums": checksums,
     }
+    full_meta = to_jsonable(full_meta, "meta")  # the digest is of exactly what is written
+    full_meta[DIGEST_KEY] = meta_digest(full_meta)
     files[META_FILE] = dump_json(full_meta)
     return files
+
+
+def meta_digest(meta: Mapping) -> str:
+    """The SHA-256 that ``tabnn.json`` records of itself under ``meta_sha256``: of the
+    canonical JSON (:func:`tabnn.io.dump_json`) of ``meta`` without that key. It catches
+    accidents and edits; whoever edits on purpose can recompute it, as tests do."""
+    unsigned = {key: value for key, value in meta.items() if key != DIGEST_KEY}
+    try:
+        return hashlib.sha256(dump_json(unsigned)).hexdigest()
+    except RecursionError:  # nested deeper than tabnn ever writes: matches no digest
+        return ""
 
 
 def _tensor_bytes(tensors: Mapping[str, torch.Tensor]) -> bytes:
@@ -220,14 +226,7 @@ def _tensor_bytes(tensors: Mapping[str, torch.Tensor]) -> bytes:
 
 def _check_extra_name(name: str) -> None:
     """Extra files are plain names inside the directory: no paths, no hidden or reserved names."""
-    bad = (
-        not isinstance(name, str)
-        or name in ("", ".", "..", WEIGHTS_FILE, META_FILE)
-        or name.startswith(".")
-        or "/" in name
-        or "\\" in name
-    )
-    if bad:
+    if not plain_name(name) or name in (WEIGHTS_FILE, META_FILE):
         raise UsageError(
             f"Cannot store an extra file named {name!r}: use a plain file name other than "
             f"{WEIGHTS_FILE!r} and {META_FILE!r}, not starting with '.'."
@@ -238,41 +237,20 @@ def _check_extra_name(name: str) -> None:
 
 
 def load_model_dir(path: PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Load a model directory written by :func:`save_model_dir`, checking it first.
+    """Load a model directory written by :func:`save_model_dir`, checking it first:
+    -> (the dict in ``tabnn.json``, the named tensors on the CPU).
 
-    Only JSON and safetensors are parsed, so no code from the artifact runs. The weights
-    are read once, checked against the recorded SHA-256 and parsed from those same bytes.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The model directory.
-
-    Returns
-    -------
-    meta : dict
-        The contents of ``tabnn.json``.
-    tensors : dict of str to torch.Tensor
-        The named tensors, on the CPU.
-
-    Raises
-    ------
-    InputNotFoundError
-        If ``path`` does not exist.
-    ModelError
-        If ``path`` is not a complete tabnn model directory, comes from a newer tabnn,
-        or its files were modified or are corrupt.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> target = save_model_dir(Path(tempfile.mkdtemp()) / "m", {"k": 1}, {"b": torch.ones(2)})
-    >>> meta, tensors = load_model_dir(target)
-    >>> meta["k"], tensors["b"].tolist()
-    (1, [1.0, 1.0])
+    Only JSON and safetensors are parsed, so no code from the artifact runs. ``tabnn.json``
+    is checked against its own digest and every file it lists against its SHA-256; the
+    weights are read once, checked and parsed from those same bytes. When ``path`` is
+    missing because a save was killed between its renames, that save's model is restored.
+    InputNotFoundError if ``path`` does not exist; ModelError if it is not a complete tabnn
+    model directory, comes from a newer tabnn or from one that wrote no digest, or any of
+    its files was modified or is corrupt.
     """
     meta = _read_checked_meta(path)
-    data = _read_checked_weights(path, meta)
+    data = (Path(path) / WEIGHTS_FILE).read_bytes()  # memory: the file's own size
+    _check_files(path, meta, weights=data)
     try:
         tensors = safetensors.torch.load(data)
     except (safetensors.SafetensorError, ValueError, TypeError) as error:
@@ -282,47 +260,20 @@ def load_model_dir(path: PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
 
 def read_meta(path: PathLike) -> dict:
     """Read and check ``tabnn.json`` of a model directory, without loading the weights.
-
-    Runs every check of :func:`load_model_dir`, including the weights checksum (cheap),
-    so a model that ``tabnn info`` describes is one that loads.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The model directory.
-
-    Returns
-    -------
-    dict
-        The contents of ``tabnn.json``.
-
-    Raises
-    ------
-    InputNotFoundError
-        If ``path`` does not exist.
-    ModelError
-        As :func:`load_model_dir`.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> target = save_model_dir(Path(tempfile.mkdtemp()) / "m", {}, {"b": torch.ones(2)})
-    >>> read_meta(target)["format_version"]
-    1
-    """
+    Runs every check of :func:`load_model_dir` (the checksums read in blocks), so a model
+    that ``tabnn info`` describes is one that loads."""
     meta = _read_checked_meta(path)
-    _read_checked_weights(path, meta)
+    _check_files(path, meta)
     return meta
 
 
-def _read_checked_meta(path: PathLike) -> dict:
-    """Parse ``tabnn.json`` and check its format version and required keys."""
-    directory = _existing_model_dir(path)
+def _read_checked_meta(path: PathLike, *, recover: bool = True) -> dict:
+    """Parse ``tabnn.json`` and check its format, required keys, reader version and digest
+    (in this order: a newer format may digest otherwise, and says so first)."""
+    directory = _existing_model_dir(path, recover)
     try:
-        meta = json.loads(
-            (directory / META_FILE).read_bytes().decode("utf-8"), parse_constant=_reject_constant
-        )
-    except (UnicodeDecodeError, ValueError) as error:
+        meta = load_json((directory / META_FILE).read_bytes())
+    except ValueError as error:  # bad UTF-8 too
         raise ModelError(f"'{path}' has a {META_FILE} that is not valid JSON: {error}.") from error
     if not isinstance(meta, dict):
         raise ModelError(f"'{path}' has a {META_FILE} that is not a JSON object.")
@@ -330,13 +281,23 @@ def _read_checked_meta(path: PathLike) -> dict:
     missing = [key for key in REQUIRED_KEYS if key not in meta]
     if missing:
         raise ModelError(f"'{path}' has a {META_FILE} without required keys: {', '.join(missing)}.")
+    _check_reader_version(path, meta)
+    if meta.get(DIGEST_KEY) != meta_digest(meta):
+        problem = (
+            "does not match its digest (meta_sha256): it was edited after saving or is corrupt"
+            if DIGEST_KEY in meta
+            else "has no digest (meta_sha256): it was saved by a development version of tabnn "
+            "older than this model format"
+        )
+        raise ModelError(f"'{path}' has a {META_FILE} that {problem}. Save or train it again.")
     return meta
 
 
-def _existing_model_dir(path: PathLike) -> Path:
-    """``path`` as a directory holding both files, or an error saying what is wrong."""
+def _existing_model_dir(path: PathLike, recover: bool = True) -> Path:
+    """``path`` as a directory holding both files (restored first when a save was killed
+    between its renames), or an error saying what is wrong."""
     directory = Path(path)
-    if not directory.exists():
+    if not directory.exists() and not (recover and restore_leftover(directory, _verifies)):
         raise InputNotFoundError(
             f"Model directory '{path}' does not exist.{_interrupted_hint(directory)}"
         )
@@ -360,20 +321,20 @@ def _existing_model_dir(path: PathLike) -> Path:
 
 def _interrupted_hint(directory: Path) -> str:
     """A sentence naming leftovers of an interrupted save next to ``directory``, if any."""
-    absolute = Path(os.path.abspath(directory))
-    if not absolute.parent.is_dir():
-        return ""
-    leftovers = sorted(
-        p.name
-        for pattern in (f".{absolute.name}.tmp-*", f".{absolute.name}.old-*")
-        for p in absolute.parent.glob(pattern)
-    )
-    if not leftovers:
-        return ""
-    return (
-        f" A save was interrupted (half-written): {', '.join(leftovers)} next to it "
-        "may hold the previous or the new model."
-    )
+    names = ", ".join(sorted(p.name for p in leftovers(directory)))
+    hint = f" A save was interrupted (half-written): {names} next to it may hold the previous"
+    return f"{hint} or the new model." if names else ""
+
+
+def _verifies(directory: Path) -> bool:
+    """Whether a model directory passes every check. A save killed between its renames is
+    undone on the next load or save by ``restore_leftover(directory, _verifies)``: the newest
+    staged model that verifies, else the moved-aside one (the next save removes the rest)."""
+    try:
+        _check_files(directory, _read_checked_meta(directory, recover=False))
+    except (TabnnError, OSError):
+        return False
+    return True
 
 
 def _check_format_version(path: PathLike, meta: dict) -> None:
@@ -391,41 +352,53 @@ def _check_format_version(path: PathLike, meta: dict) -> None:
         )
 
 
-def _read_checked_weights(path: PathLike, meta: dict) -> bytes:
-    """The weights file's bytes, after checking them against the recorded SHA-256."""
-    checksums = meta["checksums"]
-    expected = checksums.get(WEIGHTS_FILE) if isinstance(checksums, dict) else None
-    if not isinstance(expected, str):
-        raise ModelError(f"'{path}' has a {META_FILE} without a checksum for {WEIGHTS_FILE}.")
-    data = (Path(path) / WEIGHTS_FILE).read_bytes()
-    if hashlib.sha256(data).hexdigest() != expected.lower():
+def _check_reader_version(path: PathLike, meta: dict) -> None:
+    """Refuse a model whose ``min_reader_version`` (its ``tabnn_version`` when it has none)
+    is newer than this tabnn."""
+    made_by = meta["tabnn_version"]
+    needed = meta.get("min_reader_version", made_by)
+    release, this = _release(needed), _release(__version__) or (0,)
+    if release is None:
+        raise ModelError(f"'{path}' has an invalid tabnn version {needed!r} in {META_FILE}.")
+    width = max(len(release), len(this))
+    if release + (0,) * (width - len(release)) > this + (0,) * (width - len(this)):
         raise ModelError(
-            f"'{path}' has a {WEIGHTS_FILE} that does not match the checksum in {META_FILE}: "
-            "it was modified after saving or is corrupt. Save or train the model again."
+            f"Model '{path}' was made by tabnn {made_by} and needs tabnn {needed} or newer to "
+            f"read it; this is tabnn {__version__}: upgrade tabnn to load it."
         )
-    return data
+
+
+def _release(version) -> tuple[int, ...] | None:
+    """The leading dotted numbers of a version string ("0.10.2rc1" -> (0, 10, 2))."""
+    match = re.match(r"\d+(\.\d+)*", version) if isinstance(version, str) else None
+    return tuple(int(part) for part in match.group().split(".")) if match else None
+
+
+def _check_files(path: PathLike, meta: dict, weights: bytes | None = None) -> None:
+    """Check every file ``tabnn.json`` lists against its SHA-256 (the weights' from
+    ``weights`` when given, the others read in blocks)."""
+    checksums = meta["checksums"]
+    if not isinstance(checksums, dict) or not isinstance(checksums.get(WEIGHTS_FILE), str):
+        raise ModelError(f"'{path}' has a {META_FILE} without a checksum for {WEIGHTS_FILE}.")
+    known = {} if weights is None else {WEIGHTS_FILE: weights}
+    name, why = checksum_mismatch(Path(path), checksums, known) or (None, None)
+    problem = {
+        "invalid": f"has an invalid checksum entry {name!r} in {META_FILE}",
+        "missing": f"has no {name}, which its {META_FILE} lists: it is incomplete or damaged",
+        "modified": f"has a {name} that does not match the checksum in {META_FILE}: it was "
+        "modified after saving or is corrupt",
+    }.get(why)
+    if problem:
+        raise ModelError(f"'{path}' {problem}. Save or train the model again.")
 
 
 # --------------------------------------------------------------------------- models
 
 
 def save(estimator, path: PathLike, *, extra_meta: dict | None = None, extra_files=None) -> Path:
-    """Save a fitted ``TabNNClassifier`` as a model directory (safetensors + JSON).
-
-    ``extra_meta`` adds keys to ``tabnn.json``, such as test metrics, baselines and the
-    training data's fingerprint.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from sklearn.datasets import load_iris
-    >>> from tabnn import TabNNClassifier, load, save
-    >>> X, y = load_iris(return_X_y=True)
-    >>> clf = TabNNClassifier(epochs=5).fit(X, y)
-    >>> restored = load(save(clf, Path(tempfile.mkdtemp()) / "iris"))
-    >>> bool((restored.predict_proba(X) == clf.predict_proba(X)).all())
-    True
-    """
+    """Save a fitted ``TabNNClassifier`` as a model directory (safetensors + JSON);
+    ``extra_meta`` adds keys to ``tabnn.json`` (test metrics, the data's fingerprint...).
+    ``load(save(clf, path))`` predicts exactly as ``clf``."""
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator)
@@ -437,11 +410,7 @@ def save(estimator, path: PathLike, *, extra_meta: dict | None = None, extra_fil
         "preprocessor": estimator.preprocessor_.to_dict(),
         "model_config": estimator.model_config_.to_dict(),
         "train_config": estimator.train_config_.to_dict(),
-        "history": {
-            "best_epoch": history.best_epoch,
-            "best_val_loss": history.best_val_loss,
-            "epochs": history.epochs,
-        },
+        "history": {k: getattr(history, k) for k in ("best_epoch", "best_val_loss", "epochs")},
         "n_features_in": estimator.n_features_in_,
         "feature_names_in": getattr(estimator, "feature_names_in_", None),
         "threshold": threshold_info(estimator),
@@ -471,10 +440,13 @@ def _saved_threshold(meta: dict, path: PathLike) -> tuple[float, dict | None]:
 
 
 def load(path: PathLike):
-    """Load a model directory into a fitted ``TabNNClassifier`` (no code from it runs)."""
+    """Load a model directory into a fitted ``TabNNClassifier`` (no code from it runs).
+    Beyond :func:`load_model_dir`'s checks, the parts of ``tabnn.json`` must agree on every
+    size, and they must describe exactly the tensors in the weights file (compared on the
+    meta device, which allocates nothing): the memory used is what the files justify."""
     from .engine.config import History, TrainConfig
     from .estimator import TabNNClassifier
-    from .model import ModelConfig, TabularMLP
+    from .model import ModelConfig
     from .preprocess import Preprocessor
     from .schema import Schema
 
@@ -482,19 +454,20 @@ def load(path: PathLike):
     try:
         params = dict(meta["params"])
         TabNNClassifier(**params)  # unknown parameters are refused here
-        model = TabularMLP(ModelConfig.from_dict(meta["model_config"]))
-        model.load_state_dict(tensors, strict=True)
         parts = {
             "schema": Schema.from_dict(meta["schema"]),
             "preprocessor": Preprocessor.from_dict(meta["preprocessor"]),
-            "model_config": model.config,
+            "model_config": ModelConfig.from_dict(meta["model_config"]),
             "train_config": TrainConfig(**meta["train_config"]),
-            "model": model,
             "history": History(**meta["history"]),
             "n_features_in": meta["n_features_in"],
             "feature_names_in": meta.get("feature_names_in"),
         }
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        _check_sizes_agree(path, parts)
+        parts["model"] = _network(path, parts["model_config"], tensors)
+    except ModelError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as error:
         raise ModelError(
             f"'{path}' does not describe a model this tabnn can rebuild: {error}"
         ) from error
@@ -504,3 +477,74 @@ def load(path: PathLike):
     )
     estimator.metadata_ = meta
     return estimator
+
+
+def _check_sizes_agree(path: PathLike, parts: dict) -> None:
+    """Refuse a ``tabnn.json`` whose parts disagree on a size: each sizes or indexes another
+    (columns, indicators, vocabularies, the network's inputs and outputs)."""
+    from .model import NORMS
+
+    schema, prep, config = parts["schema"], parts["preprocessor"], parts["model_config"]
+    binary, names = schema.task == "binary", parts["feature_names_in"]
+    cards, indicators = prep.cardinalities, [i for i, on in enumerate(prep.indicators) if on]
+    checks = [  # (what, found, expected)
+        ("the preprocessor's numeric columns", prep.numeric, schema.numeric),
+        ("the preprocessor's categorical columns", prep.categorical, schema.categorical),
+        ("the number of missing indicators", len(prep.indicators), len(schema.numeric)),
+        ("the number of vocabularies", len(prep.vocabularies), len(schema.categorical)),
+        ("distinct categories + 1", [len(set(v)) + 1 for v in prep.vocabularies], cards),
+        ("model_config.n_numeric", config.n_numeric, len(schema.numeric)),
+        ("model_config.indicator_columns", config.indicator_columns, indicators),
+        ("model_config.cardinalities", config.cardinalities, cards),
+        ("model_config.embedding_dims", len(config.embedding_dims), len(cards)),
+        ("model_config.n_outputs", config.n_outputs, 1 if binary else len(schema.classes)),
+        ("the number of classes", len(schema.classes), 2 if binary else len(schema.classes)),
+        ("model_config.norm", config.norm, config.norm if config.norm in NORMS else NORMS),
+        ("n_features_in", parts["n_features_in"], len(names) if names else parts["n_features_in"]),
+    ]
+    for what, found, expected in checks:
+        if found != expected:
+            raise ModelError(
+                f"'{path}' has a {META_FILE} whose parts disagree: {what} is {_short(found)}, "
+                f"expected {_short(expected)}. Save or train the model again."
+            )
+
+
+def _network(path: PathLike, config, tensors: dict[str, torch.Tensor]):
+    """The network holding the saved tensors, once built on the meta device (nothing
+    allocated) and compared name by name, shape and type with ``model.safetensors``.
+    The layer counts are compared first, so even the empty modules are few."""
+    from .model import TabularMLP
+
+    layers = [n for n in tensors if re.fullmatch(r"hidden\.\d+\.weight|encoder\.embeddings\..+", n)]
+    described = len(config.hidden) + sum(1 for dim in config.embedding_dims if dim)
+    if len(layers) != described:
+        raise ModelError(
+            f"'{path}' has a {META_FILE} describing {described} layers and embeddings, but its "
+            f"{WEIGHTS_FILE} holds {len(layers)}. Save or train the model again."
+        )
+    with torch.device("meta"):
+        model = TabularMLP(config)
+    expected = model.state_dict()
+    names = [*expected, *(name for name in tensors if name not in expected)]
+    for name in names:
+        want, have = expected.get(name), tensors.get(name)
+        if want is None or have is None or (want.shape, want.dtype) != (have.shape, have.dtype):
+            raise ModelError(
+                f"'{path}' does not match its weights: {META_FILE} describes {name} as "
+                f"{_tensor_text(want)}, {WEIGHTS_FILE} holds {_tensor_text(have)}. "
+                "Save or train the model again."
+            )
+    if tensors["encoder.indicator_columns"].tolist() != list(config.indicator_columns):
+        raise ModelError(f"'{path}' has other indicator columns in its two files.")
+    model.load_state_dict(tensors, strict=True, assign=True)  # the tensors, not copies
+    return model
+
+
+def _tensor_text(tensor: torch.Tensor | None) -> str:
+    return "nothing" if tensor is None else f"{tuple(tensor.shape)} {tensor.dtype}"
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -30,5 +30,10 @@ class SchemaError(DataError):
     """The data does not match what the model was trained on (exit 1)."""
 
 
+class TabnnWarning(UserWarning):
+    """Something the user should know that does not stop the work (a label never seen
+    positive, a column spec read one of two ways); the command line prints it as a note."""
+
+
 class ModelError(TabnnError, ValueError):
     """A model directory that is half-written, tampered with or from a newer tabnn (exit 1)."""

@@ -4,6 +4,7 @@ checked the way scikit-learn checks them (feature counts and names, infinities, 
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -12,7 +13,7 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, validate_data
 
-from .errors import DataError
+from .errors import DataError, SchemaError
 
 
 def column_names(value) -> list[str]:
@@ -80,27 +81,72 @@ def as_frame(estimator, X, *, reset: bool) -> pd.DataFrame:
     """Any 2-D input -> a DataFrame with the column names the schema uses; checks
     feature counts and names against fit time the way scikit-learn does."""
     if isinstance(X, pd.DataFrame):
-        validate_data(estimator, X, reset=reset, skip_check_array=True)
+        _refuse_repeated_names([str(c) for c in X.columns])
+        _validate(estimator, X, reset)
         if X.shape[0] == 0:
             raise DataError(f"Found array with 0 sample(s) (shape={X.shape}).")
-        frame = X.reset_index(drop=True)
+        frame = _containers_as_text(X.reset_index(drop=True))
         frame.columns = _frame_columns(estimator, [str(c) for c in X.columns], reset)
         return frame
     try:
         array = check_array(X, dtype=None, ensure_all_finite="allow-nan")
     except ValueError as error:
         raise DataError(str(error)) from error
-    validate_data(estimator, array, reset=reset, skip_check_array=True)
+    _validate(estimator, array, reset)
     names = [str(i) for i in range(array.shape[1])]
     if not reset and hasattr(estimator, "feature_names_in_"):
         names = [str(c) for c in estimator.feature_names_in_]  # a DataFrame-fitted model
     frame = pd.DataFrame(array, columns=names)
     if array.dtype == object:  # numbers stored as objects become numeric columns
+        frame = _containers_as_text(frame)
         for column in frame.columns:
             converted = pd.to_numeric(frame[column], errors="coerce")
             if converted.notna().sum() == frame[column].notna().sum():
                 frame[column] = converted
     return frame
+
+
+def _validate(estimator, X, reset: bool) -> None:
+    """scikit-learn's feature count and name checks, its ValueError as a SchemaError (still
+    a ValueError) so that callers see one kind of error for a table that does not fit."""
+    try:
+        validate_data(estimator, X, reset=reset, skip_check_array=True)
+    except SchemaError:
+        raise
+    except ValueError as error:
+        raise SchemaError(str(error)) from None
+
+
+def _refuse_repeated_names(names: list[str]) -> None:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(
+            f"Column names must be unique; {', '.join(map(repr, repeated[:10]))} appear more "
+            f"than once. Rename or drop the repeats."
+        )
+
+
+_CONTAINERS = (list, tuple, dict, set, np.ndarray)
+
+
+def _containers_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cells holding lists, dicts or arrays (a Parquet list or struct column, JSON data)
+    become their JSON text: a value like any other string, so a column of them is a
+    category or is dropped for its number of values, never a crash."""
+    for name in frame.columns[[dtype == np.dtype(object) for dtype in frame.dtypes]]:
+        values = frame[name].to_numpy()
+        nested = np.fromiter((isinstance(v, _CONTAINERS) for v in values), bool, len(values))
+        if nested.any():
+            frame[name] = [_json_text(v) if n else v for v, n in zip(values, nested)]
+    return frame
+
+
+def _json_text(value) -> str:
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, set | tuple):
+        value = sorted(value, key=str) if isinstance(value, set) else list(value)
+    return json.dumps(value, default=str, sort_keys=True)
 
 
 def _frame_columns(estimator, names: list[str], reset: bool) -> list[str]:

@@ -3,17 +3,21 @@
 Every file tabnn writes goes through here: a model directory (a staging directory renamed
 into place), a report or predictions file (a temporary sibling renamed into place). The
 temporary names are fresh rather than ``mkstemp``'s, whose 0600 mode would make the result
-private to its writer: the umask decides, as for any file.
+private to its writer: the umask decides, as for any file. A directory write killed between
+its renames leaves hidden siblings; :func:`leftovers` finds them and the next successful
+write of that directory removes them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path, PurePath
 from typing import Any
@@ -98,6 +102,19 @@ def _json_key(key: Any, where: str) -> str:
     raise TypeError(f"Cannot store key {key!r} of {where} as JSON: keys must be strings.")
 
 
+def load_json(data: bytes) -> Any:
+    """Parse strict JSON from UTF-8 bytes: ``NaN`` and ``Infinity``, which tabnn never
+    writes, are refused (ValueError, as for bad JSON, bad UTF-8 or absurd nesting)."""
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError as error:
+        raise ValueError("JSON nested too deeply") from error
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid in strict JSON")
+
+
 def dump_json(obj: Any, *, indent: int = 2, sort_keys: bool = True) -> bytes:
     """Strict JSON (no NaN), indented so people can read and diff it, as UTF-8 bytes."""
     text = json.dumps(to_jsonable(obj, "meta"), allow_nan=False, sort_keys=sort_keys, indent=indent)
@@ -124,6 +141,44 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks (memory stays small for any size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def plain_name(name: Any) -> bool:
+    """Whether ``name`` names a file inside a directory: no path, not hidden, not empty."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and not (name.startswith(".") or "/" in name or "\\" in name)
+    )
+
+
+def checksum_mismatch(
+    directory: Path, checksums: Mapping[str, Any], known: Mapping[str, bytes]
+) -> tuple[str, str] | None:
+    """The first entry of ``checksums`` (file name -> SHA-256 hex) that ``directory`` does
+    not match, as ``(name, why)``: why is "invalid" (not a plain name and a string),
+    "missing" or "modified"; None when all match. A file in ``known`` is hashed from
+    those bytes, any other read in blocks."""
+    for name, expected in checksums.items():
+        if not plain_name(name) or not isinstance(expected, str):
+            return name, "invalid"
+        path = Path(directory) / name
+        if not path.is_file():
+            return name, "missing"
+        data = known.get(name)
+        actual = hashlib.sha256(data).hexdigest() if data is not None else file_sha256(path)
+        if actual != expected.lower():
+            return name, "modified"
+    return None
 
 
 def temporary_sibling(path: Path) -> Path:
@@ -157,13 +212,117 @@ def write_file_atomic(path: str | os.PathLike, data: bytes) -> None:
 def write_dir_atomic(target: Path, files: Mapping[str, bytes], *, replace: bool) -> None:
     """Write a directory of files atomically: into a fresh hidden sibling, flushed to disk,
     then renamed onto ``target``. With ``replace`` an existing ``target`` is moved aside
-    first and deleted only once the new one is in place; any failure restores it."""
+    first and deleted only once the new one is in place; any failure restores it. Once it
+    is in place, the :func:`leftovers` of earlier interrupted writes are removed."""
     staging = _write_staging_dir(target, files)
     try:
         _move_into_place(staging, target, replace)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    remove_leftovers(target)
+
+
+def leftovers(target: str | os.PathLike) -> list[Path]:
+    """The hidden siblings interrupted writes of directory ``target`` left behind: staged
+    copies (``.NAME.tmp-XXXXXXXX``, each complete only if its write finished), newest
+    first, then moved-aside old ones (``.NAME.old-XXXXXXXX``), newest first. Only real
+    directories with exactly these names count: never a link, a file or a user's name."""
+    target = Path(os.path.abspath(target))
+    if not target.parent.is_dir():
+        return []
+    found: dict[str, list[Path]] = {"tmp": [], "old": []}
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(tmp|old)-[0-9a-f]{{8}}")
+    for entry in target.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match and entry.is_dir() and not entry.is_symlink():
+            found[match.group(1)].append(entry)
+    newest_first = {kind: sorted(paths, key=_mtime, reverse=True) for kind, paths in found.items()}
+    return newest_first["tmp"] + newest_first["old"]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def remove_leftovers(target: str | os.PathLike) -> None:
+    """Delete every leftover of :func:`leftovers` (a link inside one is removed, never
+    followed)."""
+    for path in leftovers(target):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def restore_leftover(target: str | os.PathLike, usable: Callable[[Path], bool]) -> bool:
+    """Rename onto a missing ``target`` the first of its :func:`leftovers` that ``usable``
+    accepts (so a complete staged copy wins over a moved-aside one); whether one was."""
+    for candidate in leftovers(target):
+        if not usable(candidate):
+            continue
+        try:
+            os.rename(candidate, target)
+        except OSError:
+            continue
+        fsync_dir(Path(os.path.abspath(target)).parent)
+        return True
+    return False
+
+
+# temporary_sibling's names: what a killed atomic write of a file leaves
+_TEMPORARY = re.compile(r"\.(.+)\.\d+\.[0-9a-f]{8}\.tmp")
+
+
+def unknown_entries(
+    directory: Path, files: Collection[str], folders: Mapping[str, Collection[str]]
+) -> list[str]:
+    """What ``directory`` holds besides the plain ``files`` and the ``folders`` (name ->
+    the files each of its sub-folders may hold), counting the temporary files of atomic
+    writes of these files as known and links as unknown: sorted relative names, a
+    directory's with a trailing ``/``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in ("a.json", "notes.txt", "runs/x/a.json", "runs/x/b.csv"):
+    ...     (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    ...     _ = (folder / name).write_text("")
+    >>> unknown_entries(folder, {"a.json"}, {"runs": {"a.json"}})
+    ['notes.txt', 'runs/x/b.csv']
+    """
+    unknown = []
+    for entry in sorted(Path(directory).iterdir()):
+        if entry.name not in folders or not _real_dir(entry):
+            if not _known_file(entry, files):
+                unknown.append(_shown(entry))
+            continue
+        for sub in sorted(entry.iterdir()):
+            prefix = f"{entry.name}/{sub.name}"
+            if not _real_dir(sub):
+                unknown.append(prefix)
+                continue
+            known = folders[entry.name]
+            unknown += [
+                f"{prefix}/{_shown(p)}" for p in sorted(sub.iterdir()) if not _known_file(p, known)
+            ]
+    return unknown
+
+
+def _real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _shown(path: Path) -> str:
+    return path.name + ("/" if _real_dir(path) else "")
+
+
+def _known_file(entry: Path, names: Collection[str]) -> bool:
+    if not entry.is_file() or entry.is_symlink():
+        return False
+    temporary = _TEMPORARY.fullmatch(entry.name)
+    return (temporary.group(1) if temporary else entry.name) in names
 
 
 def _write_staging_dir(target: Path, files: Mapping[str, bytes]) -> Path:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from .data import MISSING_VALUES
-from .errors import DataError, SchemaError, UsageError
+from .errors import DataError, SchemaError, TabnnWarning, UsageError
 
 MAX_DISCRETE_FLOAT_CLASSES = 20  # beyond this a non-integral float target looks continuous
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -86,6 +87,14 @@ def _infer_multilabel(y: pd.DataFrame, task: str | None) -> tuple[list[str], str
         raise DataError(f"Label columns repeat a name: {', '.join(names)}.")
     for column, name in zip(y.columns, names, strict=True):
         check_binary_column(y[column], name, allow_missing=True)
+    never = [name for column, name in zip(y.columns, names, strict=True) if not y[column].any()]
+    if never:
+        warnings.warn(
+            f"Label(s) {', '.join(map(repr, never[:10]))} are never positive (all 0) in the "
+            f"rows it learns from: the model cannot learn to predict them.",
+            TabnnWarning,
+            stacklevel=2,
+        )
     return names, "multilabel", names
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .designs import PRESETS
-from .errors import UsageError
+from .errors import ModelError, UsageError
 from .preprocess import Preprocessor
 
 ACTIVATIONS = {
@@ -31,6 +32,11 @@ ACTIVATIONS = {
 NORMS = ("none", "batch", "layer")
 SCALED_LIMIT = 1e6  # standard deviations (or IQRs) from the center a scaled input may reach
 ONE_HOT_MAX = 16  # categorical columns with at most this many codes are one-hot encoded
+# the largest network built: weights, gradients and AdamW's two moments in float32 and the
+# float64 copy for inference take about 24 bytes per parameter (6 GB at this bound), and the
+# widest layer bounds the activations of every batch
+MAX_PARAMETERS = 250_000_000
+MAX_UNITS = 131_072
 
 
 @dataclass
@@ -113,7 +119,7 @@ def build_config(
     indicators = [i for i, flag in enumerate(preprocessor.indicators) if flag]
     cards = preprocessor.cardinalities
     width = encoded_width(len(preprocessor.numeric), len(indicators), cards)
-    return ModelConfig(
+    config = ModelConfig(
         n_numeric=len(preprocessor.numeric),
         indicator_columns=indicators,
         cardinalities=cards,
@@ -127,6 +133,40 @@ def build_config(
         n_members=n_members,
         embedding_dims=[embedding_dim(c) for c in cards],
     )
+    problem = size_problem(config)
+    if problem:
+        design = preset if isinstance(preset, str) else "mlp:" + "-".join(map(str, preset))
+        raise UsageError(
+            f"The design {design} is too large for memory: {problem}. Choose smaller "
+            f"layers (e.g. mlp:256-128) or fewer members."
+        )
+    return config
+
+
+def parameter_count(config: ModelConfig) -> int:
+    """Weights and biases of every member (embeddings included), before any allocation."""
+    width = encoded_width(config.n_numeric, len(config.indicator_columns), config.cardinalities)
+    sizes = [width, *config.hidden, config.n_outputs]
+    per_member = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    per_member += sum(c * d for c, d in zip(config.cardinalities, config.embedding_dims))
+    return int(config.n_members) * per_member
+
+
+def size_problem(config: ModelConfig) -> str:
+    """Why a network of this configuration cannot be built ('' when it can): more than
+    MAX_PARAMETERS parameters or a layer wider than MAX_UNITS, in words with its size."""
+    hidden = ", ".join(f"{h:,}" for h in config.hidden)
+    count = parameter_count(config)
+    if count > MAX_PARAMETERS:
+        gigabytes = count * 24 / 1e9
+        return (
+            f"{count:,} parameters in {config.n_members} member(s) with hidden layers of "
+            f"{hidden} units (about {gigabytes:,.1f} GB to train), above the limit of "
+            f"{MAX_PARAMETERS:,}"
+        )
+    if config.hidden and max(config.hidden) > MAX_UNITS:
+        return f"a layer of {max(config.hidden):,} units, above the limit of {MAX_UNITS:,}"
+    return ""
 
 
 class StackedLinear(nn.Module):
@@ -371,6 +411,9 @@ class TabularMLP(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        problem = size_problem(config)
+        if problem:  # a configuration read back from a model directory, checked before use
+            raise ModelError(f"The network described cannot be built: {problem}.")
         self.config = config
         k = config.n_members
         self.encoder = InputEncoder(config)
@@ -429,6 +472,50 @@ class TabularMLP(nn.Module):
             x = self.activation(x)
             x = dropout(x) if dropout is not None else x
         return self.head(x)
+
+
+def input_contributions(network: TabularMLP, x_num, x_cat) -> np.ndarray:
+    """How much each original column moves the first layer on these rows: the variance
+    over the rows of the column's term in the first layer's pre-activations (its encoded
+    inputs times their weights), summed over the units, averaged over the members.
+
+    A cheap stand-in for permutation importance (one pass of the encoder, no prediction):
+    a column whose term barely varies cannot change what the network says. Columns in the
+    preprocessing's order (numeric, then categorical).
+    """
+    config = network.config
+    with torch.no_grad():
+        dtype = network.encoder.medians.dtype
+        x = network.encoder(
+            torch.as_tensor(np.asarray(x_num), dtype=dtype)[None],
+            torch.as_tensor(np.asarray(x_cat), dtype=torch.int64)[None],
+        )
+        x = x - x.mean(1, keepdim=True)  # (K, rows, width)
+        weight = (network.hidden[0] if len(network.hidden) else network.head).weight
+        owner = torch.as_tensor(_input_owners(config))
+        features = config.n_numeric + len(config.cardinalities)
+        result = torch.zeros(x.shape[0], features, dtype=dtype)
+        counts = torch.bincount(owner, minlength=features)
+        single = counts[owner] == 1  # one input per column: its variance times |w|^2
+        terms = x[..., single].pow(2).mean(1) * weight[:, single].pow(2).sum(-1)
+        result.index_add_(1, owner[single], terms)
+        for column in torch.nonzero(counts > 1).flatten().tolist():
+            inputs = owner == column
+            term = x[..., inputs] @ weight[:, inputs]  # (K, rows, units)
+            result[:, column] = term.pow(2).mean(1).sum(-1)
+    return result.mean(0).numpy()
+
+
+def _input_owners(config: ModelConfig) -> np.ndarray:
+    """The original column (numeric then categorical) of each of the network's inputs."""
+    numeric = list(range(config.n_numeric))
+    indicators = list(config.indicator_columns)
+    categorical = [
+        config.n_numeric + j
+        for j, (card, dim) in enumerate(zip(config.cardinalities, config.embedding_dims))
+        for _ in range(dim or card)
+    ]
+    return np.asarray(numeric + indicators + categorical, dtype=np.int64)
 
 
 def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:

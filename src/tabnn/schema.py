@@ -8,11 +8,12 @@ Everything in a :class:`Schema` is plain JSON data.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from . import dates
 from .data import did_you_mean
 from .errors import DataError, ModelError, SchemaError, UsageError
 from .labels import (
@@ -62,11 +63,19 @@ class Schema:
     task: Task
     target: list[str]
     classes: list
+    dates: list[str] = field(default_factory=list)
 
     @property
     def features(self) -> list[str]:
-        """Numeric then categorical columns: the order the preprocessing relies on."""
-        return [*self.numeric, *self.categorical]
+        """The columns a table must hold: numeric, categorical, then date columns (whose
+        numeric parts, in :attr:`numeric`, are made from them by :meth:`check`)."""
+        parts = set(self.date_parts)
+        return [*(n for n in self.numeric if n not in parts), *self.categorical, *self.dates]
+
+    @property
+    def date_parts(self) -> list[str]:
+        """The numeric features made from the date columns."""
+        return [name for column in self.dates for name in dates.part_names(column)]
 
     def to_dict(self) -> dict:
         """Plain JSON-able data; :meth:`from_dict` restores it exactly."""
@@ -77,6 +86,7 @@ class Schema:
             "task": self.task,
             "target": list(self.target),
             "classes": [plain_value(c) for c in self.classes],
+            "dates": list(self.dates),
         }
 
     @classmethod
@@ -95,6 +105,7 @@ class Schema:
             task=d["task"],
             target=[str(c) for c in d["target"]],
             classes=list(d["classes"]),
+            dates=[str(c) for c in d.get("dates", [])],
         )
 
     def check(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -133,14 +144,18 @@ class Schema:
                 f"Pass a table with these columns (extra columns are ignored)."
             )
         columns = {name: frame[by_name[name]] for name in self.features}
+        parts = set(self.date_parts)
+        numbers = [n for n in self.numeric if n not in parts]
         # numeric dtypes convert as one block: per column, pandas' overhead dominates
-        plain = [n for n in self.numeric if is_number_dtype(columns[n].dtype)]
+        plain = [n for n in numbers if is_number_dtype(columns[n].dtype)]
         block = pd.DataFrame(columns, columns=plain, index=frame.index).astype("float64")
         out = {name: block[name] for name in plain}
-        out.update({n: as_float(columns[n], n) for n in self.numeric if n not in out})
+        out.update({n: as_float(columns[n], n) for n in numbers if n not in out})
         _refuse_infinities(out, frame.index)
+        for name in self.dates:
+            out.update(dates.parts(columns[name], name))
         out.update({name: canonical_text(columns[name]) for name in self.categorical})
-        return pd.DataFrame(out, columns=self.features, index=frame.index)
+        return pd.DataFrame(out, columns=[*self.numeric, *self.categorical], index=frame.index)
 
     def encode_target(self, y: pd.Series | pd.DataFrame | np.ndarray) -> np.ndarray:
         """Labels -> training targets.
@@ -324,7 +339,8 @@ def infer_schema(
         raise UsageError(f"task must be one of {', '.join(TASKS)}. Got {task!r} instead.")
     target, found_task, classes = infer_target(y, task)
     drop, categorical, numeric = _check_overrides(X, y, drop, categorical, numeric)
-    kinds: dict[str, list[str]] = {"numeric": [], "categorical": []}
+    kinds: dict[str, list[str]] = {"numeric": [], "categorical": [], "date": []}
+    taken = {str(c) for c in X.columns}
     dropped: dict[str, str] = {}
     for column in X.columns:
         name = str(column)
@@ -333,13 +349,19 @@ def infer_schema(
             continue
         forced = "categorical" if name in categorical else "numeric" if name in numeric else None
         kind, reason = _infer_kind(X[column], name, forced)
+        if kind == "date" and taken & set(dates.part_names(name)):
+            kind, reason = None, "dates, but a column is already named like one of their parts"
         if kind is None:
             dropped[name] = reason
         else:
             kinds[kind].append(name)
+        if kind == "date":  # its numeric parts, in the column's place
+            kinds["numeric"] += dates.part_names(name)
     if not kinds["numeric"] and not kinds["categorical"]:
         raise DataError(_no_features_message(dropped))
-    return Schema(kinds["numeric"], kinds["categorical"], dropped, found_task, target, classes)
+    return Schema(
+        kinds["numeric"], kinds["categorical"], dropped, found_task, target, classes, kinds["date"]
+    )
 
 
 def _no_features_message(dropped: dict[str, str]) -> str:
@@ -400,6 +422,8 @@ def _infer_kind(column: pd.Series, name: str, forced: str | None) -> tuple[str |
     if pd.api.types.is_float_dtype(dtype):
         return "numeric", ""
     if _is_textual(dtype):
+        if dates.looks_like_dates(values):
+            return "date", ""
         return _text_kind(values, len(column))
     return None, f"unsupported type {dtype}"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from .data import (
     resolve_columns,
     split_target,
 )
-from .errors import UsageError
+from .data.target import spec_notes
+from .errors import TabnnWarning, UsageError
 from .estimator import TabNNClassifier
 from .evaluation.holdout import holdout_evaluation, positive_proba
 from .evaluation.metrics import compute_metrics
@@ -133,6 +135,8 @@ def load_training_table(path, options: ReadOptions) -> TrainingTable:
     if header is None:
         header = detect_header(path, sep=options.sep)
     frame = read_table(path, sep=options.sep, header=header)
+    for note in spec_notes(frame, options.target):
+        warnings.warn(f"--target: {note}", TabnnWarning, stacklevel=2)
     X, y = split_target(frame, options.target, label_sep=options.label_sep)
     missing = y.isna()
     missing = missing.any(axis=1) if isinstance(missing, pd.DataFrame) else missing
@@ -143,18 +147,12 @@ def load_training_table(path, options: ReadOptions) -> TrainingTable:
 
 
 def check_model_out(out: str | os.PathLike) -> None:
-    """Refuse an output path that cannot take a model directory, before any training."""
-    path = Path(out)
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
-        raise UsageError(
-            f"Cannot save the model to '{out}': it is a file or a link, not a directory. "
-            f"Choose another --out."
-        )
-    if path.is_dir() and any(path.iterdir()) and not (path / artifact.META_FILE).is_file():
-        raise UsageError(
-            f"Cannot save the model to '{out}': it is a non-empty directory that is not a "
-            f"tabnn model directory. Choose another --out or remove it."
-        )
+    """Refuse an output path that cannot take a model directory, before any training: a
+    file, a link, a directory that is not a tabnn model's, or a model directory holding
+    files tabnn did not write (listed). Saving checks again (``artifact.replace_refusal``)."""
+    refusal = artifact.replace_refusal(out)
+    if refusal:
+        raise UsageError(f"Cannot save the model to '{out}': {refusal}")
 
 
 def train_workflow(
@@ -202,7 +200,9 @@ def train_workflow(
                 **_provenance(path, options, table, result.rows, seed, training),
             }
             splits = {"train": train, "validation": val, "test": test}
-            data = builders.train_report(estimator, X, y, splits, evaluation, Path(path).name)
+            data = builders.train_report(
+                estimator, X, y, splits, evaluation, Path(path).name, with_importance=outputs.report
+            )
             result.model_dir, result.report = save_with_report(estimator, out, extra, data, outputs)
             tracker.log_artifacts(result.model_dir)
         result.tracking = list(tracker.destinations)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 import sys
 import tempfile
+import warnings
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -23,7 +24,7 @@ import typer
 
 from .. import __version__
 from ..designs import parse_design
-from ..errors import TabnnError, UsageError
+from ..errors import TabnnError, TabnnWarning, UsageError
 from . import render
 from .options import (
     ActivationOpt,
@@ -96,10 +97,12 @@ def _raise_terminated(signum, frame) -> None:
 
 
 @contextmanager
-def user_errors():
-    """Turn tabnn's own errors (and file-system refusals) into a message and an exit code."""
+def user_errors(quiet: bool = False):
+    """Turn tabnn's own errors (and file-system refusals) into a message and an exit code;
+    tabnn's warnings become notes on stderr (none with ``quiet``), printed before any error."""
     try:
-        yield
+        with _notes(quiet):
+            yield
     except TabnnError as error:
         _fail(str(error), error.exit_code)
     except OSError as error:  # permission denied, disk full, ...: the user's to fix
@@ -109,6 +112,22 @@ def user_errors():
         _fail("terminated; nothing was written.", TERMINATED)
     except KeyboardInterrupt:
         _fail("interrupted; nothing was written.", INTERRUPTED)
+
+
+@contextmanager
+def _notes(quiet: bool):
+    """Collect the block's warnings; print tabnn's as notes, pass the others on."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TabnnWarning)
+        try:
+            yield
+        finally:
+            others = [w for w in caught if not issubclass(w.category, TabnnWarning)]
+            notes = dict.fromkeys(str(w.message) for w in caught if w not in others)
+    for note in notes if not quiet else ():
+        render.show_note(note)
+    for w in others:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _fail(message: str, code: int):
@@ -170,7 +189,7 @@ def train(
     from ..estimator import TabNNClassifier
     from ..workflows import Outputs, ReadOptions, train_workflow
 
-    with user_errors():
+    with user_errors(quiet):
         if val_size + test_size >= 1:
             raise UsageError(
                 f"--val-size + --test-size must be below 1; got {val_size} + {test_size}."
@@ -265,7 +284,7 @@ def compare(
     from ..artifact import threshold_info
     from ..workflows import Outputs, ReadOptions, compare_workflow
 
-    with user_errors():
+    with user_errors(quiet):
         designs = names(models)
         for name in designs:
             parse_design(name)
@@ -336,7 +355,11 @@ def predict(
     data: Annotated[Path, typer.Argument(help="Rows to predict (extra columns are ignored).")],
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Write .csv or .parquet here (default: CSV to stdout)."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write .csv or .parquet here, replacing the file (default: CSV to stdout).",
+        ),
     ] = None,
     threshold: Annotated[
         float | None,
@@ -390,10 +413,13 @@ def report(
     ] = False,
 ):
     """Draw report.html again from the report data stored in MODEL_DIR."""
+    from ..artifact import META_FILE, read_meta
     from ..report.data import REPORT_JSON, ReportData
     from ..report.html import write_report
 
     with user_errors():
+        if (model_dir / META_FILE).is_file():
+            read_meta(model_dir)  # the report data of an edited or damaged model is refused
         if not (model_dir / REPORT_JSON).is_file():
             raise UsageError(
                 f"'{model_dir}' holds no report data ({REPORT_JSON}): expected a model "
@@ -421,10 +447,10 @@ def info(
 
     with user_errors():
         meta = read_meta(model_dir)
+        if not as_json:  # checked and laid out before anything is printed: a tabnn.json
+            render.show_info(model_dir, meta)  # of another shape is a ModelError (exit 1)
     if as_json:
         render.print_json(meta)
-    else:
-        render.show_info(model_dir, meta)
 
 
 # --------------------------------------------------------------------------- demo
@@ -435,7 +461,15 @@ DEMO_ROWS = 5
 
 @app.command()
 def demo(
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Model directory.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Model directory (default: a new temporary one). A tabnn model already "
+            "there is replaced; a directory holding other files is refused.",
+        ),
+    ] = None,
     quiet: ProgressOnly = False,
 ):
     """Train and evaluate on the bundled Sonar data (mines vs rocks), then let the saved

@@ -199,7 +199,13 @@ TargetOpt = Annotated[
 ]
 OutOpt = Annotated[
     Path | None,
-    typer.Option("--out", "-o", help="Model directory (default: tabnn-models/NAME)."),
+    typer.Option(
+        "--out",
+        "-o",
+        help="Model directory (default: tabnn-models/NAME). An existing tabnn model directory "
+        "is replaced, its evaluations/ reports included; a directory holding anything else is "
+        "refused.",
+    ),
 ]
 LabelSepOpt = Annotated[
     str | None, typer.Option(help="Delimiter inside one multi-label target column.")

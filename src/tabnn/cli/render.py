@@ -56,6 +56,11 @@ def show_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True)
 
 
+def show_note(message: str) -> None:
+    """``note: MESSAGE`` on stderr, for what the user should know but stops nothing."""
+    err_console.print(f"[yellow]note:[/] {escape(message)}", markup=True)
+
+
 def print_json(payload) -> None:
     """Plain JSON on stdout (no colour, no wrapping), for scripts."""
     from ..io import to_jsonable
@@ -69,11 +74,11 @@ def show_version(version: str) -> None:
 
 def show_written(count: int, out) -> None:
     """How many predictions went to which file (on stderr: stdout may be the data)."""
-    err_console.print(f"wrote {count} predictions to [green]{out}[/]")
+    err_console.print(f"wrote {count} predictions to [green]{_t(out)}[/]")
 
 
 def show_report(path) -> None:
-    out_console.print(f"report: [green]{path}[/]")
+    out_console.print(f"report: [green]{_t(path)}[/]")
 
 
 # --------------------------------------------------------------------------- training
@@ -84,13 +89,13 @@ def show_training(result, *, metrics: list[str] | None = None) -> None:
     show_source(result.source)
     rows = result.rows
     out_console.print(
-        f"[bold]{result.task}[/] task, classes {', '.join(map(str, result.classes))}; rows: "
+        f"[bold]{result.task}[/] task, classes {_t(', '.join(map(str, result.classes)))}; rows: "
         f"{rows['train']} train, {rows['validation']} validation, {rows['test']} test"
     )
     if result.dropped_targets:
         out_console.print(f"dropped {result.dropped_targets} rows with a missing target")
     for column, reason in result.dropped_columns.items():
-        out_console.print(f"dropped column [cyan]{column}[/]: {reason}")
+        out_console.print(f"dropped column [cyan]{_t(column)}[/]: {_t(reason)}")
     out_console.print(
         f"trained in {result.seconds:.1f} s, best epoch {', '.join(map(str, result.best_epochs))}"
     )
@@ -102,18 +107,18 @@ def show_training(result, *, metrics: list[str] | None = None) -> None:
 def show_outputs(result) -> None:
     """Where the model, its report and the tracked run went."""
     if result.model_dir is not None:
-        out_console.print(f"model saved to [green]{result.model_dir}[/]")
+        out_console.print(f"model saved to [green]{_t(result.model_dir)}[/]")
     if getattr(result, "report", None) is not None:
         show_report(result.report)
     for destination in getattr(result, "tracking", []):
-        out_console.print(f"logged to {destination}")
+        out_console.print(f"logged to {_t(destination)}")
 
 
 def show_source(source: dict) -> None:
     """The file read, its size and whether its first line was taken as column names."""
     if not source:
         return
-    line = f"read {source['file']}: {source['rows']} rows, {source['columns']} columns"
+    line = f"read {_t(source['file'])}: {source['rows']} rows, {source['columns']} columns"
     if source["text"]:
         named = "first line holds column names" if source["header"] else "no header row"
         how = "detected; --header/--no-header to override" if source["header_detected"] else ""
@@ -152,25 +157,30 @@ def threshold_text(threshold: dict) -> str:
 def show_scores(evaluation: dict, *, title: str, metrics: list[str] | None = None) -> None:
     """A metric x model table with the baselines beside the model, and the confusion matrix
     (left out when ``metrics`` narrows the table)."""
+    for part in score_parts(evaluation, title=title, metrics=metrics):
+        out_console.print(part)
+
+
+def score_parts(evaluation: dict, *, title: str, metrics: list[str] | None = None) -> list:
+    """What :func:`show_scores` prints, as lines and tables, nothing printed yet."""
     scores = evaluation.get("scores", {})
     if not scores:
-        out_console.print("no test rows: nothing evaluated")
-        return
+        return ["no test rows: nothing evaluated"]
     task = _task_of(scores["model"])
     names = sorted(scores, key=lambda n: (COLUMN_ORDER + (n,)).index(n))
-    out_console.print(f"[bold]{title}[/]: {evaluation['rows']} rows")
+    parts: list = [f"[bold]{_t(title)}[/]: {_t(evaluation['rows'])} rows"]
     table = Table()
     table.add_column("metric")
     for name in names:
-        table.add_column(name.replace("_", " "), justify="right")
+        table.add_column(_t(name.replace("_", " ")), justify="right")
     for metric in metrics or SHOWN[task]:
-        table.add_row(metric, *[_fmt(scores[name].get(metric)) for name in names])
-    out_console.print(table)
+        table.add_row(metric, *[_t(_fmt(scores[name].get(metric))) for name in names])
+    parts.append(table)
     matrix = scores["model"].get("confusion_matrix")
     if matrix is not None and metrics is None:
-        out_console.print("confusion matrix (rows: true class, columns: predicted):")
-        for line in matrix:
-            out_console.print("  " + " ".join(f"{v:>6}" for v in line))
+        parts.append("confusion matrix (rows: true class, columns: predicted):")
+        parts += ["  " + " ".join(f"{_t(v):>6}" for v in line) for line in matrix]
+    return parts
 
 
 def _task_of(scores: dict) -> str:
@@ -181,6 +191,12 @@ def _task_of(scores: dict) -> str:
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _t(value) -> str:
+    """A value printed as text, never read as rich markup: column names, labels and paths
+    come from the user and may hold brackets ("[/x]" would stop the command)."""
+    return escape(str(value))
 
 
 def show_evaluation(result: dict, name: str) -> None:
@@ -248,7 +264,7 @@ def show_comparison(result, threshold: dict) -> None:
         if result.refit == "full"
         else "fold models kept as an ensemble"
     )
-    out_console.print(f"winner: [bold]{comparison.winner}[/] ({how})")
+    out_console.print(f"winner: [bold]{_t(comparison.winner)}[/] ({how})")
     show_threshold(threshold)
     show_scores(result.test, title="Test rows (never used for any choice)")
     show_outputs(result)
@@ -275,35 +291,138 @@ def show_nested(nested: dict) -> None:
 
 
 def show_info(model_dir, meta: dict) -> None:
-    """A saved model's schema, classes, network, threshold, training and test scores."""
-    schema = meta["schema"]
-    out_console.print(
-        f"[bold]{model_dir}[/]: {schema['task']} classifier, tabnn {meta['tabnn_version']}, "
-        f"saved {meta.get('created', '?')}"
+    """A saved model's schema, classes, network, threshold, training and test scores.
+
+    Everything is checked and laid out before anything is printed: a ``tabnn.json`` that
+    lacks a key this needs, or holds one of another type (a model written by another
+    tabnn), is a ModelError naming the key, what was expected and what is there.
+    """
+    for part in info_parts(model_dir, meta):
+        out_console.print(part)
+
+
+# what show_info reads from tabnn.json: key path -> (check, what it should be)
+_TEXT_LIST = (
+    lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "a list of names",
+)
+_INFO_FIELDS = {
+    "tabnn_version": (lambda v: isinstance(v, str | int | float), "a version"),
+    "schema": (lambda v: isinstance(v, dict), "an object"),
+    "schema.task": (lambda v: isinstance(v, str) and v in SHOWN, f"one of {', '.join(SHOWN)}"),
+    "schema.target": _TEXT_LIST,
+    "schema.classes": (lambda v: isinstance(v, list), "a list of classes"),
+    "schema.numeric": _TEXT_LIST,
+    "schema.categorical": _TEXT_LIST,
+    "schema.dropped": (lambda v: isinstance(v, dict), "an object of column: reason"),
+    "model_config": (lambda v: isinstance(v, dict), "an object"),
+    "model_config.hidden": (lambda v: isinstance(v, list), "a list of layer sizes"),
+    "model_config.activation": (lambda v: isinstance(v, str), "a name"),
+    "model_config.dropout": (lambda v: _is_number(v), "a number"),
+    "model_config.n_members": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a count"),
+}
+_OPTIONAL_FIELDS = {
+    "threshold": (lambda v: v is None or isinstance(v, dict), "an object"),
+    "training": (lambda v: v is None or isinstance(v, dict), "an object"),
+    "training.rows": (lambda v: isinstance(v, dict), "an object of split: rows"),
+    "evaluation": (lambda v: isinstance(v, dict), "an object"),
+    "evaluation.scores": (
+        lambda v: (
+            isinstance(v, dict)
+            and all(isinstance(s, dict) for s in v.values())
+            and (not v or "model" in v)
+        ),
+        "an object of name: scores, with the model's",
+    ),
+    "evaluation.scores.model.confusion_matrix": (
+        lambda v: isinstance(v, list) and all(isinstance(row, list) for row in v),
+        "a list of rows",
+    ),
+}
+_ABSENT = object()
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _at(meta, path: str):
+    """The value at a dotted key path of ``meta``, or _ABSENT."""
+    value = meta
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return _ABSENT
+        value = value[key]
+    return value
+
+
+def _describe(value) -> str:
+    """A JSON value in a few words, for an error message."""
+    kinds = {bool: "true/false", int: "a number", float: "a number", str: "text"}
+    kind = "null" if value is None else kinds.get(type(value))
+    kind = kind or ("a list" if isinstance(value, list) else "an object")
+    text = json.dumps(value, default=str)
+    return f"{kind} ({text[:40] + '...' if len(text) > 43 else text})"
+
+
+def check_info(model_dir, meta) -> None:
+    """Refuse (ModelError) a ``tabnn.json`` whose keys that ``tabnn info`` shows are
+    missing or of another type."""
+    from ..errors import ModelError
+
+    where = f"Cannot describe '{model_dir}': its tabnn.json"
+    fix = "It may have been written by another tabnn; tabnn info --json shows it as it is."
+    for path, (ok, expected) in {**_INFO_FIELDS, **_OPTIONAL_FIELDS}.items():
+        value = _at(meta, path)
+        if value is _ABSENT:
+            if path in _INFO_FIELDS:
+                raise ModelError(f"{where} has no {path} (expected {expected}). {fix}")
+            continue
+        if not ok(value):
+            raise ModelError(f"{where} has {path} = {_describe(value)}; expected {expected}. {fix}")
+
+
+def info_parts(model_dir, meta: dict) -> list:
+    """What :func:`show_info` prints, as lines and tables, checked first (ModelError)."""
+    from ..errors import ModelError
+
+    check_info(model_dir, meta)
+    try:
+        return _info_parts(model_dir, meta)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        raise ModelError(
+            f"Cannot describe '{model_dir}': its tabnn.json has a part of an unexpected "
+            f"shape ({type(error).__name__}: {error}). It may have been written by another "
+            f"tabnn; tabnn info --json shows it as it is."
+        ) from None
+
+
+def _info_parts(model_dir, meta: dict) -> list:
+    schema, config = meta["schema"], meta["model_config"]
+    names = lambda values: _t(", ".join(map(str, values)))  # noqa: E731
+    parts: list = [
+        f"[bold]{_t(model_dir)}[/]: {schema['task']} classifier, tabnn "
+        f"{_t(meta['tabnn_version'])}, saved {_t(meta.get('created', '?'))}",
+        f"target: {names(schema['target'])}; classes: {names(schema['classes'])}",
+        f"numeric ({len(schema['numeric'])}): {names(schema['numeric'])}",
+        f"categorical ({len(schema['categorical'])}): {names(schema['categorical'])}",
+    ]
+    parts += [f"dropped {_t(c)}: {_t(reason)}" for c, reason in schema["dropped"].items()]
+    parts.append(
+        f"network: hidden {_t(config['hidden'])}, {_t(config['activation'])}, dropout "
+        f"{config['dropout']}, {config['n_members']} member(s)"
     )
-    out_console.print(
-        f"target: {', '.join(schema['target'])}; classes: {', '.join(map(str, schema['classes']))}"
-    )
-    out_console.print(f"numeric ({len(schema['numeric'])}): {', '.join(schema['numeric'])}")
-    out_console.print(
-        f"categorical ({len(schema['categorical'])}): {', '.join(schema['categorical'])}"
-    )
-    for column, reason in schema["dropped"].items():
-        out_console.print(f"dropped {column}: {reason}")
-    config = meta["model_config"]
-    out_console.print(
-        f"network: hidden {config['hidden']}, {config['activation']}, dropout {config['dropout']}, "
-        f"{config['n_members']} member(s)"
-    )
-    if schema["task"] != "multiclass" and meta.get("threshold"):
-        out_console.print(f"decision threshold {threshold_text(meta['threshold'])}")
+    threshold = meta.get("threshold")
+    if schema["task"] != "multiclass" and threshold:
+        parts.append(f"decision threshold {_t(threshold_text(threshold))}")
     training = meta.get("training")
     if training:
         rows = training.get("rows", {})
-        counts = [f"{rows[s]} {s}" for s in ("train", "validation", "test") if s in rows]
-        out_console.print(f"trained on {training.get('source')}: {', '.join(counts)} rows")
+        counts = [f"{_t(rows[s])} {s}" for s in ("train", "validation", "test") if s in rows]
+        parts.append(f"trained on {_t(training.get('source'))}: {', '.join(counts)} rows")
     if "evaluation" in meta:
-        show_scores(meta["evaluation"], title="Test rows at training time")
+        parts += score_parts(meta["evaluation"], title="Test rows at training time")
+    return parts
 
 
 def show_demo_intro() -> None:

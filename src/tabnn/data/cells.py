@@ -43,8 +43,44 @@ def check_unique(names: list[str], path: Path) -> None:
 
 
 def clean_text_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Strip text, mark ``?``/empty/``NA`` missing and make all-number columns numeric."""
-    return pd.DataFrame({name: clean_text(frame[name]) for name in frame.columns})
+    """Strip text, mark ``?``/empty/``NA`` missing and make all-number columns numeric.
+
+    The rules of :func:`clean_text`, applied to every cell at once (a wide table would
+    otherwise pay pandas' per-column overhead thousands of times); text columns then go
+    through ``clean_text`` itself, so they come out exactly as it makes them.
+    """
+    rows, width = frame.shape
+    if width == 0 or rows == 0:
+        return pd.DataFrame({name: clean_text(frame[name]) for name in frame.columns})
+    text, numbers = text_and_numbers(frame)
+    present = text.notna().to_numpy().reshape(width, rows)
+    values = numbers.to_numpy(dtype="float64", na_value=np.nan).reshape(width, rows)
+    numeric = (~np.isnan(values)).sum(axis=1) == present.sum(axis=1)
+    columns = {}
+    with np.errstate(invalid="ignore"):
+        large = np.nanmax(np.abs(values), axis=1, initial=0.0) >= 10**EXACT_DIGITS
+    for j in range(width):
+        if numeric[j] and not large[j]:
+            columns[j] = _tight_values(values[j])
+        else:
+            columns[j] = clean_text(frame.iloc[:, j])
+    result = pd.DataFrame(columns, index=frame.index)
+    result.columns = frame.columns
+    return result
+
+
+def text_and_numbers(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Every cell, column after column, as stripped text (missing markers as missing) and
+    as a number (missing where it is none): one pass of ``clean_text``'s first steps."""
+    text = pd.Series(flat_text(frame))
+    text = text.where(~text.isin(MISSING_VALUES))
+    return text, pd.to_numeric(text, errors="coerce")
+
+
+def flat_text(frame: pd.DataFrame) -> np.ndarray:
+    """Every cell as stripped ``str``, column after column, as one object array."""
+    flat = pd.Series(frame.to_numpy(dtype=object).ravel(order="F"))
+    return flat.astype("str").str.strip().to_numpy(dtype=object)
 
 
 def clean_text(column: pd.Series) -> pd.Series:
@@ -52,18 +88,36 @@ def clean_text(column: pd.Series) -> pd.Series:
     text = column.astype("str").str.strip()
     text = text.where(~text.isin(MISSING_VALUES))
     numbers = pd.to_numeric(text, errors="coerce")
-    if numbers.notna().sum() != text.notna().sum():
+    if numbers.notna().sum() != text.notna().sum() or is_digit_code(text, numbers):
         return text
     return _tight_numeric(numbers.astype("float64"))
 
 
+# float64 holds every integer of up to 15 digits exactly, and no longer run of digits for sure
+EXACT_DIGITS = 15
+
+
+def is_digit_code(text: pd.Series, numbers: pd.Series) -> bool:
+    """Whether a column of integers has values longer than float64 holds (a 31-digit ID, a
+    card or account number): as numbers they would collapse into a few equal floats, so
+    they stay text, which the schema then judges as any text (an ID, a category)."""
+    if not (numbers.abs() >= 10**EXACT_DIGITS).any():
+        return False
+    digits = text.dropna().str.lstrip("+-")
+    return bool(digits.str.isdigit().all() and (digits.str.len() > EXACT_DIGITS).any())
+
+
 def _tight_numeric(numbers: pd.Series) -> pd.Series:
     """int64 when every value is an integer that fits and none is missing; else float64."""
-    values = numbers.to_numpy()
+    return pd.Series(_tight_values(numbers.to_numpy()), index=numbers.index, name=numbers.name)
+
+
+def _tight_values(values: np.ndarray) -> np.ndarray:
+    """float64 values as int64 when every one is an integer that fits and none is missing."""
     complete = len(values) > 0 and np.isfinite(values).all()
     if complete and (values % 1 == 0).all() and (np.abs(values) < 2**63).all():
-        return numbers.astype("int64")
-    return numbers
+        return values.astype("int64")
+    return values
 
 
 # --------------------------------------------------------------------------- header detection

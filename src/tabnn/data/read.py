@@ -3,14 +3,17 @@ how the command line asks for them (``ReadOptions``)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ..errors import DataError, UsageError
+from ..errors import DataError, TabnnWarning, UsageError
 from .cells import check_unique, clean_text, error_reason, existing_file, raise_no_rows
 from .text import Header, check_utf8, finish_text_chunk, iter_text, parse_text, prepare_text
 
@@ -192,7 +195,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         table = pq.ParquetFile(path).read()
     except Exception as err:  # pyarrow raises several unrelated types for a bad file
         raise _bad_parquet(path, err) from None
-    frame = _named(table.to_pandas(), path)
+    frame = _named(_arrow_to_pandas(table, path), path)
     if frame.empty and len(frame.columns):
         raise_no_rows(path)
     return frame
@@ -205,9 +208,43 @@ def _iter_parquet(path: Path, chunksize: int) -> Iterator[pd.DataFrame]:
     try:
         parquet = pq.ParquetFile(path)
         for batch in parquet.iter_batches(batch_size=chunksize):
-            yield _named(batch.to_pandas(), path)
+            yield _named(_arrow_to_pandas(batch, path), path)
     except (OSError, ValueError) as err:
         raise _bad_parquet(path, err) from None
+
+
+def _arrow_to_pandas(table, path: Path) -> pd.DataFrame:
+    """An Arrow table or record batch as a frame, nested columns (lists, structs, maps) as
+    the JSON text of each value.
+
+    A cell of a frame must be a plain value: a list or a dict cannot be counted, compared
+    or looked up in a vocabulary. Refusing the file would leave no way to train on its
+    other columns (``--drop`` applies after reading), so each such value becomes its JSON
+    text, the same at training and at prediction time, and the schema then treats the
+    column as any text column (a category, or dropped with its reason); a note says so.
+    """
+    import pyarrow as pa
+
+    nested = [i for i, f in enumerate(table.schema) if pa.types.is_nested(f.type)]
+    frame = table.to_pandas()
+    for i in nested:
+        field = table.schema.field(i)
+        values = table.column(i).to_pylist()
+        frame.iloc[:, i] = pd.Series([_json_text(v) for v in values], dtype=object).to_numpy()
+        warnings.warn(
+            f"{path.name}: column {field.name!r} holds {field.type} values; each is read as "
+            f"its JSON text (a category, or dropped as the schema decides).",
+            TabnnWarning,
+            stacklevel=4,
+        )
+    return frame
+
+
+def _json_text(value) -> str | None:
+    """One nested Parquet value as JSON text (None stays missing)."""
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _bad_parquet(path: Path, err: Exception) -> DataError:
@@ -231,11 +268,19 @@ def _read_arff(path: Path) -> pd.DataFrame:
     from scipy.io import arff
 
     check_utf8(path, gzipped=False)
+    _check_arff_layout(path)
     try:
         with open(path, encoding="utf-8-sig") as handle:
             records, meta = arff.loadarff(handle)
     except (ValueError, NotImplementedError, arff.ParseArffError) as err:
         raise DataError(f"Could not read {path.name} as ARFF: {error_reason(err)}.") from None
+    except (StopIteration, IndexError):  # scipy's words for a missing part, a short row
+        raise DataError(
+            f"Could not read {path.name} as ARFF: a data row has fewer values than the "
+            f"@attribute lines declare, or a part of the file is missing."
+        ) from None
+    if not meta.names():
+        raise DataError(f"{path.name} declares no usable @attribute columns.")
     frame = _named(pd.DataFrame(records), path)
     if frame.empty:
         raise_no_rows(path)
@@ -243,6 +288,42 @@ def _read_arff(path: Path) -> pd.DataFrame:
         if kind != "numeric":  # nominal values arrive as bytes
             frame[name] = clean_text(frame[name].map(_from_bytes))
     return frame
+
+
+_ARFF_COMMENT = "%"
+
+
+def _check_arff_layout(path: Path) -> None:
+    """Refuse, naming what is there, a file that is not dense ARFF: ARFF starts with an
+    ``@relation`` line, declares ``@attribute`` lines and has its rows after ``@data``;
+    sparse ARFF (rows such as ``{0 1.5, 3 yes}``) is not supported."""
+    seen: list[str] = []  # the directives met, in order
+    with open(path, encoding="utf-8-sig") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.strip()
+            if not line or line.startswith(_ARFF_COMMENT):
+                continue
+            if not seen and not re.match(r"@relation\b", line, re.IGNORECASE):
+                shown = line if len(line) <= 60 else line[:57] + "..."
+                raise DataError(
+                    f"{path.name} is not a valid ARFF file: expected an @relation line first "
+                    f"(then @attribute lines and @data), found {shown!r} on line {number}. "
+                    f"If it holds delimited text, name it .csv (or .tsv)."
+                )
+            if "@data" in seen:
+                if line.startswith("{"):
+                    raise DataError(
+                        f"{path.name} is sparse ARFF (rows such as {line[:30]!r} on line "
+                        f"{number}), which is not supported: write it as dense ARFF "
+                        f"(every value in order) or as CSV."
+                    )
+                return
+            seen.append(line.split()[0].lower())
+    if "@data" not in seen:
+        raise DataError(
+            f"{path.name} is not a valid ARFF file: expected @attribute lines and a @data "
+            f"line before the rows; found no @data line."
+        )
 
 
 def _from_bytes(value) -> str:

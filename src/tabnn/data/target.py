@@ -116,6 +116,23 @@ def split_target(
 # --------------------------------------------------------------------------- files
 
 
+def spec_notes(frame: pd.DataFrame, spec: str) -> list[str]:
+    """What a reader of ``spec`` could take another way: an item that is the exact name of
+    one column and, as a position, points to another (a column named ``-1``)."""
+    columns = [str(c) for c in frame.columns]
+    notes = []
+    for item in (part.strip() for part in spec.split(",")):
+        if item not in columns or not _INT.match(item):
+            continue
+        index = int(item)
+        if -len(columns) <= index < len(columns) and columns[index] != item:
+            notes.append(
+                f"{item!r} is taken as the column named {item!r}, not as position {index} "
+                f"(column {columns[index]!r}): an exact name wins over a position."
+            )
+    return notes
+
+
 def _resolve_item(columns: list[str], item: str) -> list[str]:
     """Names for one item of a column spec."""
     if item in columns:

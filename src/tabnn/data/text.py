@@ -17,11 +17,12 @@ import pandas as pd
 
 from ..errors import DataError, UsageError
 from .cells import (
-    MISSING_VALUES,
     check_unique,
     clean_text_columns,
     error_reason,
+    flat_text,
     raise_no_rows,
+    text_and_numbers,
 )
 
 SEP_CANDIDATES = (",", ";", "\t", "|")
@@ -289,29 +290,35 @@ def _header_names(cells: list, path: Path) -> list[str]:
 
 def _looks_like_header(raw: pd.DataFrame) -> bool:
     """The rule of :func:`detect_header`, on a file's first lines parsed as text."""
-    text, kinds = _cell_kinds(raw)
-    first, first_kinds = text.iloc[0], kinds.iloc[0]
-    rest = [text.iloc[1:, j][kinds.iloc[1:, j] != "missing"].tolist() for j in range(raw.shape[1])]
-    numeric = (kinds.iloc[1:] != "text").all() & (kinds.iloc[1:] == "number").any()
+    text, kinds, values = _cell_kinds(raw)
+    first, first_kinds = text[0], kinds[0]
+    rest_kinds = kinds[1:]
+    numeric = (rest_kinds != "text").all(axis=0) & (rest_kinds == "number").any(axis=0)
     if ((first_kinds == "text") & numeric).any():
         return True
-    numbers = first[first_kinds == "number"].astype(float).tolist()
+    numbers = values[0][first_kinds == "number"].tolist()
     if _are_positions(numbers):
         return True
-    names = first[first_kinds != "missing"]
+    names = pd.Series(first[first_kinds != "missing"])
     if names.duplicated().any() or numbers:
         return False
+    rest = [text[1:, j][rest_kinds[:, j] != "missing"].tolist() for j in range(raw.shape[1])]
     return _text_votes_for_header(first, first_kinds, rest)
 
 
-def _cell_kinds(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stripped text of every cell and its kind, 'missing', 'number' or 'text', by the
-    value rules of ``clean_text``."""
-    text = raw.apply(lambda column: column.astype("str").str.strip())
-    missing = raw.isna() | text.isin(MISSING_VALUES)
-    number = text.apply(lambda column: pd.to_numeric(column, errors="coerce")).notna()
+def _cell_kinds(raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stripped text of every cell, its kind ('missing', 'number' or 'text', by the value
+    rules of ``clean_text``) and its value as a number (NaN when none): three (rows,
+    columns) arrays, computed for all cells at once."""
+    rows, width = raw.shape
+    stripped, numbers = text_and_numbers(raw)
+    missing = stripped.isna().to_numpy() | raw.isna().to_numpy().ravel(order="F")
+    number = numbers.notna().to_numpy()
     kinds = np.where(missing, "missing", np.where(number, "number", "text"))
-    return text, pd.DataFrame(kinds, columns=raw.columns)
+    # the text keeps the stripped markers ("?", "NA"): only the kinds call them missing
+    text = flat_text(raw)
+    values = numbers.to_numpy(dtype="float64", na_value=np.nan)
+    return tuple(a.reshape(width, rows).T for a in (text, kinds, values))
 
 
 def _are_positions(numbers: list[float]) -> bool:

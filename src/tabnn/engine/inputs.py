@@ -53,7 +53,7 @@ class EncodedInputs:
             return
         table = torch.empty(copies, n, width, device=data.x_num.device)
         with torch.no_grad():
-            chunk = max(1, ENCODE_CHUNK // width)
+            chunk = max(1, ENCODE_CHUNK // max(1, width))  # width 0: every column embedded
             for start in range(0, n, chunk):
                 part = slice(start, start + chunk)
                 table[:, part] = encoder.encode_fixed(

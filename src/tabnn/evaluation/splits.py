@@ -189,9 +189,11 @@ def split_indices(
 
     Tiny or lopsided data never crashes; instead:
 
-    - a class with a single row cannot be stratified, so it is pooled with the most frequent
-      class for stratification; every row of a class that no training row would hold
-      (such a class, or one of two rows) goes to the training rows, whatever the seed;
+    - a class with one or two rows keeps its first row in the training rows, whatever the
+      seed (set aside before the draw, when enough rows remain to draw from); a class with a
+      single row cannot be stratified, so the rest is stratified with it pooled into the most
+      frequent class; should the draw leave a class out of the training rows all the same,
+      its rows are moved there unless that empties a split;
     - if a split has fewer rows than there are classes to stratify (or iterative stratification
       leaves a side empty), that split is drawn by a plain seeded shuffle instead.
 
@@ -239,11 +241,23 @@ def split_indices(
             f"val_size={val_size} and test_size={test_size}: at least {need} rows are needed"
         )
     rows = np.arange(n_rows)
-    rest, test = _split_off(arr, task, rows, n_test, seed, min_keep=n_val + 1)
+    reserved = _rare_class_rows(arr) if task != "multilabel" else rows[:0]
+    pool = np.setdiff1d(rows, reserved)
+    if len(pool) < n_test + n_val:  # too few rows to set any aside: draw from all of them
+        reserved, pool = rows[:0], rows
+    rest, test = _split_off(arr, task, pool, n_test, seed, min_keep=n_val + 1)
     train, val = _split_off(arr, task, rest, n_val, seed, min_keep=1)
+    train = np.sort(np.concatenate([train, reserved]))
     if task != "multilabel":
         train, val, test = _train_on_every_class(arr, train, val, test)
     return train, val, test
+
+
+def _rare_class_rows(y: np.ndarray) -> np.ndarray:
+    """The first row of every class with one or two rows: kept for training before the
+    draw, so that whether the model sees such a class does not depend on the seed."""
+    values, first, counts = np.unique(y, return_index=True, return_counts=True)
+    return np.sort(first[counts <= 2])
 
 
 def _train_on_every_class(y: np.ndarray, train, val, test) -> tuple:

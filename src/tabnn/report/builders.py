@@ -16,24 +16,52 @@ import pandas as pd
 
 from ..evaluation.holdout import positive_proba
 from ..evaluation.threshold import describe_threshold
+from ..frames import aligned
+from ..model import encoded_width, input_contributions, parameter_count
 from .data import ReportData
-from .summaries import counts_per_class, dataset_summary, permutation_importance
+from .summaries import (
+    PREDICTED_CELLS,
+    counts_per_class,
+    dataset_summary,
+    permutation_importance,
+)
 
-# permutation importance: 3 shuffles per column, on at most 2,000 validation rows, fewer
-# on wide tables (every shuffled copy is a whole table: rows x columns^2 x repeats cells)
+# permutation importance: 3 shuffles per column, on at most 2,000 validation rows. Every
+# shuffled copy is a whole table, so the work is rows x columns x shuffles predictions, each
+# costing about the network's parameters in multiply-adds: quadratic in the columns. Past
+# IMPORTANCE_WORK multiply-adds (about a second on a laptop) the rows go down to
+# IMPORTANCE_MIN_ROWS, then only the columns that move the first layer most are measured
+# (at least IMPORTANCE_MIN_COLUMNS, the plot's top 20, with fewer rows when need be).
 IMPORTANCE_ROWS = 2000
+IMPORTANCE_MIN_ROWS = 200
+IMPORTANCE_MIN_COLUMNS = 20
 IMPORTANCE_REPEATS = 3
-IMPORTANCE_CELLS = 200_000_000
+IMPORTANCE_WORK = 10_000_000_000
 
 
 def train_report(
-    estimator, X: pd.DataFrame, y, splits: dict[str, np.ndarray], evaluation: dict, source: str
+    estimator,
+    X: pd.DataFrame,
+    y,
+    splits: dict[str, np.ndarray],
+    evaluation: dict,
+    source: str,
+    *,
+    with_importance: bool = True,
 ) -> ReportData:
     """The report of ``tabnn train``: data, training curves, validation and test rows
     (scores beside the baselines), class balance and permutation importance on the
-    validation rows."""
+    validation rows (left out when ``with_importance`` is False: no page will show it,
+    e.g. ``--no-report``; the report data then says so)."""
     held_out = {s: splits[s] for s in ("validation", "test") if len(splits.get(s, []))}
     validation = splits.get("validation", [])
+    if not with_importance:
+        skipped = "not computed: no report page was drawn when the model was saved (--no-report)"
+        scores, scope = {}, {"skipped": skipped}
+    elif len(validation):
+        scores, scope = importance(estimator, X.iloc[validation], y.iloc[validation])
+    else:
+        scores, scope = {}, {"skipped": "no validation rows"}
     return ReportData(
         **_common(estimator, "train", f"{source} \u2192 {_target_name(estimator)}"),
         dataset=dataset_summary(
@@ -42,9 +70,8 @@ def train_report(
         metrics=evaluation.get("scores", {}),
         predictions={s: _predictions(estimator, X.iloc[r], y.iloc[r]) for s, r in held_out.items()},
         class_counts={s: _counts(estimator, y.iloc[r]) for s, r in splits.items() if len(r)},
-        importance=importance(estimator, X.iloc[validation], y.iloc[validation])
-        if len(validation)
-        else {},
+        importance=scores,
+        importance_scope=scope,
     )
 
 
@@ -86,22 +113,89 @@ def compare_report(result, X: pd.DataFrame, y, source: str) -> ReportData:
     )
 
 
-def importance(estimator, X: pd.DataFrame, y) -> dict[str, tuple[float, float]]:
-    """Permutation importance of the columns the model uses, on held-out rows."""
-    features = list(estimator.schema_.features)
+def importance(estimator, X: pd.DataFrame, y) -> tuple[dict[str, tuple[float, float]], dict]:
+    """Permutation importance of the columns the model uses, on held-out rows, within
+    IMPORTANCE_WORK multiply-adds, and its scope: the rows and columns measured (out of
+    how many), the shuffles, and how the columns were chosen when not all were."""
+    schema = estimator.schema_
+    features = list(schema.features)
     if not features or len(X) == 0:
-        return {}
-    per_row = len(features) ** 2 * IMPORTANCE_REPEATS
-    rows = max(100, min(IMPORTANCE_ROWS, IMPORTANCE_CELLS // per_row))
-    return permutation_importance(
-        lambda frame: positive_proba(estimator, frame),
-        X[features],
-        estimator.schema_.encode_target(y),
+        return {}, {}
+    per_row = parameter_count(estimator.model_config_)  # multiply-adds per row predicted
+    rows, measured = importance_plan(len(X), len(features), per_row)
+    rng = np.random.default_rng(int(estimator.random_state or 0))
+    keep = np.sort(rng.choice(len(X), rows, replace=False)) if rows < len(X) else np.arange(rows)
+    inputs = estimator.encode(aligned(estimator, X.iloc[keep]))
+    labels = _encoded_columns(schema)  # the original column of each network input column
+    columns = features
+    if measured < len(features):  # the columns whose term in the first layer varies most
+        strength = input_contributions(estimator.inference_model_, *inputs)
+        per_column = pd.Series(strength).groupby(labels, sort=False).sum()
+        strongest = set(per_column.sort_values(ascending=False, kind="stable").index[:measured])
+        columns = [c for c in features if c in strongest]
+    config = estimator.model_config_
+    inputs_width = encoded_width(
+        config.n_numeric, len(config.indicator_columns), config.cardinalities
+    )
+    width = max(inputs_width, *config.hidden)  # the widest activations of a prediction
+    scores = permutation_importance(
+        estimator.predict_proba,  # on EncodedInputs: no checks or encoding per copy
+        inputs,
+        schema.encode_target(y.iloc[keep]),
         estimator.task_,
         n_repeats=IMPORTANCE_REPEATS,
         seed=int(estimator.random_state or 0),
-        max_rows=rows,
+        columns=columns,
+        names=labels,
+        max_cells=max(1, PREDICTED_CELLS * len(labels) // width),  # rows x widest layer
     )
+    scope = {
+        "rows": int(rows),
+        "rows_available": len(X),
+        "columns": len(columns),
+        "columns_available": len(features),
+        "repeats": IMPORTANCE_REPEATS,
+    }
+    if measured < len(features):
+        scope["chosen_by"] = "largest first-layer contribution"
+    if measured < len(features) or rows < min(len(X), IMPORTANCE_ROWS):
+        scope["budget"] = f"{IMPORTANCE_WORK:,} multiply-adds"
+    return {c: scores[c] for c in features if c in scores}, scope
+
+
+def _encoded_columns(schema) -> list[str]:
+    """The original column behind each column of the encoded inputs (numeric, then
+    categorical): itself, or the date column whose numeric part it is."""
+    owner = {}
+    for column in getattr(schema, "dates", []):
+        from ..dates import part_names
+
+        owner.update({part: column for part in part_names(column)})
+    return [owner.get(n, n) for n in schema.numeric] + list(schema.categorical)
+
+
+def importance_plan(rows: int, columns: int, per_row: int) -> tuple[int, int]:
+    """(rows, columns) permutation importance measures within IMPORTANCE_WORK multiply-adds,
+    for ``rows`` held-out rows, ``columns`` columns and a network of ``per_row``
+    multiply-adds per row (its parameters): every row, up to IMPORTANCE_ROWS, while that
+    fits; then down to IMPORTANCE_MIN_ROWS rows; then fewer columns, but at least
+    IMPORTANCE_MIN_COLUMNS (fewer rows instead), and always at least one row and column.
+
+    >>> importance_plan(500, 14, 70_000)  # a narrow table: everything
+    (500, 14)
+    >>> importance_plan(9, 2000, 580_000)  # 2,000 columns: the strongest 638
+    (9, 638)
+    """
+    repeats, budget = IMPORTANCE_REPEATS, IMPORTANCE_WORK
+    rows = min(rows, IMPORTANCE_ROWS)
+    per_column = repeats * max(1, per_row)  # work of one row of one measured column
+    if rows * columns * per_column <= budget:
+        return rows, columns
+    rows = min(rows, max(IMPORTANCE_MIN_ROWS, budget // (columns * per_column)))
+    floor = min(columns, IMPORTANCE_MIN_COLUMNS)
+    if budget // (rows * per_column) < floor:
+        rows = max(1, min(rows, budget // (floor * per_column)))
+    return rows, max(1, min(columns, budget // (rows * per_column)))
 
 
 def _common(estimator, command: str, title: str) -> dict:

@@ -86,6 +86,10 @@ class ReportData:
         Original column name -> ``(mean, std)`` permutation importance.
     importance_metric : str
         The score :func:`~tabnn.report.summaries.permutation_importance` measured.
+    importance_scope : dict
+        What the importance covers: ``rows``/``rows_available``, ``columns``/
+        ``columns_available``, ``repeats``; ``chosen_by`` and ``budget`` when a wide table
+        was measured on fewer rows or columns; ``skipped`` (why) when it was not computed.
     created : str
         When the results were produced (ISO 8601), shown under the title.
 
@@ -113,6 +117,7 @@ class ReportData:
     fold_metric: str = ""
     importance: dict[str, tuple[float, float]] = field(default_factory=dict)
     importance_metric: str = "log_loss"
+    importance_scope: dict = field(default_factory=dict)
     created: str = ""
 
     def __post_init__(self) -> None:
@@ -123,6 +128,9 @@ class ReportData:
             str(split): (_as_targets(y), _as_proba(p)) for split, (y, p) in self.predictions.items()
         }
         self.importance = {str(c): (float(m), float(s)) for c, (m, s) in self.importance.items()}
+        if not isinstance(self.importance_scope, Mapping):
+            raise ModelError("The stored report data has an importance_scope that is not a map.")
+        self.importance_scope = dict(self.importance_scope)
 
     def __eq__(self, other: object) -> bool:
         # arrays compare element-wise, so the dataclass default would raise

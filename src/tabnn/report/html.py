@@ -361,8 +361,13 @@ def _comparison_section(data: ReportData):
 def _importance_section(data: ReportData):
     from . import plots
 
+    scope = data.importance_scope
     if not data.importance:
-        return None
+        skipped = scope.get("skipped")
+        if not skipped:
+            return None
+        text = f"<p>Permutation importance was {_e(skipped)}.</p>"
+        return "importance", "Feature importance", text
     fig = plots.plot_importance(data.importance, data.importance_metric)
     caption = (
         "Each column is shuffled in turn on held-out rows, breaking its link to the target; "
@@ -374,7 +379,40 @@ def _importance_section(data: ReportData):
     ]
     table = _table(["column", "mean", "std"], rows, "numbers")
     details = f"<details><summary>All {len(rows)} columns</summary>{table}</details>"
-    return "importance", "Feature importance", _figure(fig, "importance", caption) + details
+    note = importance_scope_text(scope)
+    note = f"<p>{_e(note)}</p>" if note else ""
+    return "importance", "Feature importance", _figure(fig, "importance", caption) + note + details
+
+
+def importance_scope_text(scope: Mapping) -> str:
+    """What permutation importance covered, in words ('' when nothing is recorded).
+
+    >>> scope = {"rows": 9, "rows_available": 9, "columns": 638, "columns_available": 2000,
+    ...     "repeats": 3, "chosen_by": "largest first-layer contribution", "budget": "B"}
+    >>> print(importance_scope_text(scope))  # doctest: +NORMALIZE_WHITESPACE
+    Measured on 9 of 9 held-out rows, 3 shuffles per column. Limited to a budget of B: only
+    the 638 of 2,000 columns with the largest first-layer contribution were measured; the
+    others are not shown.
+    """
+    if scope.get("skipped"):
+        return f"Permutation importance was {scope['skipped']}."
+    if "rows" not in scope:
+        return ""
+    text = (
+        f"Measured on {scope['rows']:,} of {scope.get('rows_available', scope['rows']):,} "
+        f"held-out rows, {scope.get('repeats', '?')} shuffles per column."
+    )
+    if scope.get("budget"):
+        text += f" Limited to a budget of {scope['budget']}"
+        columns, available = scope.get("columns"), scope.get("columns_available")
+        if scope.get("chosen_by") and columns != available:
+            text += (
+                f": only the {columns:,} of {available:,} columns with the "
+                f"{scope['chosen_by']} were measured; the others are not shown."
+            )
+        else:
+            text += "."
+    return text
 
 
 _PAGE = """<!DOCTYPE html>

@@ -7,7 +7,7 @@ These helpers compute numbers for :class:`~tabnn.report.data.ReportData` (the bu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,8 @@ from ..tasks import HIGHER_IS_BETTER, TASKS
 
 __all__ = ["counts_per_class", "dataset_summary", "permutation_importance"]
 
-PERMUTED_ROWS = 200_000  # rows of shuffled copies predicted at once
+PERMUTED_ROWS = 200_000  # rows of shuffled copies predicted at once, at most ...
+PREDICTED_CELLS = 4_000_000  # ... and cells (rows x columns)
 
 
 def dataset_summary(schema, X: pd.DataFrame, rows: Mapping[str, int], *, source: str = "") -> dict:
@@ -86,8 +87,8 @@ def _scorer(task: str, metric: str) -> Callable:
 
 
 def permutation_importance(
-    predict_proba: Callable[[pd.DataFrame], np.ndarray],
-    X: pd.DataFrame,
+    predict_proba: Callable,
+    X: pd.DataFrame | tuple[np.ndarray, ...],
     y_true,
     task: str,
     *,
@@ -95,21 +96,26 @@ def permutation_importance(
     n_repeats: int = 5,
     seed: int = 0,
     max_rows: int | None = None,
+    columns: Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
+    max_cells: int = PREDICTED_CELLS,
 ) -> dict[str, tuple[float, float]]:
     """How much the score suffers when one original column is shuffled, column by column.
 
     As :func:`sklearn.inspection.permutation_importance`, on the user's columns (so
     importances carry their names, whatever the encoding does inside the model), with
-    every shuffled copy of a group of columns scored in one prediction.
+    the shuffled copies of several columns scored in one prediction.
 
     Parameters
     ----------
     predict_proba : callable
-        Frame -> probabilities, e.g. ``TabNNClassifier.predict_proba`` (a binary ``(n, 2)``
+        Table -> probabilities, e.g. ``TabNNClassifier.predict_proba`` (a binary ``(n, 2)``
         is accepted) or any function in :func:`~tabnn.evaluation.metrics.compute_metrics`'s
-        convention.
-    X : DataFrame
-        Held-out rows with the original columns.
+        convention. It is given tables of the kind ``X`` is.
+    X : DataFrame or tuple of 2-D arrays
+        Held-out rows with the original columns: a frame, or blocks of columns such as
+        :class:`~tabnn.preprocess.EncodedInputs` (numeric, categorical), whose columns,
+        block after block, are named by ``names``.
     y_true : array-like
         Encoded targets of those rows.
     task : {"binary", "multiclass", "multilabel"}
@@ -122,11 +128,21 @@ def permutation_importance(
     seed : int, default=0
     max_rows : int, optional
         Score a random subset of this many rows (faster on large tables).
+    columns : sequence of str, optional
+        Shuffle only these columns (all by default); the others keep their values and are
+        left out of the result. The cost is rows x columns of ``X`` x shuffles, so a wide
+        table is best measured on a chosen few.
+    names : sequence of str, optional
+        The column of each array column, block after block (``"0"``, ``"1"``, ... by
+        default; a frame's are its own). A name given to several array columns makes them
+        one column, shuffled together (e.g. the numeric parts of one date column).
+    max_cells : int, default=PREDICTED_CELLS
+        Cells (rows x columns) of shuffled copies given to ``predict_proba`` at once.
 
     Returns
     -------
     dict of str to (float, float)
-        Column -> (mean, std) of the importance, in the frame's column order.
+        Column -> (mean, std) of the importance, in the table's column order.
 
     Examples
     --------
@@ -138,14 +154,14 @@ def permutation_importance(
     """
     if task not in TASKS:
         raise UsageError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
+    table = _Table(X, names)
     rng = np.random.default_rng(seed)
     y = np.asarray(y_true)
-    if max_rows and len(X) > max_rows:
-        keep = np.sort(rng.choice(len(X), max_rows, replace=False))
-        X, y = X.iloc[keep], y[keep]
-    X = X.reset_index(drop=True)
+    if max_rows and table.rows > max_rows:
+        keep = np.sort(rng.choice(table.rows, max_rows, replace=False))
+        table, y = table.subset(keep), y[keep]
     scorer = _scorer(task, metric)
-    unshuffled = _as_evaluated(predict_proba(X), task)
+    unshuffled = _as_evaluated(predict_proba(table.data), task)
     if metric != "log_loss":
         scores = compute_metrics(task, y, unshuffled)
         valid = ["log_loss", *(m for m in scores if m in HIGHER_IS_BETTER)]
@@ -154,21 +170,91 @@ def permutation_importance(
                 f"Unknown metric {metric!r} for a {task} task; valid: {', '.join(valid)}."
             )
     reference = scorer(y, unshuffled)
+    wanted = None if columns is None else {str(c) for c in columns}
+    chosen = [c for c in table.names if wanted is None or c in wanted]
     # every shuffled copy of a group of columns goes through one prediction: per-call
     # overhead, not arithmetic, is what a column-by-column loop would pay
-    n, per_group = len(X), max(1, PERMUTED_ROWS // max(1, len(X) * n_repeats))
+    n = table.rows
+    copies_at_once = min(PERMUTED_ROWS, max(1, max_cells // max(1, table.width))) // max(1, n)
+    per_group = max(1, copies_at_once // n_repeats)
     result = {}
-    for start in range(0, X.shape[1], per_group):
-        columns = list(X.columns[start : start + per_group])
-        copies = []
-        for column in columns:
-            for _ in range(n_repeats):
-                copy = X.copy()
-                copy[column] = X[column].to_numpy()[rng.permutation(n)]
-                copies.append(copy)
-        proba = _as_evaluated(predict_proba(pd.concat(copies, ignore_index=True)), task)
-        drops = [reference - scorer(y, proba[i * n : (i + 1) * n]) for i in range(len(copies))]
-        for j, column in enumerate(columns):
-            mine = np.array(drops[j * n_repeats : (j + 1) * n_repeats])
-            result[str(column)] = (float(mine.mean()), float(mine.std()))
+    for start in range(0, len(chosen), per_group):
+        group = chosen[start : start + per_group]
+        shuffles = [(c, rng.permutation(n)) for c in group for _ in range(n_repeats)]
+        proba = _as_evaluated(predict_proba(table.copies(shuffles)), task)
+        drops = [reference - scorer(y, proba[i * n : (i + 1) * n]) for i in range(len(shuffles))]
+        for k, column in enumerate(group):
+            mine = np.array(drops[k * n_repeats : (k + 1) * n_repeats])
+            result[column] = (float(mine.mean()), float(mine.std()))
     return result
+
+
+class _Table:
+    """A frame or blocks of 2-D arrays, as permutation importance shuffles them: its
+    columns (``names``, a frame's own) and the positions each one spans (several when
+    a name repeats: one original column encoded as several, shuffled together)."""
+
+    def __init__(self, data, names: Sequence[str] | None = None) -> None:
+        self.data = data
+        if isinstance(data, pd.DataFrame):
+            self.data = data.reset_index(drop=True)
+            self.blocks, self.where = [], []
+            labels = [str(c) for c in data.columns]
+            self.rows, width = len(data), data.shape[1]
+        else:
+            self.blocks = [np.asarray(b).reshape(len(b), -1) for b in data]
+            self.where = [
+                (b, j) for b, block in enumerate(self.blocks) for j in range(block.shape[1])
+            ]
+            labels = [str(c) for c in names] if names is not None else []
+            self.rows, width = (len(self.blocks[0]) if self.blocks else 0), len(self.where)
+            labels = labels or [str(i) for i in range(width)]
+        if len(labels) != width:
+            raise UsageError(f"{len(labels)} names for {width} columns.")
+        self.labels = labels
+        self.spans: dict[str, list[int]] = {}
+        for position, label in enumerate(labels):
+            self.spans.setdefault(label, []).append(position)
+        self.names = list(self.spans)
+
+    @property
+    def width(self) -> int:
+        """Columns given to a prediction (positions, not names)."""
+        return len(self.labels)
+
+    def _same_kind(self, blocks: list[np.ndarray]):
+        kind = type(self.data)
+        return kind(*blocks) if hasattr(kind, "_fields") else kind(blocks)
+
+    def subset(self, rows: np.ndarray) -> _Table:
+        if isinstance(self.data, pd.DataFrame):
+            return _Table(self.data.iloc[rows])
+        return _Table(self._same_kind([b[rows] for b in self.blocks]), self.labels)
+
+    def copies(self, shuffles: list[tuple[str, np.ndarray]]):
+        """One copy per (column name, permutation), that column's rows permuted (every
+        position it spans alike), stacked: one gather per column (dtypes kept) or one
+        tile per block of arrays, never a copy at a time."""
+        n, k = self.rows, len(shuffles)
+        if not isinstance(self.data, pd.DataFrame):
+            stacked = [np.tile(b, (k, 1)) for b in self.blocks]
+            for i, (name, permutation) in enumerate(shuffles):
+                for position in self.spans[name]:
+                    b, j = self.where[position]
+                    stacked[b][i * n : (i + 1) * n, j] = self.blocks[b][permutation, j]
+            return self._same_kind(stacked)
+        base = np.tile(np.arange(n), k)
+        order: dict[int, np.ndarray] = {}
+        for i, (name, permutation) in enumerate(shuffles):
+            for position in self.spans[name]:
+                order.setdefault(position, base.copy())[i * n : (i + 1) * n] = permutation
+        data = {}
+        for position in range(self.data.shape[1]):
+            values, index = self.data.iloc[:, position], order.get(position, base)
+            if isinstance(values.dtype, np.dtype):
+                data[position] = values.to_numpy()[index]
+            else:  # an extension dtype (categories, nullable numbers, pyarrow text)
+                data[position] = values.array.take(index)
+        frame = pd.DataFrame(data, copy=False)
+        frame.columns = self.data.columns
+        return frame

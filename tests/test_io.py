@@ -1,6 +1,9 @@
 """Tests for tabnn.io: files written whole or not at all, and strict JSON."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,3 +43,17 @@ def test_dump_json_is_strict_sorted_and_readable():
     text = dump_json({"b": float("inf"), "a": (1, 2)}).decode()
     assert json.loads(text) == {"a": [1, 2], "b": None}
     assert text.index('"a"') < text.index('"b"') and text.endswith("\n")
+
+
+def test_the_next_write_removes_a_killed_writers_temporary_file(tmp_path: Path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    orphan = tmp_path / f".preds.csv.{dead.stdout.strip()}.0123abcd.tmp"
+    alive = tmp_path / f".preds.csv.{os.getppid()}.89abcdef.tmp"  # a live writer's
+    mine = tmp_path / ".preds.csv.notes.tmp"  # not a name tabnn makes
+    for path in (orphan, alive, mine):
+        path.write_text("partial")
+    write_file_atomic(tmp_path / "preds.csv", b"row\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [alive.name, mine.name, "preds.csv"]
+    )

@@ -10,6 +10,7 @@ write of that directory removes them.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import math
@@ -186,11 +187,37 @@ def temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
+def remove_orphans(path: Path) -> list[Path]:
+    """Delete the temporary siblings of ``path`` whose writer is gone (a ``kill -9`` gives
+    it no chance to clean up); a live process's are left alone. -> what was removed."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[0-9a-f]{{8}}\.tmp")
+    removed = []
+    for sibling in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        match = pattern.fullmatch(sibling.name)
+        if match and not _alive(int(match.group(1))) and sibling.is_file():
+            sibling.unlink(missing_ok=True)
+            removed.append(sibling)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` to write to; on success it is renamed onto
     ``path``, on any error it is removed and ``path`` is left as it was."""
     path = Path(path)
+    remove_orphans(path)
     temp = temporary_sibling(path)
     try:
         yield temp

@@ -119,3 +119,13 @@ def test_long_digit_ids_are_ids_not_a_constant(tmp_path: Path):
     result = invoke("train", tmp_path / "d.csv", *args)
     assert result.exit_code == 0, result.stderr
     assert "dropped column id: unique per row: looks like an ID" in " ".join(result.stdout.split())
+
+
+def test_parquet_with_a_repeated_nested_column_name_is_named(tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = [pa.array([1, 0] * 10), pa.array(["a", "b"] * 10), pa.array([{"a": 1}] * 20)]
+    pq.write_table(pa.Table.from_arrays(columns, names=["t", "Age", "Age"]), tmp_path / "d.pq")
+    result = invoke("train", tmp_path / "d.pq", "-t", "t", "-o", tmp_path / "m", "-q")
+    assert_fails(result, 1, "duplicate column names: Age")  # found by benchmarks/fuzz.py

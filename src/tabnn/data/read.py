@@ -225,6 +225,8 @@ def _arrow_to_pandas(table, path: Path) -> pd.DataFrame:
     """
     import pyarrow as pa
 
+    # pandas' conversion fails obscurely on repeated names: name them first
+    check_unique([str(name).strip() for name in table.schema.names], path)
     nested = [i for i, f in enumerate(table.schema) if pa.types.is_nested(f.type)]
     frame = table.to_pandas()
     for i in nested:

@@ -468,3 +468,12 @@ def test_no_features_left_lists_reasons():
 def test_no_features_at_all():
     with pytest.raises(DataError, match="only the target"):
         infer_schema(pd.DataFrame(index=range(4)), y_series([0, 1, 0, 1]))
+
+
+def test_an_unseen_label_message_stays_short_with_many_classes():
+    schema = Schema(["x"], [], {}, "multiclass", ["y"], [f"class-{i}" for i in range(1000)])
+    with pytest.raises(DataError) as error:
+        schema.encode_target(pd.Series(["class-1", "rare"]))
+    message = str(error.value)
+    assert "label 'rare', which was not seen" in message and "(990 more)" in message
+    assert len(message) < 400  # not 7.7 KB listing every class

@@ -129,3 +129,14 @@ def test_parquet_with_a_repeated_nested_column_name_is_named(tmp_path: Path):
     pq.write_table(pa.Table.from_arrays(columns, names=["t", "Age", "Age"]), tmp_path / "d.pq")
     result = invoke("train", tmp_path / "d.pq", "-t", "t", "-o", tmp_path / "m", "-q")
     assert_fails(result, 1, "duplicate column names: Age")  # found by benchmarks/fuzz.py
+
+
+def test_an_unverified_tabnn_json_cannot_vouch_for_the_users_files(tmp_path: Path):
+    data = rare_table(tmp_path / "rare.csv")
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "tabnn.json").write_text('{"format_version": 1, "checksums": {"thesis.txt": "0"}}')
+    (out / "thesis.txt").write_text("precious")
+    result = invoke("train", data, "-t", "t", "-o", out, "-q", "--epochs", "1")
+    assert_fails(result, 2, "thesis.txt")
+    assert (out / "thesis.txt").read_text() == "precious"

@@ -102,3 +102,11 @@ def test_predict_names_the_row_and_writes_nothing(tmp_path: Path):
     probabilities = predictions[["proba_no", "proba_yes"]].to_numpy()
     assert np.isfinite(probabilities).all()
     np.testing.assert_allclose(probabilities.sum(1), 1.0)
+
+
+def test_an_array_with_an_infinity_is_refused_naming_its_column_and_row():
+    X, y = table()
+    values = X.drop(columns="colour").to_numpy().copy()
+    values[9, 2] = -np.inf
+    with pytest.raises(SchemaError, match=r"Column '2' holds infinite values in data rows 9"):
+        TabNNClassifier(**FAST).fit(values, y)

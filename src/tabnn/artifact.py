@@ -153,9 +153,9 @@ def replace_refusal(path: PathLike) -> str | None:
             "it is a non-empty directory that is not a tabnn model directory "
             f"({found or f'no {META_FILE}'}). Choose another path or remove it."
         )
-    checksums = meta.get("checksums")
-    listed = checksums if isinstance(checksums, dict) else {}
-    ours = {META_FILE, WEIGHTS_FILE, *REPORT_FILES, *listed}
+    checksums = meta.get("checksums")  # trusted only from a tabnn.json that verifies
+    verified = isinstance(checksums, dict) and meta.get(DIGEST_KEY) == meta_digest(meta)
+    ours = {META_FILE, WEIGHTS_FILE, *REPORT_FILES, *(checksums if verified else {})}
     foreign = unknown_entries(target, ours, {EVALUATIONS: REPORT_FILES})
     if not foreign:
         return None

@@ -1,4 +1,5 @@
-"""Date columns: recognising text that holds dates, and the numeric parts a date becomes.
+"""Date columns: recognising text that holds ISO 8601 dates, and the numeric parts a date
+becomes.
 
 A date is no category (almost every value is new) and no ID: as fastai's ``add_datepart``
 does, it is expanded into numbers the network can use: the year, month, day, day of the
@@ -22,23 +23,21 @@ def part_names(column: str) -> list[str]:
 
 
 def parse(column: pd.Series) -> pd.Series:
-    """Text to UTC timestamps (NaT where a value is missing or no date): ISO 8601 first,
-    which is fast and unambiguous, then any format pandas reads for what ISO missed."""
+    """Text to UTC timestamps (NaT where a value is missing or no ISO 8601 date). Only ISO
+    8601 (``2024-03-01``, ``2024-03-01 10:00``, ``2024-03-01T10:00:00Z``): it is the one
+    form whose day and month cannot be mistaken for each other; ``01/02/2020`` is the 2nd
+    of January in one country and the 1st of February in another, so such a column stays
+    text rather than being read wrong without a word."""
     text = column.astype("string").str.strip()
-    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
-    missed = parsed.isna() & text.notna()
-    if missed.any():
-        again = pd.to_datetime(text[missed], errors="coerce", format="mixed", utc=True)
-        parsed = parsed.where(~missed, again)
-    return parsed
+    return pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
 
 
 def looks_like_dates(values: pd.Series) -> bool:
-    """Whether non-missing text values are dates: they hold digits and a date separator
-    (``-``, ``/``, ``.`` or a space, so plain numbers and words never qualify) and at least
-    95 % of a sample parse, to years between 1000 and 2999."""
+    """Whether non-missing text values are ISO 8601 dates: they start with a year, month
+    and day (``YYYY-MM-DD``, so plain numbers and words never qualify) and at least 95 % of
+    a sample parse, to years between 1000 and 2999."""
     sample = values.astype(str).str.strip().head(SAMPLE)
-    shaped = sample.str.fullmatch(r"(?=.*\d{1,4}[-/. ]\d{1,2})[\w\s:.,/+-]{6,40}")
+    shaped = sample.str.match(r"\d{4}-\d{2}-\d{2}")
     if sample.empty or shaped.mean() < MIN_PARSED:
         return False
     parsed = parse(sample)

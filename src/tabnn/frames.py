@@ -91,6 +91,7 @@ def as_frame(estimator, X, *, reset: bool) -> pd.DataFrame:
     try:
         array = check_array(X, dtype=None, ensure_all_finite="allow-nan")
     except ValueError as error:
+        _name_infinities(X)
         raise DataError(str(error)) from error
     _validate(estimator, array, reset)
     names = [str(i) for i in range(array.shape[1])]
@@ -104,6 +105,24 @@ def as_frame(estimator, X, *, reset: bool) -> pd.DataFrame:
             if converted.notna().sum() == frame[column].notna().sum():
                 frame[column] = converted
     return frame
+
+
+def _name_infinities(X) -> None:
+    """Raise SchemaError naming the first column of a numeric array that holds +-inf and its
+    rows, as a DataFrame's are named (scikit-learn's message names neither)."""
+    try:
+        values = np.asarray(X)
+    except (TypeError, ValueError):
+        return
+    if values.dtype.kind != "f" or values.ndim != 2 or not np.isinf(values).any():
+        return
+    j = int(np.flatnonzero(np.isinf(values).any(0))[0])
+    rows = np.flatnonzero(np.isinf(values[:, j]))
+    shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+    raise SchemaError(
+        f"Column '{j}' holds infinite values in data rows {shown} (0-based); expected finite "
+        f"numbers, or NaN for missing values."
+    )
 
 
 def _validate(estimator, X, reset: bool) -> None:

@@ -140,3 +140,15 @@ def test_an_unverified_tabnn_json_cannot_vouch_for_the_users_files(tmp_path: Pat
     result = invoke("train", data, "-t", "t", "-o", out, "-q", "--epochs", "1")
     assert_fails(result, 2, "thesis.txt")
     assert (out / "thesis.txt").read_text() == "precious"
+
+
+def test_report_restores_a_model_a_killed_save_moved_aside(tmp_path: Path):
+    data = rare_table(tmp_path / "rare.csv")
+    model = tmp_path / "m"
+    trained = invoke("train", data, "-t", "t", "-o", model, "-q", "--epochs", "1")
+    assert trained.exit_code == 0, trained.stderr
+    model.rename(tmp_path / ".m.old-0123abcd")  # the state a kill between the renames leaves
+    result = invoke("report", model)
+    assert result.exit_code == 0, result.stderr
+    assert (model / "report.html").is_file() and not (tmp_path / ".m.old-0123abcd").exists()
+    assert invoke("report", tmp_path / "absent").exit_code == 2  # nothing to restore

@@ -418,8 +418,10 @@ def report(
     from ..report.html import write_report
 
     with user_errors():
-        if (model_dir / META_FILE).is_file():
-            read_meta(model_dir)  # the report data of an edited or damaged model is refused
+        if (model_dir / META_FILE).is_file() or not model_dir.exists():
+            # the report data of an edited or damaged model is refused; a model a killed
+            # save left beside its place is restored first, as for any load
+            read_meta(model_dir)
         if not (model_dir / REPORT_JSON).is_file():
             raise UsageError(
                 f"'{model_dir}' holds no report data ({REPORT_JSON}): expected a model "

@@ -61,14 +61,16 @@ def snapshot(directory: Path) -> set[str]:
     return {str(p.relative_to(directory)) for p in directory.rglob("*")}
 
 
-def assert_fails(result, code: int, *phrases: str) -> None:
-    """Exit ``code``, each phrase in the message on stderr, no traceback, no stdout."""
+def assert_fails(result, code: int, *phrases: str) -> str:
+    """Exit ``code``, each phrase in the message on stderr, no traceback, no stdout;
+    -> the message, unwrapped."""
     assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
     message = " ".join(result.stderr.replace("│", " ").split())  # undo any wrapping, boxes
     for phrase in phrases:
         assert phrase in message, f"{phrase!r} not in {message!r}"
     assert "Traceback" not in result.stderr + result.stdout
     assert result.stdout == ""
+    return message
 
 
 def fails_writing_nothing(tmp_path: Path, code: int, phrases, *args):

@@ -7,7 +7,6 @@ names given to the Python API).
 """
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -18,10 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from typer.testing import CliRunner
+from test_cli import assert_fails, invoke, snapshot
 
 from tabnn import TabNNClassifier, artifact
-from tabnn.cli import app
 from tabnn.data import read_table
 from tabnn.errors import DataError, ModelError, TabnnError, UsageError
 from tabnn.model import (
@@ -37,40 +35,10 @@ from tabnn.report.data import ReportData
 from tabnn.report.html import render_html
 from tabnn.report.summaries import permutation_importance
 
-runner = CliRunner()
 QUICK = ["--epochs", "2"]
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def invoke(*args, cwd: Path | None = None):
-    """Run ``tabnn ARGS`` in-process; no exception may escape the command line."""
-    previous = Path.cwd()
-    if cwd is not None:
-        os.chdir(cwd)
-    try:
-        result = runner.invoke(app, [str(a) for a in args])
-    finally:
-        os.chdir(previous)
-    escaped = result.exception is not None and not isinstance(result.exception, SystemExit)
-    assert not escaped, f"unexpected {result.exception!r}\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def snapshot(directory: Path) -> set[str]:
-    return {str(p.relative_to(directory)) for p in directory.rglob("*")}
-
-
-def assert_fails(result, code: int, *phrases: str) -> str:
-    """Exit ``code``, each phrase in the message on stderr, no traceback, no stdout."""
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    message = " ".join(result.stderr.replace("│", " ").split())
-    for phrase in phrases:
-        assert phrase in message, f"{phrase!r} not in {message!r}"
-    assert "Traceback" not in result.stderr + result.stdout
-    assert result.stdout == ""
-    return message
 
 
 def fails_writing_nothing(tmp_path: Path, code: int, phrases, *args) -> str:

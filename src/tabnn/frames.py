@@ -14,6 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_array, validate_data
 
 from .errors import DataError, SchemaError
+from .schema import refuse_infinities
 
 
 def column_names(value) -> list[str]:
@@ -114,15 +115,9 @@ def _name_infinities(X) -> None:
         values = np.asarray(X)
     except (TypeError, ValueError):
         return
-    if values.dtype.kind != "f" or values.ndim != 2 or not np.isinf(values).any():
-        return
-    j = int(np.flatnonzero(np.isinf(values).any(0))[0])
-    rows = np.flatnonzero(np.isinf(values[:, j]))
-    shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
-    raise SchemaError(
-        f"Column '{j}' holds infinite values in data rows {shown} (0-based); expected finite "
-        f"numbers, or NaN for missing values."
-    )
+    if values.dtype.kind == "f" and values.ndim == 2:
+        columns = {str(j): values[:, j] for j in range(values.shape[1])}
+        refuse_infinities(columns, pd.RangeIndex(len(values)))
 
 
 def _validate(estimator, X, reset: bool) -> None:

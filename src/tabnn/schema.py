@@ -151,7 +151,7 @@ class Schema:
         block = pd.DataFrame(columns, columns=plain, index=frame.index).astype("float64")
         out = {name: block[name] for name in plain}
         out.update({n: as_float(columns[n], n) for n in numbers if n not in out})
-        _refuse_infinities(out, frame.index)
+        refuse_infinities(out, frame.index)
         for name in self.dates:
             out.update(dates.parts(columns[name], name))
         out.update({name: canonical_text(columns[name]) for name in self.categorical})
@@ -237,12 +237,13 @@ class Schema:
 # --------------------------------------------------------------------------- missing targets
 
 
-def _refuse_infinities(numeric: dict[str, pd.Series], index: pd.Index) -> None:
-    """Raise SchemaError naming the first numeric column that holds +-inf and its rows:
-    an infinity is no measurement (as scikit-learn, tabnn refuses it; NaN means missing)."""
+def refuse_infinities(numeric: dict, index: pd.Index) -> None:
+    """Raise SchemaError naming the first numeric column (name -> float values) that holds
+    +-inf and its rows (``index`` labels them): an infinity is no measurement (as
+    scikit-learn, tabnn refuses it; NaN means missing)."""
     if not numeric:
         return
-    infinite = np.isinf(np.column_stack([values.to_numpy() for values in numeric.values()]))
+    infinite = np.isinf(np.column_stack([np.asarray(v, dtype=float) for v in numeric.values()]))
     if not infinite.any():
         return
     j = int(np.flatnonzero(infinite.any(0))[0])

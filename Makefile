@@ -39,12 +39,14 @@ format: $(BIN)/tabnn
 
 # full-size benchmarks (minutes); each prints its baseline measured in the same run
 bench: $(BIN)/tabnn
+	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/w1_tutorial.py
 	$(BIN)/python benchmarks/compare_speed.py
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/adult.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/predict_latency.py
+	$(BIN)/python benchmarks/suite.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -416,7 +416,7 @@ def test_out_that_is_not_a_model_directory_is_refused_before_training(tmp_path):
 BAD_TRAIN_OPTIONS = [
     ("--model", "huge", "expected default, wide, deep or mlp:SIZES"),
     ("--model", "mlp:64-x", "expected default, wide, deep or mlp:SIZES"),
-    ("--scaling", "minmax", "expected one of standard, robust, quantile; got 'minmax'"),
+    ("--scaling", "minmax", "expected one of auto, standard, robust, quantile, clipped; got"),
     ("--device", "tpu", "expected auto, cpu, cuda or cuda:N; got 'tpu'"),
     ("--batch-size", "big", "expected 'auto' or a whole number >= 1; got 'big'"),
     ("--batch-size", "0", "expected 'auto' or a whole number >= 1; got '0'"),
@@ -745,11 +745,10 @@ def test_demo_predicts_held_out_rows_beside_their_true_label(tmp_path):
     result = invoke("demo", "--quiet", "-o", tmp_path / "demo")
     assert result.exit_code == 0, result.stderr
     assert "5 of the 32 test rows, predicted by the saved model" in result.stdout
-    shown = [
-        [cell.strip() for cell in line.split("│")[1:-1]]
-        for line in result.stdout.splitlines()
-        if line.rstrip().endswith(("ok │", "wrong │"))
+    cells = [
+        [cell.strip() for cell in line.split("│")[1:-1]] for line in result.stdout.splitlines()
     ]
+    shown = [row for row in cells if row and row[-1] in ("ok", "wrong")]
     assert len(shown) == 5
     # the rows are held-out test rows of the split, shown with their true label
     table = load_training_table(SONAR, ReadOptions(header=False, target="-1"))

@@ -20,13 +20,13 @@ import torch
 from test_cli import assert_fails, invoke, snapshot
 
 from tabnn import TabNNClassifier, artifact
+from tabnn.contributions import input_contributions
 from tabnn.data import read_table
 from tabnn.errors import DataError, ModelError, TabnnError, UsageError
 from tabnn.model import (
     MAX_PARAMETERS,
     ModelConfig,
     TabularMLP,
-    input_contributions,
     parameter_count,
 )
 from tabnn.preprocess import EncodedInputs

@@ -40,11 +40,10 @@ from .io import (
     unknown_entries,
     write_dir_atomic,
 )
+from .rebuild import META_FILE, WEIGHTS_FILE, check_parts_agree, network_from_tensors
 
 FORMAT_VERSION = 1
 MIN_READER_VERSION = "0.1.0"  # the oldest tabnn that reads what this one writes
-WEIGHTS_FILE = "model.safetensors"
-META_FILE = "tabnn.json"
 DIGEST_KEY = "meta_sha256"  # tabnn.json's own SHA-256: see meta_digest
 # Files tabnn writes in a model directory besides those tabnn.json lists, and the folder of
 # evaluate's reports (evaluations/<data file>/report.*)
@@ -463,8 +462,8 @@ def load(path: PathLike):
             "n_features_in": meta["n_features_in"],
             "feature_names_in": meta.get("feature_names_in"),
         }
-        _check_sizes_agree(path, parts)
-        parts["model"] = _network(path, parts["model_config"], tensors)
+        check_parts_agree(path, parts)
+        parts["model"] = network_from_tensors(path, parts["model_config"], tensors)
     except ModelError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as error:
@@ -477,74 +476,3 @@ def load(path: PathLike):
     )
     estimator.metadata_ = meta
     return estimator
-
-
-def _check_sizes_agree(path: PathLike, parts: dict) -> None:
-    """Refuse a ``tabnn.json`` whose parts disagree on a size: each sizes or indexes another
-    (columns, indicators, vocabularies, the network's inputs and outputs)."""
-    from .model import NORMS
-
-    schema, prep, config = parts["schema"], parts["preprocessor"], parts["model_config"]
-    binary, names = schema.task == "binary", parts["feature_names_in"]
-    cards, indicators = prep.cardinalities, [i for i, on in enumerate(prep.indicators) if on]
-    checks = [  # (what, found, expected)
-        ("the preprocessor's numeric columns", prep.numeric, schema.numeric),
-        ("the preprocessor's categorical columns", prep.categorical, schema.categorical),
-        ("the number of missing indicators", len(prep.indicators), len(schema.numeric)),
-        ("the number of vocabularies", len(prep.vocabularies), len(schema.categorical)),
-        ("distinct categories + 1", [len(set(v)) + 1 for v in prep.vocabularies], cards),
-        ("model_config.n_numeric", config.n_numeric, len(schema.numeric)),
-        ("model_config.indicator_columns", config.indicator_columns, indicators),
-        ("model_config.cardinalities", config.cardinalities, cards),
-        ("model_config.embedding_dims", len(config.embedding_dims), len(cards)),
-        ("model_config.n_outputs", config.n_outputs, 1 if binary else len(schema.classes)),
-        ("the number of classes", len(schema.classes), 2 if binary else len(schema.classes)),
-        ("model_config.norm", config.norm, config.norm if config.norm in NORMS else NORMS),
-        ("n_features_in", parts["n_features_in"], len(names) if names else parts["n_features_in"]),
-    ]
-    for what, found, expected in checks:
-        if found != expected:
-            raise ModelError(
-                f"'{path}' has a {META_FILE} whose parts disagree: {what} is {_short(found)}, "
-                f"expected {_short(expected)}. Save or train the model again."
-            )
-
-
-def _network(path: PathLike, config, tensors: dict[str, torch.Tensor]):
-    """The network holding the saved tensors, once built on the meta device (nothing
-    allocated) and compared name by name, shape and type with ``model.safetensors``.
-    The layer counts are compared first, so even the empty modules are few."""
-    from .model import TabularMLP
-
-    layers = [n for n in tensors if re.fullmatch(r"hidden\.\d+\.weight|encoder\.embeddings\..+", n)]
-    described = len(config.hidden) + sum(1 for dim in config.embedding_dims if dim)
-    if len(layers) != described:
-        raise ModelError(
-            f"'{path}' has a {META_FILE} describing {described} layers and embeddings, but its "
-            f"{WEIGHTS_FILE} holds {len(layers)}. Save or train the model again."
-        )
-    with torch.device("meta"):
-        model = TabularMLP(config)
-    expected = model.state_dict()
-    names = [*expected, *(name for name in tensors if name not in expected)]
-    for name in names:
-        want, have = expected.get(name), tensors.get(name)
-        if want is None or have is None or (want.shape, want.dtype) != (have.shape, have.dtype):
-            raise ModelError(
-                f"'{path}' does not match its weights: {META_FILE} describes {name} as "
-                f"{_tensor_text(want)}, {WEIGHTS_FILE} holds {_tensor_text(have)}. "
-                "Save or train the model again."
-            )
-    if tensors["encoder.indicator_columns"].tolist() != list(config.indicator_columns):
-        raise ModelError(f"'{path}' has other indicator columns in its two files.")
-    model.load_state_dict(tensors, strict=True, assign=True)  # the tensors, not copies
-    return model
-
-
-def _tensor_text(tensor: torch.Tensor | None) -> str:
-    return "nothing" if tensor is None else f"{tuple(tensor.shape)} {tensor.dtype}"
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

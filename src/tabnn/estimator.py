@@ -8,8 +8,6 @@ mixed-type DataFrames (strings, missing values, unseen categories at predict tim
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pandas as pd
 import torch
@@ -18,28 +16,16 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import params
 from .engine.config import History, Member, TensorData, TrainConfig, device_of
-from .engine.train import fit_stack, predict_logits
+from .engine.train import fit_stack
+from .ensemble_net import build_network
 from .errors import DataError, UsageError
 from .frames import array_numeric, as_frame, as_target, column_names
-from .model import ModelConfig, TabularMLP, build_config, probabilities
+from .inference import float64_network, member_probabilities
+from .model import ModelConfig, TabularMLP, build_config
 from .params import validate_params
 from .preprocess import EncodedInputs, Preprocessor
 from .schema import Schema, drop_missing_targets, infer_schema
 from .tasks import n_outputs
-
-
-def _float64_network(model: TabularMLP) -> TabularMLP:
-    """A float64 copy of a CPU model in eval mode, for inference: float32 matmuls and
-    activations round differently with the number of rows, and a row's probabilities must
-    not depend on which rows come with it. Made once per fitted or loaded model."""
-    return copy.deepcopy(model).double().eval()
-
-
-def _probabilities_of(network, task: str, x_num: np.ndarray, x_cat: np.ndarray) -> np.ndarray:
-    """(members, rows, outputs) float64 probabilities of a float64 CPU network. The network
-    is only read (no_grad, eval mode), so concurrent calls on one model are safe."""
-    logits = predict_logits(network, x_num, x_cat, torch.device("cpu"))
-    return probabilities(logits, task).numpy()
 
 
 def _task_of_codes(y: np.ndarray) -> str:
@@ -90,11 +76,22 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         recall whose precision is at least P). See
         :func:`tabnn.evaluation.threshold.tune_threshold`.
         Ignored for a numeric threshold.
-    scaling : {"standard", "robust", "quantile"}, default="standard"
+    scaling : {"auto", "standard", "robust", "quantile", "clipped"}, default="auto"
+        ``clipped`` is robust scaling (median, IQR) followed by smooth clipping to
+        (-3, 3); ``auto`` means ``clipped`` for the default design, else ``standard``.
     missing_indicator : {"auto", "always", "never"}, default="auto"
     n_members : int, default=1
         Members trained together in one stack with seeds ``random_state + i``; their
         probabilities are averaged (an ensemble).
+    ensemble_size : int or "auto", default="auto"
+        Members of the efficient ensemble inside each network (TabM's BatchEnsemble: one
+        shared MLP, a rank-1 adapter and a head per member; probabilities averaged);
+        ``auto`` is 16 for the default design and 1 (a plain MLP) for the others.
+    numeric_embedding : {"auto", "none", "periodic"}, default="auto"
+        ``periodic`` embeds each numeric column with learned frequencies before the first
+        layer; ``auto`` means ``periodic`` for the default design.
+    label_smoothing : float, default=0.0
+        Share of each target moved to the uniform distribution in the training loss.
     categorical, numeric, drop : list of str or None
         Column kinds forced by the user (names as in the DataFrame, or "0".."n-1" for
         arrays). Unforced DataFrame columns get their kind from the data; the number
@@ -166,9 +163,12 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         pos_weight=None,
         threshold=0.5,
         threshold_metric="f1",
-        scaling="standard",
+        scaling="auto",
         missing_indicator="auto",
         n_members=1,
+        ensemble_size="auto",
+        numeric_embedding="auto",
+        label_smoothing=0.0,
         categorical=None,
         numeric=None,
         drop=None,
@@ -193,6 +193,9 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         self.scaling = scaling
         self.missing_indicator = missing_indicator
         self.n_members = n_members
+        self.ensemble_size = ensemble_size
+        self.numeric_embedding = numeric_embedding
+        self.label_smoothing = label_smoothing
         self.categorical = categorical
         self.numeric = numeric
         self.drop = drop
@@ -358,7 +361,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         """(members, rows, outputs) float64 probabilities of every member, for X or for
         inputs from ``encode``; binary tasks have one output, P(positive)."""
         inputs = self.encode(X)
-        proba = _probabilities_of(self.inference_model_, self.task_, *inputs)
+        proba = member_probabilities(self.inference_model_, self.task_, *inputs)
         unscored = np.flatnonzero(~np.isfinite(proba).all(axis=(0, 2)))
         if len(unscored):  # never a label without finite probabilities behind it
             raise DataError(
@@ -395,6 +398,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         vocabulary_rows = union if vocabulary_rows is None else vocabulary_rows
         shared = self._preprocessor(schema, x_all.iloc[vocabulary_rows])
         x_num, x_cat = shared.transform(x_all)
+        recipe = params.recipe(self)
         config = build_config(
             shared,
             n_outputs(schema.task, len(schema.classes)),
@@ -403,9 +407,12 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             dropout=self.dropout,
             norm=self.norm,
             n_members=len(member_rows),
+            task=schema.task,
+            ensemble_size=recipe.ensemble_size,
+            numeric_embedding=recipe.numeric_embedding,
         )
         device = device_of(self.device)
-        model = TabularMLP(config)
+        model = build_network(config)
         for k, (train, _) in enumerate(member_rows):
             same = np.array_equal(np.sort(train), vocabulary_rows)  # an ensemble: no refit
             own = shared if same else self._preprocessor(schema, x_all.iloc[train])
@@ -430,7 +437,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
                 "Lower the learning rate (lr) or check the data for extreme values."
             )
         model = model.cpu().eval()
-        network = _float64_network(model)
+        network = float64_network(model)
         # chosen before anything is marked fitted, so a threshold that cannot be found
         # leaves no half-fitted estimator behind
         threshold, tuning = self._choose_threshold(network, x_num, x_cat, y_all, member_rows)
@@ -444,7 +451,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         from .evaluation.threshold import tune_on_validation_rows, validation_union
 
         rows = validation_union(member_rows)
-        proba = _probabilities_of(network, "binary", x_num[rows], x_cat[rows])[..., 0]
+        proba = member_probabilities(network, "binary", x_num[rows], x_cat[rows])[..., 0]
         return tune_on_validation_rows(y_all, rows, proba, member_rows, self.threshold_metric)
 
     def _preprocessor(self, schema: Schema, frame: pd.DataFrame) -> Preprocessor:
@@ -452,7 +459,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             frame,
             schema.numeric,
             schema.categorical,
-            scaling=self.scaling,
+            scaling=params.recipe(self).scaling,
             missing_indicator=self.missing_indicator,
         )
 
@@ -490,7 +497,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         ``model`` over (moved to the CPU, in eval mode)."""
         estimator = cls(**params)
         model = model.cpu().eval()
-        network = _float64_network(model)
+        network = float64_network(model)
         estimator._set_fitted(schema, preprocessor, model_config, train_config, model, network)
         estimator.history_ = history
         estimator.threshold_, estimator.threshold_tuning_ = float(threshold), threshold_tuning
@@ -508,7 +515,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
         if "model_" in state:
-            self.inference_model_ = _float64_network(self.model_)
+            self.inference_model_ = float64_network(self.model_)
 
     # ------------------------------------------------------------ predict
     def predict_proba(self, X) -> np.ndarray:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,8 +29,10 @@ ACTIVATIONS = {
     "identity": lambda x: x,  # a linear model: the W4 demonstration that circles need more
 }
 NORMS = ("none", "batch", "layer")
+NUMERIC_EMBEDDINGS = ("none", "periodic")
+NETWORKS = ("mlp", "ensemble")  # TabularMLP, ensemble_net.EnsembleMLP
 SCALED_LIMIT = 1e6  # standard deviations (or IQRs) from the center a scaled input may reach
-ONE_HOT_MAX = 16  # categorical columns with at most this many codes are one-hot encoded
+ONE_HOT_MAX = 16  # categorical columns with at most this many categories are one-hot encoded
 # the largest network built: weights, gradients and AdamW's two moments in float32 and the
 # float64 copy for inference take about 24 bytes per parameter (6 GB at this bound), and the
 # widest layer bounds the activations of every batch
@@ -55,6 +56,13 @@ class ModelConfig:
     norm: str = "none"
     n_members: int = 1
     embedding_dims: list[int] = field(default_factory=list)
+    # the efficient ensemble (``ensemble_net``); a plain TabularMLP has network "mlp"
+    network: str = "mlp"
+    task: str = ""
+    ensemble_size: int = 1
+    numeric_embedding: str = "none"
+    frequencies: int = 16
+    embedding_width: int = 8
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,8 +73,9 @@ class ModelConfig:
 
 
 def embedding_dim(cardinality: int) -> int:
-    """0 means one-hot; otherwise fastai's rule of thumb, capped at 32."""
-    if cardinality <= ONE_HOT_MAX:
+    """0 means one-hot; otherwise fastai's rule of thumb, capped at 32. ``cardinality``
+    counts the code for unknown and missing values besides the categories."""
+    if cardinality - 1 <= ONE_HOT_MAX:
         return 0
     return min(32, round(1.6 * cardinality**0.56))
 
@@ -108,8 +117,13 @@ def build_config(
     dropout: float = 0.0,
     norm: str = "none",
     n_members: int = 1,
+    task: str = "",
+    ensemble_size: int = 1,
+    numeric_embedding: str = "none",
 ) -> ModelConfig:
-    """A ModelConfig sized for the columns a fitted preprocessor describes."""
+    """A ModelConfig sized for the columns a fitted preprocessor describes: a plain MLP,
+    or an efficient ensemble (``ensemble_net``) when ``ensemble_size`` > 1 or the numeric
+    columns are embedded."""
     if activation not in ACTIVATIONS:
         raise UsageError(
             f"Unknown activation {activation!r}; valid: {', '.join(sorted(ACTIVATIONS))}."
@@ -132,6 +146,10 @@ def build_config(
         norm=norm,
         n_members=n_members,
         embedding_dims=[embedding_dim(c) for c in cards],
+        network="ensemble" if ensemble_size > 1 or numeric_embedding != "none" else "mlp",
+        task=task,
+        ensemble_size=int(ensemble_size),
+        numeric_embedding=numeric_embedding,
     )
     problem = size_problem(config)
     if problem:
@@ -146,10 +164,36 @@ def build_config(
 def parameter_count(config: ModelConfig) -> int:
     """Weights and biases of every member (embeddings included), before any allocation."""
     width = encoded_width(config.n_numeric, len(config.indicator_columns), config.cardinalities)
-    sizes = [width, *config.hidden, config.n_outputs]
-    per_member = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
-    per_member += sum(c * d for c, d in zip(config.cardinalities, config.embedding_dims))
+    per_member = sum(c * d for c, d in zip(config.cardinalities, config.embedding_dims))
+    if config.network == "ensemble":  # see ensemble_net.EnsembleMLP
+        e, numeric = config.ensemble_size, config.n_numeric
+        if config.numeric_embedding == "periodic":
+            n, d = config.frequencies, config.embedding_width
+            per_member += numeric * (n + 2 * n * d + d)
+            width += numeric * d
+        per_member += e * width  # the adapters
+        sizes = [width, *config.hidden]
+        last = sizes[-1]
+        per_member += e * (last * config.n_outputs + config.n_outputs)  # the heads
+    else:
+        sizes = [width, *config.hidden, config.n_outputs]
+    per_member += sum(a * b + b for a, b in zip(sizes, sizes[1:]))
     return int(config.n_members) * per_member
+
+
+def multiply_adds_per_row(config: ModelConfig) -> int:
+    """The multiply-adds of one row's prediction: the parameters, with an ensemble's shared
+    layers counted once per ensemble member (each member's copy of the row goes through
+    them)."""
+    count = parameter_count(config)
+    if config.network != "ensemble":
+        return count
+    width = encoded_width(config.n_numeric, len(config.indicator_columns), config.cardinalities)
+    if config.numeric_embedding == "periodic":
+        width += config.n_numeric * config.embedding_width
+    sizes = [width, *config.hidden]
+    shared = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    return count + config.n_members * (config.ensemble_size - 1) * shared
 
 
 def size_problem(config: ModelConfig) -> str:
@@ -316,6 +360,8 @@ class InputEncoder(nn.Module):
             # a value far outside the training range (scale floors at 1e-12) must not
             # overflow float32 in the layers after; no real value comes near the bound
             scaled = scaled.clamp(-SCALED_LIMIT, SCALED_LIMIT)
+            if self.scaling == "clipped":  # smooth clipping to (-3, 3), as RealMLP
+                scaled = scaled / torch.sqrt(1 + (scaled / 3) ** 2)
         if not len(self.indicator_columns):
             return scaled
         indicators = missing[..., self.indicator_columns].to(scaled.dtype)
@@ -388,22 +434,31 @@ class InputEncoder(nn.Module):
         return torch.cat(parts, dim=-1)
 
 
-def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor:
+def dropout_mask(
+    x: torch.Tensor, p: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Inverted-dropout multipliers shaped like x: 0 with probability p, else 1 / (1 - p).
     One uniform draw and a comparison: twice as fast on the CPU as ``bernoulli_``, which
-    ``nn.Dropout`` uses, and shared by the autograd and hand-written training paths."""
-    return torch.rand_like(x).ge_(p).mul_(1 / (1 - p))
+    ``nn.Dropout`` uses, and shared by the autograd and hand-written training paths. The
+    draw comes from ``generator`` (torch's global one when None)."""
+    noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return noise.ge_(p).mul_(1 / (1 - p))
 
 
 class Dropout(nn.Module):
-    """``nn.Dropout`` with masks from ``dropout_mask``."""
+    """``nn.Dropout`` with masks from ``dropout_mask``, drawn from ``generator``: the
+    training engine sets one per fit (seeded by the stack), so that no fit reads or
+    moves torch's global random state."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
+        self.generator: torch.Generator | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * dropout_mask(x, self.p) if self.training and self.p > 0 else x
+        if not self.training or self.p <= 0:
+            return x
+        return x * dropout_mask(x, self.p, self.generator)
 
 
 class TabularMLP(nn.Module):
@@ -443,6 +498,14 @@ class TabularMLP(nn.Module):
             if isinstance(norm, StackedNorm):
                 norm.reset_member(k, generator)
 
+    def matmul_shapes(self, batch: int) -> list[tuple[int, int, int, int]]:
+        """(members, rows, in, out) of each layer's product for a batch of ``batch`` rows."""
+        return [(m.weight.shape[0], batch, *m.weight.shape[1:]) for m in [*self.hidden, self.head]]
+
+    def layer_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoded inputs -> the first layer's inputs: the same here."""
+        return x
+
     @property
     def plain(self) -> bool:
         """Whether the network is linear layers with ReLU (or nothing) and dropout in
@@ -464,7 +527,8 @@ class TabularMLP(nn.Module):
         return self.mlp(self.encoder(x_num, x_cat), mask)
 
     def mlp(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Encoded inputs (K, batch, encoded width) -> (K, batch, outputs) logits."""
+        """Encoded inputs (K, batch, encoded width) -> (K, batch, outputs) logits (also
+        what training reads: ``train_logits``)."""
         dropout = self.dropout if self.dropout.p > 0 else None
         for layer, norm in zip(self.hidden, self.norms):
             x = layer(x)
@@ -473,49 +537,7 @@ class TabularMLP(nn.Module):
             x = dropout(x) if dropout is not None else x
         return self.head(x)
 
-
-def input_contributions(network: TabularMLP, x_num, x_cat) -> np.ndarray:
-    """How much each original column moves the first layer on these rows: the variance
-    over the rows of the column's term in the first layer's pre-activations (its encoded
-    inputs times their weights), summed over the units, averaged over the members.
-
-    A cheap stand-in for permutation importance (one pass of the encoder, no prediction):
-    a column whose term barely varies cannot change what the network says. Columns in the
-    preprocessing's order (numeric, then categorical).
-    """
-    config = network.config
-    with torch.no_grad():
-        dtype = network.encoder.medians.dtype
-        x = network.encoder(
-            torch.as_tensor(np.asarray(x_num), dtype=dtype)[None],
-            torch.as_tensor(np.asarray(x_cat), dtype=torch.int64)[None],
-        )
-        x = x - x.mean(1, keepdim=True)  # (K, rows, width)
-        weight = (network.hidden[0] if len(network.hidden) else network.head).weight
-        owner = torch.as_tensor(_input_owners(config))
-        features = config.n_numeric + len(config.cardinalities)
-        result = torch.zeros(x.shape[0], features, dtype=dtype)
-        counts = torch.bincount(owner, minlength=features)
-        single = counts[owner] == 1  # one input per column: its variance times |w|^2
-        terms = x[..., single].pow(2).mean(1) * weight[:, single].pow(2).sum(-1)
-        result.index_add_(1, owner[single], terms)
-        for column in torch.nonzero(counts > 1).flatten().tolist():
-            inputs = owner == column
-            term = x[..., inputs] @ weight[:, inputs]  # (K, rows, units)
-            result[:, column] = term.pow(2).mean(1).sum(-1)
-    return result.mean(0).numpy()
-
-
-def _input_owners(config: ModelConfig) -> np.ndarray:
-    """The original column (numeric then categorical) of each of the network's inputs."""
-    numeric = list(range(config.n_numeric))
-    indicators = list(config.indicator_columns)
-    categorical = [
-        config.n_numeric + j
-        for j, (card, dim) in enumerate(zip(config.cardinalities, config.embedding_dims))
-        for _ in range(dim or card)
-    ]
-    return np.asarray(numeric + indicators + categorical, dtype=np.int64)
+    train_logits = mlp
 
 
 def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:

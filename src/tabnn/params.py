@@ -8,6 +8,7 @@ in the range (0, inf). Got -1 instead.``
 from __future__ import annotations
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ import torch
 from .designs import PRESETS
 from .engine.config import TrainConfig
 from .errors import UsageError
-from .model import ACTIVATIONS, NORMS
+from .model import ACTIVATIONS, NORMS, NUMERIC_EMBEDDINGS
 from .preprocess import MISSING_INDICATORS, SCALINGS
 from .schema import Schema
 from .tasks import TASKS
@@ -115,9 +116,18 @@ _CONSTRAINTS = {
         "one of ['f1', 'balanced_accuracy', 'mcc'] or 'recall>=R' / 'precision>=P' with "
         "R, P in (0, 1]",
     ),
-    "scaling": (_one_of(SCALINGS), f"one of {list(SCALINGS)}"),
+    "scaling": (_one_of(("auto", *SCALINGS)), f"one of {['auto', *SCALINGS]}"),
     "missing_indicator": (_one_of(MISSING_INDICATORS), f"one of {list(MISSING_INDICATORS)}"),
     "n_members": _POSITIVE_INT,
+    "ensemble_size": (
+        lambda v: (isinstance(v, str) and v == "auto") or _int_in(1, 256)(v),
+        "'auto' or an int in the range [1, 256]",
+    ),
+    "numeric_embedding": (
+        _one_of(("auto", *NUMERIC_EMBEDDINGS)),
+        f"one of {['auto', *NUMERIC_EMBEDDINGS]}",
+    ),
+    "label_smoothing": _FRACTION,
     "categorical": _COLUMNS,
     "numeric": _COLUMNS,
     "drop": _COLUMNS,
@@ -148,6 +158,35 @@ def validate_params(estimator) -> None:
             )
 
 
+class Recipe(NamedTuple):
+    """The settings ``auto`` stands for, resolved for one estimator's design."""
+
+    ensemble_size: int
+    numeric_embedding: str
+    scaling: str
+
+
+# The default design's recipe (README, "The default model"): an efficient ensemble of
+# DEFAULT_ENSEMBLE members over periodic numeric embeddings of smoothly clipped inputs.
+DEFAULT_ENSEMBLE = 16
+
+
+def recipe(estimator) -> Recipe:
+    """What ``auto`` means for ``ensemble_size``, ``numeric_embedding`` and ``scaling``:
+    the default design's recipe for ``hidden="default"``; for the plain designs (``wide``,
+    ``deep``, explicit sizes) one network on standard-scaled inputs, as before."""
+    default = isinstance(estimator.hidden, str) and estimator.hidden == "default"
+
+    def pick(value, for_default, otherwise):
+        return (for_default if default else otherwise) if value == "auto" else value
+
+    return Recipe(
+        int(pick(estimator.ensemble_size, DEFAULT_ENSEMBLE, 1)),
+        pick(estimator.numeric_embedding, "periodic", "none"),
+        pick(estimator.scaling, "clipped", "standard"),
+    )
+
+
 def train_config(estimator, n_train: int) -> TrainConfig:
     """The engine's settings from the estimator's parameters, for ``n_train`` rows."""
     if estimator.batch_size == "auto":
@@ -161,6 +200,7 @@ def train_config(estimator, n_train: int) -> TrainConfig:
         lr=float(estimator.lr),
         weight_decay=float(estimator.weight_decay),
         patience=int(estimator.patience),
+        label_smoothing=float(estimator.label_smoothing),
     )
 
 

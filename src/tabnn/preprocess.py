@@ -17,7 +17,9 @@ import pandas as pd
 
 from .errors import UsageError
 
-SCALINGS = ("standard", "robust", "quantile")
+# "clipped": robust scaling, then the network's encoder clips smoothly (x / sqrt(1 + x²/9)),
+# as RealMLP does: outliers keep their order but cannot dominate a layer
+SCALINGS = ("standard", "robust", "quantile", "clipped")
 MISSING_INDICATORS = ("auto", "always", "never")
 N_QUANTILES = 64
 MAX_CATEGORIES = 1000
@@ -41,7 +43,7 @@ class Preprocessor:
     ----------
     numeric, categorical : list of str
         Column names, in the order the arrays use.
-    scaling : {"standard", "robust", "quantile"}
+    scaling : {"standard", "robust", "quantile", "clipped"}
     medians, centers, scales : list of float
         Fill value, subtracted centre and divisor per numeric column.
     indicators : list of bool
@@ -96,7 +98,7 @@ class Preprocessor:
         with np.errstate(all="ignore"):
             median = np.nanmedian(present, axis=0) if len(values) else np.zeros(values.shape[1])
         filled = np.where(missing, median, values)
-        if self.scaling == "robust":
+        if self.scaling in ("robust", "clipped"):
             q25, q75 = np.percentile(filled, [25, 75], axis=0)
             center, scale = median, np.where(q75 > q25, q75 - q25, filled.std(0))
         else:

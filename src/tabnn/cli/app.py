@@ -172,7 +172,7 @@ def train(
         ),
     ] = "0.5",
     threshold_metric: ThresholdMetricOpt = None,
-    scaling: ScalingOpt = "standard",
+    scaling: ScalingOpt = "auto",
     ensemble: Annotated[
         int, typer.Option(help="Members trained together, averaged.", callback=at_least(1))
     ] = 1,
@@ -269,7 +269,7 @@ def compare(
         ),
     ] = "0.5",
     threshold_metric: ThresholdMetricOpt = None,
-    scaling: ScalingOpt = "standard",
+    scaling: ScalingOpt = "auto",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     report: ReportOpt = True,

@@ -271,8 +271,9 @@ PosWeightOpt = Annotated[
 ScalingOpt = Annotated[
     str,
     typer.Option(
-        help="standard, robust or quantile.",
-        callback=choice("standard", "robust", "quantile"),
+        help="auto (clipped for the default design, else standard), standard, robust, "
+        "quantile or clipped (robust, then smoothly clipped to +-3).",
+        callback=choice("auto", "standard", "robust", "quantile", "clipped"),
     ),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed: same seed, same model.")]

@@ -27,6 +27,8 @@ class TrainConfig:
     min_delta: float = 1e-4
     grad_clip: float = 1.0
     restore_best: bool = True
+    beta2: float = 0.999  # Adam's second-moment decay
+    label_smoothing: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -29,8 +29,17 @@ ONEDNN_MATMUL_FLOPS = 2.5e6
 
 
 def step_flops(model, batch_size: int) -> float:
-    """Forward and backward floating-point operations of one step of the whole stack."""
-    return 6.0 * batch_size * sum(p.numel() for p in model.parameters())
+    """Forward and backward floating-point operations of one step of the whole stack's
+    matrix products (an ensemble's shared layers count once per ensemble member)."""
+    return 6.0 * sum(k * rows * n_in * n_out for k, rows, n_in, n_out in _shapes(model, batch_size))
+
+
+def _shapes(model, batch_size: int) -> list[tuple[int, int, int, int]]:
+    """(members, rows, in, out) of each product; any other module counts as one product
+    per parameter tensor, as wide as the tensor."""
+    if hasattr(model, "matmul_shapes"):
+        return model.matmul_shapes(batch_size)
+    return [(1, batch_size, p.numel(), 1) for p in model.parameters()]
 
 
 @contextmanager
@@ -102,10 +111,10 @@ def cpu_matmuls_for(model, batch_size: int, device: torch.device):
     at least ``ONEDNN_MATMUL_FLOPS`` per thread, on a CPU where it computes them in
     float32; and set the choice for the whole network (by the average product) for code
     that does not switch layer by layer. Restores torch's setting afterwards."""
-    layers = [*model.hidden, model.head]
+    shapes = _shapes(model, batch_size)
     enough = [
-        2.0 * batch_size * layer.weight.numel() >= ONEDNN_MATMUL_FLOPS * torch.get_num_threads()
-        for layer in layers
+        2.0 * k * rows * n_in * n_out >= ONEDNN_MATMUL_FLOPS * torch.get_num_threads()
+        for k, rows, n_in, n_out in shapes
     ]
     usable = (
         device.type == "cpu"
@@ -114,10 +123,9 @@ def cpu_matmuls_for(model, batch_size: int, device: torch.device):
         and torch.backends.mkldnn.is_available()
     )
     if usable:
-        shapes = [(m.weight.shape[0], batch_size, *m.weight.shape[1:]) for m in layers]
         usable = onednn_is_exact(shapes)
-    matmuls = CpuMatmuls(enough if usable else [False] * len(layers))
-    per_matmul = step_flops(model, batch_size) / (3 * len(layers)) / torch.get_num_threads()
+    matmuls = CpuMatmuls(enough if usable else [False] * len(shapes))
+    per_matmul = step_flops(model, batch_size) / (3 * len(shapes)) / torch.get_num_threads()
     matmuls.select(per_matmul >= ONEDNN_MATMUL_FLOPS)
     try:
         yield matmuls

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import UsageError
+from .kernels import Kernels
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -19,9 +20,9 @@ class GradientClipper:
     most ``max_norm``: one norm per tensor (all members at once), then one multiply over
     the list. Views and shapes are taken once, for a fit's worth of steps."""
 
-    def __init__(self, grads: list[torch.Tensor]) -> None:
+    def __init__(self, grads: list[torch.Tensor], kernels: Kernels | None = None) -> None:
         members = grads[0].shape[0]
-        self.grads = grads
+        self.grads, self.kernels = grads, Kernels() if kernels is None else kernels
         self.rows = [g.reshape(members, -1) for g in grads]
         self.shapes = [(-1, *([1] * (g.dim() - 1))) for g in grads]
 
@@ -29,7 +30,7 @@ class GradientClipper:
         norms = torch.stack([torch.linalg.vector_norm(r, dim=1) for r in self.rows])
         total = torch.linalg.vector_norm(norms, dim=0)
         factor = (max_norm / (total + 1e-6)).clamp(max=1.0)
-        torch._foreach_mul_(self.grads, [factor.view(shape) for shape in self.shapes])
+        self.kernels.mul_(self.grads, [factor.view(shape) for shape in self.shapes])
 
 
 class FlatParameters:
@@ -76,7 +77,8 @@ class FlatParameters:
 class BestWeights:
     """A copy of each member's best weights (and batch-norm statistics)."""
 
-    def __init__(self, flat: FlatParameters, buffers: list[torch.Tensor]) -> None:
+    def __init__(self, flat: FlatParameters, buffers: list[torch.Tensor], kernels: Kernels):
+        self.kernels = kernels
         self.live = flat.weights + buffers
         self.saved = flat.blocks(flat.weight.clone()) + [b.clone() for b in buffers]
         members = range(flat.members)
@@ -92,18 +94,19 @@ class BestWeights:
         """Give the chosen members their best weights back."""
         self._copy(self.live, self.live_rows, self.saved, self.saved_rows, members)
 
-    @staticmethod
-    def _copy(target, target_rows, source, source_rows, chosen: Sequence[bool]) -> None:
+    def _copy(self, target, target_rows, source, source_rows, chosen: Sequence[bool]) -> None:
         ks = [k for k, on in enumerate(chosen) if on]
         if len(ks) == len(chosen):
-            torch._foreach_copy_(target, source)
+            self.kernels.copy_(target, source)
         elif ks:
-            torch._foreach_copy_(
+            self.kernels.copy_(
                 [t for k in ks for t in target_rows[k]], [t for k in ks for t in source_rows[k]]
             )
 
 
-def make_optimizer(model, config: TrainConfig, flat: FlatParameters | None = None) -> StackedAdam:
+def make_optimizer(
+    model, config: TrainConfig, flat: FlatParameters | None = None, kernels: Kernels | None = None
+) -> StackedAdam:
     """Adam or AdamW over every parameter of a stack, with per-member state."""
     kinds = {"adamw": True, "adam": False}
     if config.optimizer not in kinds:
@@ -112,7 +115,9 @@ def make_optimizer(model, config: TrainConfig, flat: FlatParameters | None = Non
         [p for p in model.parameters() if p.requires_grad],
         weight_decay=config.weight_decay,
         decoupled=kinds[config.optimizer],
+        betas=(0.9, config.beta2),
         flat=flat,
+        kernels=kernels,
     )
 
 
@@ -148,18 +153,18 @@ class StackedAdam:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         flat: FlatParameters | None = None,
+        kernels: Kernels | None = None,
     ) -> None:
         self.params = list(params)
         self.flat = flat
         # torch.optim.adam's fused path minus its per-call grouping of tensors by device
-        self.kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
+        self.kernels = Kernels() if kernels is None else kernels
         self.options = {
-            "amsgrad": False,
             "beta1": betas[0],
             "beta2": betas[1],
             "weight_decay": weight_decay,
             "eps": eps,
-            "maximize": False,
+            "decoupled": decoupled,
         }
         if flat is None:
             self.weights = [p.detach() for p in self.params]
@@ -214,7 +219,7 @@ class StackedAdam:
                 weights, moments, squares = self.weights, self.exp_avg, self.exp_avg_sq
                 grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
                 steps = [step] * len(weights)
-            self.kernel(weights, grads, moments, squares, [], steps, lr=lr, **self.options)
+            self.kernels.adam_(weights, grads, moments, squares, steps, lr=lr, **self.options)
             return
         if self.flat is not None:
             grads = self.flat.grads
@@ -229,10 +234,12 @@ class StackedAdam:
             if on:
                 by_lr.setdefault(rate, []).append(k)
         for rate, ks in by_lr.items():
-            torch._foreach_add_([self.member_steps[k] for k in ks], 1)
+            self.kernels.add_([self.member_steps[k] for k in ks], 1)
             weights, moments, squares = (
                 [t for k in ks for t in self.member_state[k][i]] for i in range(3)
             )
             member_grads = [g[k] for k in ks for g in grads]
             steps = [self.member_steps[k] for k in ks for _ in grads]
-            self.kernel(weights, member_grads, moments, squares, [], steps, lr=rate, **self.options)
+            self.kernels.adam_(
+                weights, member_grads, moments, squares, steps, lr=rate, **self.options
+            )

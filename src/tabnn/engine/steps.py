@@ -17,8 +17,10 @@ class LossFunction:
     """Per-row losses for a task, with optional class weights; never a sigmoid or softmax
     before the loss: the ``*_with_logits`` functions do that stably."""
 
-    def __init__(self, task: str, class_weight: torch.Tensor | None = None) -> None:
-        self.task, self.class_weight = task, class_weight
+    def __init__(
+        self, task: str, class_weight: torch.Tensor | None = None, label_smoothing: float = 0.0
+    ) -> None:
+        self.task, self.class_weight, self.label_smoothing = task, class_weight, label_smoothing
 
     def __call__(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """logits (K, B, out), y (K, B[, labels]) -> per-row loss and per-row weight (K, B)."""
@@ -36,6 +38,27 @@ class LossFunction:
         return F.binary_cross_entropy_with_logits(
             logits, y, reduction="none", pos_weight=self.class_weight
         ).mean(-1)
+
+    def train_rows(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """What training minimises, per row (K, B): ``rows`` with the targets smoothed by
+        ``label_smoothing`` (towards the uniform distribution over the classes, or 1/2 for
+        each sigmoid output); for an ensemble's logits (K, E, B, out), the mean of its
+        members' losses (TabM's loss: each member learns on its own)."""
+        ensemble = logits.dim() == 4
+        if ensemble:
+            k, e, b, out = logits.shape
+            y = y[:, None].expand(k, e, *y.shape[1:]).reshape(k, e * b, *y.shape[2:])
+            logits = logits.reshape(k, e * b, out)
+        smoothing = self.label_smoothing
+        if not smoothing:
+            loss = self.rows(logits, y)
+        elif self.task == "multiclass":
+            loss = F.cross_entropy(
+                logits.float().transpose(1, 2), y, reduction="none", label_smoothing=smoothing
+            )
+        else:
+            loss = self.rows(logits, y * (1 - smoothing) + smoothing / 2)
+        return loss.view(k, e, b).mean(1) if ensemble else loss
 
     def row_weight(self, y: torch.Tensor) -> torch.Tensor | None:
         """Per-row weight (K, B) from the class weights, or None when every row weighs 1."""
@@ -145,13 +168,13 @@ class AutogradSteps:
         """Run one epoch's steps -> per-row training losses (steps, K, batch)."""
         model, optimizer, loss_fn = self.model, self.optimizer, self.loss_fn
         clip = self.config.grad_clip
-        clipper = GradientClipper(optimizer.flat.grads) if clip else None
+        clipper = GradientClipper(optimizer.flat.grads, optimizer.kernels) if clip else None
         row_loss = torch.zeros_like(epoch.scale)
         for step, (rates, active) in enumerate(plan):
             width = epoch.widths[step]
             mask = epoch.mask[step][:, :width] if epoch.padded[step] else None
-            logits = model.mlp(inputs(step, width), mask)  # padding kept out of batch norm
-            loss = loss_fn.rows(logits, epoch.y[step][:, :width])
+            logits = model.train_logits(inputs(step, width), mask)  # mask: for batch norm
+            loss = loss_fn.train_rows(logits, epoch.y[step][:, :width])
             optimizer.zero_grad()
             # members share no weights: each gets its own gradient
             (loss * epoch.scale[step][:, :width]).sum().backward()
@@ -190,6 +213,7 @@ class ManualSteps:
         self.relu = model.config.activation == "relu"
         self.dropout = model.config.dropout
         self.noise: list[torch.Tensor] = []  # the last training forward's dropout masks
+        self.generator = model.dropout.generator  # the same stream as the model's Dropout
         self.n_outputs = model.config.n_outputs
         self.optimizer, self.loss_fn, self.config = optimizer, loss_fn, config
 
@@ -208,7 +232,7 @@ class ManualSteps:
             if self.relu:
                 x.relu_()
             if dropout:  # as the model's Dropout, call for call
-                noise = dropout_mask(x, dropout)
+                noise = dropout_mask(x, dropout, self.generator)
                 x = x * noise
                 self.noise.append(noise)
             outputs.append(x)
@@ -226,7 +250,7 @@ class ManualSteps:
     def backward(self, outputs: list[torch.Tensor], grad: torch.Tensor) -> None:
         """Every layer's output but the logits, and d loss / d logits (K, B, outputs) ->
         every weight's and bias's gradient, in the flat gradient buffer."""
-        threshold_backward, select = torch.ops.aten.threshold_backward, self.select
+        relu_backward, select = self.optimizer.kernels.relu_backward, self.select
         for i in range(len(self.weights) - 1, -1, -1):
             if select is not None:
                 select(self.onednn[i])
@@ -241,14 +265,14 @@ class ManualSteps:
                 if self.relu:
                     # x is relu(z) after dropout: positive exactly where z is and the
                     # mask kept the unit; the gradient is already 0 where it did not
-                    grad = threshold_backward(grad, x, 0)
+                    grad = relu_backward(grad, x)
 
     @torch.no_grad()
     def epoch(self, epoch: Epoch, inputs: EpochInputs, plan) -> torch.Tensor:
         """Run one epoch's steps -> per-row training losses (steps, K, batch)."""
         optimizer, loss_fn, link = self.optimizer, self.loss_fn, self.loss_fn.link
         clip = self.config.grad_clip
-        clipper = GradientClipper(optimizer.flat.grads) if clip else None
+        clipper = GradientClipper(optimizer.flat.grads, optimizer.kernels) if clip else None
         steps, members, batch = epoch.scale.shape
         # the loss's targets, and the logits from which the epoch's loss is computed at
         # its end, are prepared for the whole epoch while that is small (few classes, few

@@ -29,10 +29,11 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from ..model import StackedNorm, TabularMLP
+from ..model import Dropout, StackedNorm, TabularMLP
 from .config import History, Member, TensorData, TrainConfig
 from .cpu import cpu_matmuls_for, cpu_threads_for
 from .inputs import EncodedInputs, Epoch, EpochInputs
+from .kernels import Kernels
 from .optim import BestWeights, FlatParameters, make_optimizer
 from .steps import AutogradSteps, LossFunction, ManualSteps, Validation
 
@@ -61,6 +62,7 @@ def fit_stack(
     class_weight: torch.Tensor | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     backward: str = "auto",
+    private_kernels: bool = True,
 ) -> History:
     """Train every member of ``model`` on its own rows; return the per-epoch history.
 
@@ -78,6 +80,11 @@ def fit_stack(
     ``backward``: ``auto`` differentiates plain networks (``TabularMLP.plain``) by hand
     and everything else with autograd; ``autograd`` always uses autograd (the reference
     the hand-written pass is tested against); ``manual`` insists on the hand-written one.
+    ``private_kernels=False`` runs the public-API versions of the fused kernels
+    (``engine.kernels``), the reference they are tested against.
+
+    No process-wide torch setting outlives the call: dropout draws from its own
+    generator, and the CPU thread count and matmul library (``engine.cpu``) are restored.
     """
     if backward not in BACKWARDS:
         raise UsageError(f"backward must be one of {', '.join(BACKWARDS)}; got {backward!r}.")
@@ -96,30 +103,34 @@ def fit_stack(
         cpu_matmuls_for(model, config.batch_size, device) as matmuls,
     ):
         return _fit_stack(
-            model, data, members, task, config, class_weight, on_epoch, manual, matmuls, inputs
-        )
+            model, data, members, task, config, class_weight, on_epoch, manual, matmuls, inputs,
+            Kernels(private_kernels),
+        )  # fmt: skip
 
 
 def _fit_stack(
-    model, data, members, task, config, class_weight, on_epoch, manual, matmuls, inputs
+    model, data, members, task, config, class_weight, on_epoch, manual, matmuls, inputs, kernels
 ) -> History:
     for i, member in enumerate(members):
         model.reset_member(i, member.seed)
-    loss_fn = LossFunction(task, class_weight)
-    torch.manual_seed(members[0].seed)  # dropout masks
+    loss_fn = LossFunction(task, class_weight, config.label_smoothing)
+    # dropout masks: one stream for the stack, never torch's global one
+    dropouts = [m for m in model.modules() if isinstance(m, Dropout)]
+    for dropout in dropouts:
+        dropout.generator = torch.Generator(data.y.device).manual_seed(members[0].seed)
     validation = Validation(model, data, members, loss_fn, task, inputs)
     has_val = validation.has_val
     stopping = EarlyStopping(has_val, config.patience, config.min_delta)
     flat = FlatParameters([p for p in model.parameters() if p.requires_grad])
     try:
-        optimizer = make_optimizer(model, config, flat)
+        optimizer = make_optimizer(model, config, flat, kernels)
         if manual:
             steps = ManualSteps(model, optimizer, loss_fn, config, matmuls)
             validation.forward = steps.logits  # the same kernels as model.mlp, no modules
         else:
             steps = AutogradSteps(model, optimizer, loss_fn, config)
         norms = [m for m in model.modules() if isinstance(m, StackedNorm)]
-        best = BestWeights(flat, [b for m in norms for b in m.buffers(recurse=False)])
+        best = BestWeights(flat, [b for m in norms for b in m.buffers(recurse=False)], kernels)
         records = run_epochs(
             model,
             data,
@@ -137,6 +148,8 @@ def _fit_stack(
             best.restore(has_val)  # members without validation keep their last weights
     finally:
         flat.release()
+        for dropout in dropouts:
+            dropout.generator = None  # a trained model holds no random state
     model.eval()
     best_epoch = [e if h else len(records) for e, h in zip(stopping.best_epoch, has_val)]
     best_values = [v if h else None for v, h in zip(stopping.best_loss, has_val)]

@@ -14,10 +14,11 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
+from ..contributions import input_contributions
 from ..evaluation.holdout import positive_proba
 from ..evaluation.threshold import describe_threshold
 from ..frames import aligned
-from ..model import encoded_width, input_contributions, parameter_count
+from ..model import encoded_width, multiply_adds_per_row
 from .data import ReportData
 from .summaries import (
     PREDICTED_CELLS,
@@ -121,7 +122,7 @@ def importance(estimator, X: pd.DataFrame, y) -> tuple[dict[str, tuple[float, fl
     features = list(schema.features)
     if not features or len(X) == 0:
         return {}, {}
-    per_row = parameter_count(estimator.model_config_)  # multiply-adds per row predicted
+    per_row = multiply_adds_per_row(estimator.model_config_)
     rows, measured = importance_plan(len(X), len(features), per_row)
     rng = np.random.default_rng(int(estimator.random_state or 0))
     keep = np.sort(rng.choice(len(X), rows, replace=False)) if rows < len(X) else np.arange(rows)

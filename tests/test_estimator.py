@@ -25,8 +25,9 @@ FAST = {"hidden": [32], "epochs": 20, "lr": 0.01, "patience": 5}
 
 
 # hidden=[64] and 20 epochs pass check_classifiers_train (accuracy > 0.83) and
-# check_class_weight_classifiers with a margin; [32] is too slow a learner for the latter
-@parametrize_with_checks([TabNNClassifier(hidden=[64], epochs=20, patience=5)])
+# check_class_weight_classifiers with a margin; [32] is too slow a learner for the latter.
+# The default design (an efficient ensemble) passes every check as it is.
+@parametrize_with_checks([TabNNClassifier(hidden=[64], epochs=20, patience=5), TabNNClassifier()])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -214,9 +215,10 @@ def test_random_state_reproduces_the_model():
 @pytest.mark.parametrize(
     ("param", "value", "constraint"),
     [
-        ("lr", -1, "a float in the range (0, inf)"),
-        ("epochs", 0, "an int in the range [1, inf)"),
-        ("epochs", 2.0, "an int in the range [1, inf)"),
+        ("lr", -1, "'auto' or a float in the range (0, inf)"),
+        ("lr", "fast", "'auto' or a float in the range (0, inf)"),
+        ("epochs", 0, "'auto' or an int in the range [1, inf)"),
+        ("epochs", 2.0, "'auto' or an int in the range [1, inf)"),
         (
             "hidden",
             "huge",
@@ -232,7 +234,7 @@ def test_random_state_reproduces_the_model():
             ["relu"],
             "one of ['gelu', 'identity', 'leaky_relu', 'relu', 'selu', 'silu', 'tanh']",
         ),
-        ("dropout", 1.0, "a float in the range [0, 1)"),
+        ("dropout", 1.0, "'auto' or a float in the range [0, 1)"),
         ("class_weight", {0: -1}, "None, 'balanced' or a dict {class: weight >= 0}"),
         ("pos_weight", 0, "None or a float in the range (0, inf)"),
         ("random_state", -1, "None or an int in the range [0, 4294967295]"),
@@ -241,6 +243,7 @@ def test_random_state_reproduces_the_model():
     ],
     ids=[
         "lr",
+        "lr-text",
         "epochs",
         "float-epochs",
         "preset",
@@ -269,7 +272,8 @@ def test_parameter_message_shape():
     with pytest.raises(ValueError) as raised:
         TabNNClassifier(lr=-1).fit(*blobs(n=60))
     assert str(raised.value) == (
-        "The 'lr' parameter of TabNNClassifier must be a float in the range (0, inf). "
+        "The 'lr' parameter of TabNNClassifier must be 'auto' or a float in the range "
+        "(0, inf). "
         "Got -1 instead."
     )
 

@@ -55,7 +55,7 @@ def mixed_prep():
 
 @pytest.mark.parametrize(
     "preset, expected",
-    [("wide", [27]), ("deep", [9, 9, 9]), ("default", [256, 256]), ([10, 5], [10, 5])],
+    [("wide", [27]), ("deep", [9, 9, 9]), ("default", [128, 128]), ([10, 5], [10, 5])],
     ids=["wide", "deep", "default", "explicit"],
 )
 def test_hidden_sizes_follow_the_encoded_width(preset, expected):

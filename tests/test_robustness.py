@@ -506,8 +506,8 @@ def test_a_design_too_large_through_the_python_api():
     frame = wide_table(40, 3)
     with pytest.raises(UsageError, match=r"design mlp:100000000 is too large .* parameters"):
         TabNNClassifier(hidden=[100_000_000], epochs=1).fit(frame.drop(columns="y"), frame["y"])
-    with pytest.raises(UsageError, match="design default is too large.* 5000 member"):
-        TabNNClassifier(n_members=5000, epochs=1).fit(frame.drop(columns="y"), frame["y"])
+    with pytest.raises(UsageError, match="design default is too large.* 20000 member"):
+        TabNNClassifier(n_members=20000, epochs=1).fit(frame.drop(columns="y"), frame["y"])
 
 
 def test_a_network_too_large_is_refused_before_any_allocation():

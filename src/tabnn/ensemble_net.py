@@ -1,4 +1,5 @@
-"""The default network: an efficient ensemble (TabM-mini) with periodic numeric embeddings.
+"""The default network: an efficient ensemble (TabM-mini), with optional periodic numeric
+embeddings.
 
 Two published recipes, read and rebuilt here for tabnn's stack of members:
 

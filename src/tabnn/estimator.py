@@ -41,15 +41,18 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     hidden : {"default", "wide", "deep"} or list of int, default="default"
-        Hidden layer sizes, or a preset: ``wide`` one layer of 3 x the inputs, ``deep``
-        three layers as wide as the inputs, ``default`` two layers of 256.
+        Hidden layer sizes, or a preset: ``default`` the efficient ensemble of the
+        README's "The default model" (two shared layers of 128, ``ensemble_size`` members),
+        ``wide`` one layer of 3 x the inputs, ``deep`` three layers as wide as the inputs.
     activation : str, default="relu"
-    dropout : float, default=0.1
+    dropout, lr, epochs, batch_size : "auto" or a number, defaults "auto"
+        ``auto`` is the design's setting. Plain designs: dropout 0.1, lr 1e-3, 200
+        epochs, batches of 32 rows below 2,000, 128 below 50,000, else 512. The default
+        design: no dropout; batches of about n/32 rows (a power of two in [32, 256]);
+        lr 3e-3 x sqrt(batch / 256); epochs for about 750 steps, within [15, 200]. Early
+        stopping on validation loss usually ends sooner than ``epochs``.
     norm : {"none", "batch", "layer"}, default="none"
-    epochs : int, default=200
-        Upper bound; early stopping on validation loss usually ends sooner.
-    batch_size : int or "auto", default="auto"
-    lr, weight_decay : float, defaults 1e-3 and 1e-4 (AdamW)
+    weight_decay : float, default=1e-4 (AdamW's decoupled decay)
     patience : int, default=20
         Epochs without a better validation loss before a member stops.
     validation_fraction : float, default=0.15
@@ -86,18 +89,16 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     ensemble_size : int or "auto", default="auto"
         Members of the efficient ensemble inside each network (TabM's BatchEnsemble: one
         shared MLP, a rank-1 adapter and a head per member; probabilities averaged);
-        ``auto`` is 16 for the default design and 1 (a plain MLP) for the others.
+        ``auto`` is 4 for the default design and 1 (a plain MLP) for the others.
     numeric_embedding : {"auto", "none", "periodic"}, default="auto"
-        ``periodic`` embeds each numeric column with learned frequencies before the first
-        layer; ``auto`` means ``periodic`` for the default design.
-    label_smoothing : float, default=0.0
-        Share of each target moved to the uniform distribution in the training loss.
+        ``periodic``: each numeric column's learned-frequency embedding (RealMLP's PBLD)
+        joins the first layer's inputs; ``auto`` is ``none`` (README, "The default model").
+    label_smoothing : float, default=0.0 (target share moved to uniform in the loss)
     categorical, numeric, drop : list of str or None
         Column kinds forced by the user (names as in the DataFrame, or "0".."n-1" for
         arrays). Unforced DataFrame columns get their kind from the data; the number
         columns of an array are numeric.
-    task : {None, "binary", "multiclass", "multilabel"}, default=None
-        Inferred from the target when None.
+    task : {None, "binary", "multiclass", "multilabel"}, default=None (inferred)
     random_state : int or None, default=0
         Seeds the validation split, weight initialisation, shuffling and dropout; the
         same seed gives the same model on CPU. None means 0.
@@ -151,11 +152,11 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         *,
         hidden="default",
         activation="relu",
-        dropout=0.1,
+        dropout="auto",
         norm="none",
-        epochs=200,
+        epochs="auto",
         batch_size="auto",
-        lr=1e-3,
+        lr="auto",
         weight_decay=1e-4,
         patience=20,
         validation_fraction=0.15,
@@ -404,7 +405,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             n_outputs(schema.task, len(schema.classes)),
             preset=self.hidden if isinstance(self.hidden, str) else list(self.hidden),
             activation=self.activation,
-            dropout=self.dropout,
+            dropout=recipe.dropout,
             norm=self.norm,
             n_members=len(member_rows),
             task=schema.task,

@@ -62,7 +62,7 @@ class ModelConfig:
     ensemble_size: int = 1
     numeric_embedding: str = "none"
     frequencies: int = 16
-    embedding_width: int = 8
+    embedding_width: int = 4  # RealMLP's PBLD: 16 frequencies -> 4 units per column
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,7 +104,7 @@ def hidden_sizes(preset: str | list[int], input_width: int) -> list[int]:
     if preset == "deep":
         return [input_width] * 3
     if preset == "default":
-        return [256, 256]
+        return [128, 128]
     raise UsageError(f"Unknown model preset {preset!r}; valid presets: {', '.join(PRESETS)}.")
 
 

@@ -7,6 +7,7 @@ in the range (0, inf). Got -1 instead.``
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import NamedTuple
 
@@ -91,14 +92,23 @@ _COLUMNS = (_column_list, "None or a list of column names")
 _CONSTRAINTS = {
     "hidden": (_hidden, f"one of {list(PRESETS)} or a non-empty list of positive ints"),
     "activation": (_one_of(ACTIVATIONS), f"one of {sorted(ACTIVATIONS)}"),
-    "dropout": _FRACTION,
+    "dropout": (
+        lambda v: (isinstance(v, str) and v == "auto") or _FRACTION[0](v),
+        "'auto' or a float in the range [0, 1)",
+    ),
     "norm": (_one_of(NORMS), f"one of {list(NORMS)}"),
-    "epochs": _POSITIVE_INT,
+    "epochs": (
+        lambda v: (isinstance(v, str) and v == "auto") or _positive_int(v),
+        "'auto' or an int in the range [1, inf)",
+    ),
     "batch_size": (
         lambda v: (isinstance(v, str) and v == "auto") or _positive_int(v),
         "'auto' or an int in the range [1, inf)",
     ),
-    "lr": (_number_in(0, np.inf), "a float in the range (0, inf)"),
+    "lr": (
+        lambda v: (isinstance(v, str) and v == "auto") or _number_in(0, np.inf)(v),
+        "'auto' or a float in the range (0, inf)",
+    ),
     "weight_decay": (_number_in(0, np.inf, closed_low=True), "a float in the range [0, inf)"),
     "patience": _POSITIVE_INT,
     "validation_fraction": _FRACTION,
@@ -164,40 +174,88 @@ class Recipe(NamedTuple):
     ensemble_size: int
     numeric_embedding: str
     scaling: str
+    dropout: float
+    lr: float
 
 
-# The default design's recipe (README, "The default model"): an efficient ensemble of
-# DEFAULT_ENSEMBLE members over periodic numeric embeddings of smoothly clipped inputs.
-DEFAULT_ENSEMBLE = 16
+# The default design's recipe (README, "The default model", with the suite runs behind
+# each choice): an efficient ensemble of 4 members on smoothly clipped inputs, without
+# dropout (the ensemble regularises; masks cost a third of a CPU step), at a learning rate
+# for batches of up to 256 rows. Periodic numeric embeddings stay an option: at this
+# budget they doubled the suite's fit time for no gain in mean accuracy.
+DEFAULT_RECIPE = Recipe(4, "none", "clipped", 0.0, 3e-3)
+# The plain designs (``wide``, ``deep``, explicit sizes): one network on standard-scaled
+# inputs, as scikit-learn's MLPClassifier and the W1 tutorial train it.
+PLAIN_RECIPE = Recipe(1, "none", "standard", 0.1, 1e-3)
+PLAIN_EPOCHS = 200
+
+
+def is_default_design(estimator) -> bool:
+    return isinstance(estimator.hidden, str) and estimator.hidden == "default"
 
 
 def recipe(estimator) -> Recipe:
-    """What ``auto`` means for ``ensemble_size``, ``numeric_embedding`` and ``scaling``:
-    the default design's recipe for ``hidden="default"``; for the plain designs (``wide``,
-    ``deep``, explicit sizes) one network on standard-scaled inputs, as before."""
-    default = isinstance(estimator.hidden, str) and estimator.hidden == "default"
-
-    def pick(value, for_default, otherwise):
-        return (for_default if default else otherwise) if value == "auto" else value
-
+    """What ``auto`` means for ``ensemble_size``, ``numeric_embedding``, ``scaling``,
+    ``dropout`` and ``lr``: the default design's recipe for ``hidden="default"``, the
+    plain recipe for the others; a value the user set stays as set."""
+    base = DEFAULT_RECIPE if is_default_design(estimator) else PLAIN_RECIPE
+    chosen = {
+        name: value if (value := getattr(estimator, name)) != "auto" else auto
+        for name, auto in base._asdict().items()
+    }
     return Recipe(
-        int(pick(estimator.ensemble_size, DEFAULT_ENSEMBLE, 1)),
-        pick(estimator.numeric_embedding, "periodic", "none"),
-        pick(estimator.scaling, "clipped", "standard"),
+        int(chosen["ensemble_size"]),
+        chosen["numeric_embedding"],
+        chosen["scaling"],
+        float(chosen["dropout"]),
+        float(chosen["lr"]),
     )
+
+
+DEFAULT_BATCH = 256  # the default design's largest batch, the one its learning rate is for
+
+
+def batch_for_rows(n_train: int, default_design: bool) -> int:
+    """``batch_size="auto"``: about 32 steps an epoch, in powers of two from 32 to 256 rows
+    (the default design: TabM and RealMLP train on batches of 256, smaller tables get
+    smaller batches so that an epoch still takes a few dozen steps); for the plain designs
+    32 rows below 2,000, 128 below 50,000, else 512."""
+    if not default_design:
+        return 32 if n_train < 2_000 else 128 if n_train < 50_000 else 512
+    return int(min(DEFAULT_BATCH, max(32, 2 ** round(math.log2(max(n_train, 1) / 32)))))
+
+
+# The default design's budget of optimiser steps: epochs = MIN_STEPS / steps per epoch,
+# within [MIN_EPOCHS, PLAIN_EPOCHS]: small tables get the steps they need to converge,
+# large ones (whose every epoch costs more) stop sooner; early stopping may end sooner still.
+# 1,500 steps cost the suite 1.5x the time of 750 for +0.16 points of mean accuracy.
+MIN_STEPS, MIN_EPOCHS = 750, 15
+
+
+def epochs_for_rows(n_train: int, batch: int, default_design: bool) -> int:
+    """``epochs="auto"``: the default design's step budget, or 200 for the plain designs."""
+    if not default_design:
+        return PLAIN_EPOCHS
+    steps_per_epoch = math.ceil(max(n_train, 1) / batch)
+    return int(min(PLAIN_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))))
 
 
 def train_config(estimator, n_train: int) -> TrainConfig:
     """The engine's settings from the estimator's parameters, for ``n_train`` rows."""
+    default = is_default_design(estimator)
     if estimator.batch_size == "auto":
-        # small data learns better from small batches; large data needs throughput
-        batch = 32 if n_train < 2_000 else 128 if n_train < 50_000 else 512
+        batch = batch_for_rows(n_train, default)
     else:
         batch = int(estimator.batch_size)
+    epochs, lr = estimator.epochs, recipe(estimator).lr
+    if default and estimator.lr == "auto":
+        # the default's 3e-3 is for batches of 256 rows; Adam's square-root scaling rule
+        # (Malladi et al., NeurIPS 2022) gives smaller batches a smaller step
+        lr *= math.sqrt(batch / DEFAULT_BATCH)
     return TrainConfig(
-        epochs=int(estimator.epochs),
+        epochs=epochs_for_rows(n_train, batch, default) if epochs == "auto" else int(epochs),
         batch_size=batch,
-        lr=float(estimator.lr),
+        lr=lr,
         weight_decay=float(estimator.weight_decay),
         patience=int(estimator.patience),
         label_smoothing=float(estimator.label_smoothing),

@@ -224,20 +224,37 @@ ActivationOpt = Annotated[
     str, typer.Option(help="relu, gelu, silu, selu, tanh, ...", callback=check_activation)
 ]
 DropoutOpt = Annotated[
-    float, typer.Option(help="Dropout after each hidden layer.", callback=Fraction)
+    float | None,
+    typer.Option(
+        help="Dropout after each hidden layer (default: the design's; 0 for default, 0.1 "
+        "for the others).",
+        callback=Fraction,
+        show_default=False,
+    ),
 ]
 NormOpt = Annotated[
     str, typer.Option(help="none, batch or layer.", callback=choice("none", "batch", "layer"))
 ]
 EpochsOpt = Annotated[
-    int, typer.Option(help="Most epochs; early stopping ends sooner.", callback=at_least(1))
+    int | None,
+    typer.Option(
+        help="Most epochs; early stopping ends sooner (default: 200, or for the default "
+        "design a budget of steps that shrinks as the rows grow).",
+        callback=at_least(1),
+        show_default=False,
+    ),
 ]
 BatchSizeOpt = Annotated[
     str, typer.Option(help="Rows per step, or auto.", callback=check_batch_size)
 ]
 LrOpt = Annotated[
-    float,
-    typer.Option(help="AdamW learning rate.", callback=in_range(0, float("inf"), low_open=True)),
+    float | None,
+    typer.Option(
+        help="AdamW learning rate (default: 1e-3; for the default design 3e-3 at batches "
+        "of 256 rows, scaled by sqrt(batch / 256) below).",
+        callback=in_range(0, float("inf"), low_open=True),
+        show_default=False,
+    ),
 ]
 WeightDecayOpt = Annotated[
     float, typer.Option(help="AdamW weight decay.", callback=in_range(0, float("inf")))
@@ -304,11 +321,11 @@ def estimator_params(options: dict) -> dict:
     return dict(
         **threshold_params(options["threshold"], options["threshold_metric"]),
         activation=options["activation"],
-        dropout=options["dropout"],
+        dropout=auto_if_none(options["dropout"]),
         norm=options["norm"],
-        epochs=options["epochs"],
+        epochs=auto_if_none(options["epochs"]),
         batch_size=batch_size if batch_size == "auto" else int(batch_size),
-        lr=options["lr"],
+        lr=auto_if_none(options["lr"]),
         weight_decay=options["weight_decay"],
         patience=options["patience"],
         class_weight=options["class_weight"],
@@ -321,6 +338,11 @@ def estimator_params(options: dict) -> dict:
         random_state=options["seed"],
         device=options["device"],
     )
+
+
+def auto_if_none(value):
+    """An option left out means the estimator's ``auto``: the design's own setting."""
+    return "auto" if value is None else value
 
 
 def threshold_params(threshold, metric: str | None) -> dict:

@@ -21,7 +21,7 @@ def show_progress(quiet: bool) -> bool:
 
 
 @contextmanager
-def epoch_progress(total: int, quiet: bool):
+def epoch_progress(total: int | None, quiet: bool):
     """A progress bar over epochs on a terminal; nothing when quiet, piped or in CI."""
     if not show_progress(quiet):
         yield None
@@ -31,7 +31,7 @@ def epoch_progress(total: int, quiet: bool):
 
 
 @contextmanager
-def design_progress(designs: list[str], epochs: int, quiet: bool):
+def design_progress(designs: list[str], epochs: int | None, quiet: bool):
     """A bar over each design's epochs (its folds train together) and the refit, naming
     the stage; nothing when quiet, piped or in CI. Yields (on_design, on_epoch)."""
     if not show_progress(quiet):
@@ -63,12 +63,13 @@ def chunk_progress(quiet: bool):
 
 
 @contextmanager
-def _epoch_bar(total: int):
+def _epoch_bar(total: int | None):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = [
         TextColumn("{task.fields[stage]}"),
-        TextColumn("epoch {task.completed}/{task.total}"),
+        # no total when the epochs are chosen from the rows (the bar then pulses)
+        TextColumn("epoch {task.completed}" + ("" if total is None else "/{task.total}")),
         BarColumn(),
         TextColumn("{task.fields[losses]}"),
         TimeElapsedColumn(),

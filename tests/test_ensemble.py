@@ -14,6 +14,7 @@ from tabnn.engine.kernels import PRIVATE, Kernels
 from tabnn.engine.train import fit_stack
 from tabnn.ensemble_net import EnsembleMLP, build_network, ensemble_logits
 from tabnn.model import build_config, embedding_dim
+from tabnn.params import train_config
 from tabnn.preprocess import Preprocessor
 
 CPU = torch.device("cpu")
@@ -173,3 +174,25 @@ def test_a_fit_with_public_kernels_trains_the_same_model(network):
         states.append(model.state_dict())
     for name, value in states[0].items():
         torch.testing.assert_close(states[1][name], value, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("rows", "batch", "epochs", "lr"),
+    [
+        (40, 32, 200, 3e-3 * 0.5**1.5),
+        (150, 32, 150, 3e-3 * 0.5**1.5),
+        (4_000, 128, 24, 3e-3 * 0.5**0.5),
+        (16_000, 256, 15, 3e-3),
+    ],
+)
+def test_the_default_design_scales_batch_lr_and_epochs_with_the_rows(rows, batch, epochs, lr):
+    config = train_config(TabNNClassifier(), rows)
+    assert (config.batch_size, config.epochs) == (batch, epochs)
+    assert config.lr == pytest.approx(lr)
+
+
+def test_auto_settings_of_the_plain_designs_and_values_set_by_hand_stay_as_before():
+    plain = train_config(TabNNClassifier(hidden=[64]), 4_000)
+    assert (plain.batch_size, plain.epochs, plain.lr) == (128, 200, 1e-3)
+    chosen = train_config(TabNNClassifier(batch_size=64, epochs=7, lr=0.01), 4_000)
+    assert (chosen.batch_size, chosen.epochs, chosen.lr) == (64, 7, 0.01)

@@ -88,27 +88,22 @@ _POSITIVE_INT = (_positive_int, "an int in the range [1, inf)")
 _FRACTION = (_number_in(0, 1, closed_low=True), "a float in the range [0, 1)")
 _COLUMNS = (_column_list, "None or a list of column names")
 
+
+def _auto_or(constraint):
+    """A (test, expected) constraint that also lets ``"auto"`` through, and says so."""
+    test, expected = constraint
+    return (lambda v: (isinstance(v, str) and v == "auto") or test(v), f"'auto' or {expected}")
+
+
 # parameter -> (test, what it must be), checked once at the start of fit
 _CONSTRAINTS = {
     "hidden": (_hidden, f"one of {list(PRESETS)} or a non-empty list of positive ints"),
     "activation": (_one_of(ACTIVATIONS), f"one of {sorted(ACTIVATIONS)}"),
-    "dropout": (
-        lambda v: (isinstance(v, str) and v == "auto") or _FRACTION[0](v),
-        "'auto' or a float in the range [0, 1)",
-    ),
+    "dropout": _auto_or(_FRACTION),
     "norm": (_one_of(NORMS), f"one of {list(NORMS)}"),
-    "epochs": (
-        lambda v: (isinstance(v, str) and v == "auto") or _positive_int(v),
-        "'auto' or an int in the range [1, inf)",
-    ),
-    "batch_size": (
-        lambda v: (isinstance(v, str) and v == "auto") or _positive_int(v),
-        "'auto' or an int in the range [1, inf)",
-    ),
-    "lr": (
-        lambda v: (isinstance(v, str) and v == "auto") or _number_in(0, np.inf)(v),
-        "'auto' or a float in the range (0, inf)",
-    ),
+    "epochs": _auto_or(_POSITIVE_INT),
+    "batch_size": _auto_or(_POSITIVE_INT),
+    "lr": _auto_or((_number_in(0, np.inf), "a float in the range (0, inf)")),
     "weight_decay": (_number_in(0, np.inf, closed_low=True), "a float in the range [0, inf)"),
     "patience": _POSITIVE_INT,
     "validation_fraction": _FRACTION,
@@ -117,10 +112,7 @@ _CONSTRAINTS = {
         lambda v: v is None or _number_in(0, np.inf)(v),
         "None or a float in the range (0, inf)",
     ),
-    "threshold": (
-        lambda v: (isinstance(v, str) and v == "auto") or _number_in(0, 1)(v),
-        "'auto' or a float in the range (0, 1)",
-    ),
+    "threshold": _auto_or((_number_in(0, 1), "a float in the range (0, 1)")),
     "threshold_metric": (
         _threshold_metric,
         "one of ['f1', 'balanced_accuracy', 'mcc'] or 'recall>=R' / 'precision>=P' with "
@@ -129,10 +121,7 @@ _CONSTRAINTS = {
     "scaling": (_one_of(("auto", *SCALINGS)), f"one of {['auto', *SCALINGS]}"),
     "missing_indicator": (_one_of(MISSING_INDICATORS), f"one of {list(MISSING_INDICATORS)}"),
     "n_members": _POSITIVE_INT,
-    "ensemble_size": (
-        lambda v: (isinstance(v, str) and v == "auto") or _int_in(1, 256)(v),
-        "'auto' or an int in the range [1, 256]",
-    ),
+    "ensemble_size": _auto_or((_int_in(1, 256), "an int in the range [1, 256]")),
     "numeric_embedding": (
         _one_of(("auto", *NUMERIC_EMBEDDINGS)),
         f"one of {['auto', *NUMERIC_EMBEDDINGS]}",
@@ -191,6 +180,7 @@ PLAIN_EPOCHS = 200
 
 
 def is_default_design(estimator) -> bool:
+    """Whether the estimator trains the default design (``hidden="default"``)."""
     return isinstance(estimator.hidden, str) and estimator.hidden == "default"
 
 
@@ -222,7 +212,7 @@ def batch_for_rows(n_train: int, default_design: bool) -> int:
     32 rows below 2,000, 128 below 50,000, else 512."""
     if not default_design:
         return 32 if n_train < 2_000 else 128 if n_train < 50_000 else 512
-    return int(min(DEFAULT_BATCH, max(32, 2 ** round(math.log2(max(n_train, 1) / 32)))))
+    return min(DEFAULT_BATCH, max(32, 2 ** round(math.log2(max(n_train, 1) / 32))))
 
 
 # The default design's budget of optimiser steps: epochs = MIN_STEPS / steps per epoch,
@@ -237,7 +227,7 @@ def epochs_for_rows(n_train: int, batch: int, default_design: bool) -> int:
     if not default_design:
         return PLAIN_EPOCHS
     steps_per_epoch = math.ceil(max(n_train, 1) / batch)
-    return int(min(PLAIN_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))))
+    return min(PLAIN_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch)))
 
 
 def train_config(estimator, n_train: int) -> TrainConfig:

@@ -482,6 +482,8 @@ def test_info_shows_schema_classes_and_metrics(sonar):
     assert "numeric (60): 0, 1, 2" in result.stdout
     assert "trained on sonar.csv: 144 train, 32 validation, 32 test rows" in result.stdout
     assert "Test rows at training time: 32 rows" in result.stdout
+    network = "network: hidden [128, 128], relu, dropout 0.0, 1 member(s), an efficient "
+    assert network + "ensemble of 4 inside each" in result.stdout.replace("\n", " ")
     header = next(line for line in result.stdout.splitlines() if "metric" in line)
     assert header.index("model") < header.index("most frequent") < header.index("logistic")
     payload = json.loads(invoke("info", out, "--json").stdout)

@@ -408,9 +408,13 @@ def _info_parts(model_dir, meta: dict) -> list:
         f"categorical ({len(schema['categorical'])}): {names(schema['categorical'])}",
     ]
     parts += [f"dropped {_t(c)}: {_t(reason)}" for c, reason in schema["dropped"].items()]
+    ensemble = config.get("ensemble_size", 1)  # models saved before ensembles lack it
+    inside = f", an efficient ensemble of {_t(ensemble)} inside each" if ensemble != 1 else ""
+    embedding = config.get("numeric_embedding", "none")
+    embedded = f", {_t(embedding)} numeric embeddings" if embedding != "none" else ""
     parts.append(
         f"network: hidden {_t(config['hidden'])}, {_t(config['activation'])}, dropout "
-        f"{config['dropout']}, {config['n_members']} member(s)"
+        f"{config['dropout']}{embedded}, {config['n_members']} member(s){inside}"
     )
     threshold = meta.get("threshold")
     if schema["task"] != "multiclass" and threshold:

@@ -90,9 +90,9 @@ def hidden_sizes(preset: str | list[int], input_width: int) -> list[int]:
     """Hidden layer sizes from a preset name or an explicit list.
 
     ``wide`` is one layer of 3 x the inputs and ``deep`` three layers as wide as the
-    inputs (workload W1's designs); ``default`` two layers of 256, a sound choice for
-    tabular data of a few hundred to a million rows when paired with early stopping,
-    weight decay and dropout.
+    inputs (workload W1's designs); ``default`` two layers of 128, shared by the members
+    of the default design's efficient ensemble (``ensemble_net``; the README's "The
+    default model" has the measurements behind the width).
     """
     if not isinstance(preset, str):
         sizes = [int(s) for s in preset]

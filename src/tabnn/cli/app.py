@@ -14,8 +14,6 @@ from __future__ import annotations
 import signal
 import sys
 import tempfile
-import warnings
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -24,8 +22,9 @@ import typer
 
 from .. import __version__
 from ..designs import parse_design
-from ..errors import TabnnError, TabnnWarning, UsageError
+from ..errors import UsageError
 from . import render
+from .guard import raise_terminated, user_errors
 from .options import (
     ActivationOpt,
     AsJson,
@@ -81,59 +80,6 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain Click help: docstring paragraphs are re-wrapped
     help="Turn a labelled table into a trained, honestly evaluated, shippable classifier.",
 )
-
-INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C
-TERMINATED = 143  # ... and by SIGTERM (kill, a scheduler's timeout)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the command is, so that its clean-up runs as for Ctrl-C:
-    Python's default SIGTERM ends the process without running ``finally`` blocks, which
-    would leave temporary files and half-written runs behind."""
-
-
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
-
-
-@contextmanager
-def user_errors(quiet: bool = False):
-    """Turn tabnn's own errors (and file-system refusals) into a message and an exit code;
-    tabnn's warnings become notes on stderr (none with ``quiet``), printed before any error."""
-    try:
-        with _notes(quiet):
-            yield
-    except TabnnError as error:
-        _fail(str(error), error.exit_code)
-    except OSError as error:  # permission denied, disk full, ...: the user's to fix
-        where = f" '{error.filename}'" if error.filename else ""
-        _fail(f"{error.strerror or error}{where}.", 1)
-    except Terminated:
-        _fail("terminated; nothing was written.", TERMINATED)
-    except KeyboardInterrupt:
-        _fail("interrupted; nothing was written.", INTERRUPTED)
-
-
-@contextmanager
-def _notes(quiet: bool):
-    """Collect the block's warnings; print tabnn's as notes, pass the others on."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", TabnnWarning)
-        try:
-            yield
-        finally:
-            others = [w for w in caught if not issubclass(w.category, TabnnWarning)]
-            notes = dict.fromkeys(str(w.message) for w in caught if w not in others)
-    for note in notes if not quiet else ():
-        render.show_note(note)
-    for w in others:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-
-
-def _fail(message: str, code: int):
-    render.show_error(message)
-    raise typer.Exit(code) from None
-
 
 # --------------------------------------------------------------------------- train
 
@@ -523,5 +469,5 @@ def _root(
 
 def main() -> None:
     """The console script ``tabnn`` (and ``python -m tabnn``)."""
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGTERM, raise_terminated)
     app()

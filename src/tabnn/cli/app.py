@@ -72,6 +72,7 @@ from .options import (
     names,
 )
 from .progress import chunk_progress, design_progress, epoch_progress
+from .serve import serve
 
 app = typer.Typer(
     add_completion=False,
@@ -447,6 +448,10 @@ def _spread(rows: list[int], n: int) -> list[int]:
         return ordered
     step = len(ordered) / n
     return [ordered[int(i * step)] for i in range(n)]
+
+
+# serving lives in its own module; this is the one app every command registers on
+app.command()(serve)
 
 
 # --------------------------------------------------------------------------- root

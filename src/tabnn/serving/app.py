@@ -1,0 +1,322 @@
+"""The FastAPI app: the Open Inference Protocol's routes, MLflow's, ``/metrics``, and every
+error answered as ``{"error": "..."}`` with a 4xx status (a 5xx only for a bug).
+
+``create_app`` takes loaded models and the server's settings; ``app_from_environment`` is
+the factory each of uvicorn's worker processes calls (``--workers``), reading the same
+settings from an environment variable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+
+from fastapi import FastAPI, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException
+
+from .. import __version__
+from ..errors import TabnnError
+from . import mlflow_format, oip
+from .limits import Batcher, Runner
+from .metrics import Metrics
+from .middleware import BodyTooLarge, ServerLayer
+from .models import Prediction, RequestError, ServedModel, load_models
+
+SETTINGS_VARIABLE = "TABNN_SERVE_SETTINGS"
+API_KEY_VARIABLE = "TABNN_API_KEY"
+log = logging.getLogger("tabnn.serve")
+
+
+@dataclass
+class ServeSettings:
+    """How the server behaves; the README's "Serving" section explains each."""
+
+    models: list[str] = field(default_factory=list)  # DIR or NAME=DIR
+    max_body: int = 32 * 1024 * 1024
+    timeout: float = 30.0
+    threads: int = 4
+    queue: int = 64
+    batch_max_rows: int = 0  # 0: no micro-batching
+    batch_wait_ms: float = 2.0
+    cors_origins: list[str] = field(default_factory=list)
+
+
+def app_from_environment() -> FastAPI:
+    """The app a worker process builds: settings from ``TABNN_SERVE_SETTINGS`` (JSON), the
+    key from ``TABNN_API_KEY``."""
+    settings = ServeSettings(**json.loads(os.environ[SETTINGS_VARIABLE]))
+    return create_app(load_models(settings.models), settings, os.environ.get(API_KEY_VARIABLE))
+
+
+def settings_environment(settings: ServeSettings) -> str:
+    return json.dumps(asdict(settings))
+
+
+class Server:
+    """The state routes share: the models, the runner, the batchers and the metrics."""
+
+    def __init__(self, models: dict[str, ServedModel], settings: ServeSettings) -> None:
+        self.models, self.settings = models, settings
+        self.metrics = Metrics()
+        self.runner = Runner(settings.threads, settings.queue, settings.timeout)
+        self.batchers = {}
+        if settings.batch_max_rows:
+            for name, model in models.items():
+                batcher = Batcher(
+                    model, self.runner, settings.batch_max_rows, settings.batch_wait_ms / 1000
+                )
+                batcher.on_batch = self.metrics.batch_rows.labels(name).observe
+                self.batchers[name] = batcher
+        self.ready = False
+
+    def model(self, name: str, version: str | None = None) -> ServedModel:
+        model = self.models.get(name)
+        if model is None:
+            known = ", ".join(self.models)
+            raise RequestError(404, f"No model named {name!r}; this server has {known}.")
+        if version is not None and version != model.version:
+            raise RequestError(
+                404, f"Model {name!r} has no version {version!r}; it has {model.version!r}."
+            )
+        return model
+
+    def predict(self, model: ServedModel, frame) -> Prediction:
+        """Predict on a pool thread (no micro-batching): tabnn's errors become 400s."""
+        try:
+            prediction = model.predict(frame)
+        except TabnnError as error:
+            raise RequestError(400, str(error)) from None
+        self.count(model, prediction)
+        self.metrics.batch_rows.labels(model.name).observe(len(frame))
+        return prediction
+
+    async def predict_async(self, model: ServedModel, frame) -> Prediction:
+        """Predict through the model's batcher, or alone on the pool."""
+        batcher = self.batchers.get(model.name)
+        if batcher is None or len(frame) >= batcher.max_rows:
+            return await self.runner.run(self.predict, model, frame)
+        try:
+            prediction = await batcher.predict(frame)
+        except TabnnError as error:
+            raise RequestError(400, str(error)) from None
+        self.count(model, prediction)
+        return prediction
+
+    def count(self, model: ServedModel, prediction: Prediction) -> None:
+        self.metrics.rows.labels(model.name).inc(len(prediction.probabilities))
+
+
+def create_app(
+    models: dict[str, ServedModel], settings: ServeSettings, api_key: str | None = None
+) -> FastAPI:
+    """The app over loaded models. ``api_key``: every route but liveness needs
+    ``Authorization: Bearer <api_key>``."""
+    server = Server(models, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        server.ready = True
+        yield
+        server.ready = False  # shutting down: readiness fails while requests finish
+        server.runner.shutdown()
+
+    app = FastAPI(
+        title="tabnn",
+        version=__version__,
+        lifespan=lifespan,
+        description="Open Inference Protocol v2 and MLflow's scoring format for tabnn models.",
+    )
+    app.state.server = server
+    add_error_handlers(app)
+    add_protocol_routes(app, server)
+    add_mlflow_routes(app, server)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Inference-Header-Content-Length"],
+        )
+    # outermost: keys and body sizes are checked before anything else reads the request
+    return ServerLayer(app, server.metrics, api_key, settings.max_body)
+
+
+def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error as ``{"error": "..."}``: the client's (4xx) and, for a bug, a 500 that
+    says only that (the traceback goes to the log, never to the client)."""
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, exc: RequestError):
+        return error(exc.status, exc.message)
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, exc: BodyTooLarge):
+        limit = request.app.state.server.settings.max_body
+        return error(413, f"The request body may hold at most {limit} bytes; it holds more.")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
+        )
+        return error(400, f"The request does not have the expected form: {problems}.")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"No route {request.method} {request.url.path}; see GET /docs."
+        return error(exc.status_code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception):
+        log.exception("Unexpected error on %s %s", request.method, request.url.path)
+        return error(500, "The server failed on this request (a bug in tabnn); see its log.")
+
+
+INFER_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["inputs"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "parameters": {"type": "object"},
+                    "inputs": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "shape", "datatype", "data"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "shape": {"type": "array", "items": {"type": "integer"}},
+                                "datatype": {"type": "string", "enum": list(oip.DATATYPES)},
+                                "data": {"type": "array"},
+                            },
+                        },
+                    },
+                    "outputs": {"type": "array", "items": {"type": "object"}},
+                },
+            }
+        }
+    },
+}
+
+
+def add_protocol_routes(app: FastAPI, server: Server) -> None:
+    """The Open Inference Protocol v2's REST routes. The OpenAPI schema lists the served
+    models' names, so that clients (and fuzzers) know what exists; any other name is still
+    a clear 404, not a validation error."""
+    names = {"enum": sorted(server.models)}
+
+    @app.get("/v2")
+    def server_metadata():
+        return {"name": "tabnn", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+    @app.get("/v2/health/live")
+    def live():
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    def ready():
+        if not server.ready:
+            return JSONResponse({"ready": False}, status_code=503)
+        return {"ready": True}
+
+    @app.get("/v2/models/{name}")
+    @app.get("/v2/models/{name}/versions/{version}")
+    def model_metadata(name: str = Path(json_schema_extra=names), version: str | None = None):
+        return oip.metadata(server.model(name, version))
+
+    @app.get("/v2/models/{name}/ready")
+    @app.get("/v2/models/{name}/versions/{version}/ready")
+    def model_ready(name: str = Path(json_schema_extra=names), version: str | None = None):
+        server.model(name, version)
+        if not server.ready:
+            return JSONResponse({"name": name, "ready": False}, status_code=503)
+        return {"name": name, "ready": True}
+
+    @app.post("/v2/models/{name}/infer", openapi_extra={"requestBody": INFER_BODY})
+    @app.post(
+        "/v2/models/{name}/versions/{version}/infer", openapi_extra={"requestBody": INFER_BODY}
+    )
+    async def infer(
+        request: Request, name: str = Path(json_schema_extra=names), version: str | None = None
+    ):
+        model = server.model(name, version)
+        body = await request.body()
+        header_length = request.headers.get(oip.HEADER_LENGTH)
+        parsed, frame = await server.runner.run(parse_infer, body, header_length)
+        prediction = await server.predict_async(model, frame)
+        names = oip.requested_outputs(parsed, model)
+        return JSONResponse(oip.response(model, parsed, prediction, names))
+
+    @app.get("/metrics")
+    def metrics():
+        return Response(server.metrics.text(), media_type="text/plain; version=0.0.4")
+
+
+def parse_infer(body: bytes, header_length: str | None):
+    request, binary = oip.parse_body(body, header_length)
+    frame, _ = oip.request_frame(request, binary)
+    return request, frame
+
+
+def add_mlflow_routes(app: FastAPI, server: Server) -> None:
+    """MLflow's scoring server routes: one model (or ``?model=NAME`` among several)."""
+
+    @app.get("/ping")
+    def ping():
+        return PlainTextResponse("\n")
+
+    @app.get("/health")
+    def health():
+        if not server.ready:
+            return PlainTextResponse("not ready\n", status_code=503)
+        return PlainTextResponse("\n")
+
+    @app.get("/version")
+    def version():
+        return PlainTextResponse(__version__)
+
+    @app.post(
+        "/invocations",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            }
+        },
+    )
+    async def invocations(request: Request, model: str | None = None):
+        served = server.model(model) if model is not None else only_model(server)
+        body = await request.body()
+        content_type = request.headers.get("content-type", "")
+        frame = await server.runner.run(mlflow_format.request_frame, body, content_type)
+        prediction = await server.predict_async(served, frame)
+        return {"predictions": served.records(prediction)}
+
+
+def only_model(server: Server) -> ServedModel:
+    if len(server.models) == 1:
+        return next(iter(server.models.values()))
+    raise RequestError(
+        400, f"This server has {len(server.models)} models; name one with ?model=NAME "
+        f"({', '.join(server.models)}).",
+    )  # fmt: skip

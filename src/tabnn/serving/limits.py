@@ -1,0 +1,153 @@
+"""Where predictions run: a pool of threads, never the event loop; a bounded number of
+requests admitted at once (the rest get 503 at once, not a growing queue); a time limit (504);
+and optional micro-batches that merge small concurrent requests into one forward pass.
+
+A request's slot is freed when the work done for it ends, not when its client stops
+waiting: work that timed out still holds a thread, and admitting more in its place would
+let the backlog grow without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import pandas as pd
+
+from ..errors import TabnnError
+from .models import Prediction, RequestError, ServedModel
+
+
+class Runner:
+    """Runs jobs on ``threads`` threads with at most ``threads + queue`` requests admitted,
+    each answered within ``timeout`` seconds."""
+
+    def __init__(self, threads: int, queue: int, timeout: float) -> None:
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="tabnn-predict")
+        self.capacity, self.timeout = threads + queue, timeout
+        self.admitted = 0
+        self.lock = threading.Lock()
+
+    def admit(self, requests: int = 1) -> None:
+        """Take slots for requests, or refuse them with 503 when the queue is full."""
+        with self.lock:
+            if self.admitted + requests > self.capacity:
+                raise RequestError(
+                    503,
+                    f"The server is busy: {self.admitted} requests are queued or running, "
+                    f"its limit is {self.capacity}. Retry shortly.",
+                )
+            self.admitted += requests
+
+    def release(self, requests: int = 1) -> None:
+        with self.lock:
+            self.admitted -= requests
+
+    def submit(self, job: Callable, *args, holds: int = 0) -> Future:
+        """Start a job on the pool; it frees ``holds`` admitted slots when it ends."""
+        future = self.executor.submit(job, *args)
+        if holds:
+            future.add_done_callback(lambda _: self.release(holds))
+        return future
+
+    async def run(self, job: Callable, *args):
+        """Admit one request, run its job on the pool, wait for it within the time limit."""
+        self.admit()
+        return await self.wait(self.submit(job, *args, holds=1))
+
+    async def wait(self, future: Future | asyncio.Future):
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+        except TimeoutError:
+            raise RequestError(
+                504,
+                f"The prediction took longer than the server's time limit ({self.timeout:g} s);"
+                f" send fewer rows a request.",
+            ) from None
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=False)
+
+
+class Batcher:
+    """Merges one model's small concurrent requests: a request waits at most ``wait``
+    seconds for others, and a batch closes as soon as it holds ``max_rows`` rows. The batch
+    is predicted as one table; if that fails (one request's bad data), each request is
+    predicted alone, so one client's error never becomes another's."""
+
+    def __init__(self, model: ServedModel, runner: Runner, max_rows: int, wait: float) -> None:
+        self.model, self.runner, self.max_rows, self.wait = model, runner, max_rows, wait
+        self.waiting: list[tuple[pd.DataFrame, asyncio.Future]] = []
+        self.rows = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.on_batch: Callable[[int], None] | None = None  # told each batch's row count
+
+    async def predict(self, frame: pd.DataFrame) -> Prediction:
+        """Admit the request, add it to the open batch, wait for its prediction."""
+        self.runner.admit()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.waiting.append((frame, future))
+        self.rows += len(frame)
+        if self.rows >= self.max_rows:
+            self.flush()
+        elif self.timer is None:
+            self.timer = loop.call_later(self.wait, self.flush)
+        return await self.runner.wait(future)
+
+    def flush(self) -> None:
+        """Close the open batch and start predicting it."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        batch, self.waiting, self.rows = self.waiting, [], 0
+        if not batch:
+            return
+        job = self.runner.submit(self.predict_batch, [f for f, _ in batch], holds=len(batch))
+        futures = [f for _, f in batch]
+        loop = asyncio.get_running_loop()
+        job.add_done_callback(lambda done: loop.call_soon_threadsafe(deliver, done, futures))
+
+    def predict_batch(self, frames: list[pd.DataFrame]) -> list:
+        """Each frame's prediction, or the error that frame alone gets."""
+        if self.on_batch is not None:
+            self.on_batch(sum(len(f) for f in frames))
+        if len(frames) > 1:
+            try:
+                whole = self.model.predict(pd.concat(frames, ignore_index=True))
+                return split(whole, [len(f) for f in frames])
+            except (TabnnError, RequestError):
+                pass  # some request's data: find whose, below
+        return [predict_or_error(self.model, frame) for frame in frames]
+
+
+def predict_or_error(model: ServedModel, frame: pd.DataFrame):
+    try:
+        return model.predict(frame)
+    except (TabnnError, RequestError) as error:
+        return error
+
+
+def split(prediction: Prediction, sizes: list[int]) -> list[Prediction]:
+    """One batch's prediction -> each request's share, in order."""
+    parts, start = [], 0
+    for size in sizes:
+        end = start + size
+        parts.append(Prediction(prediction.labels[start:end], prediction.probabilities[start:end]))
+        start = end
+    return parts
+
+
+def deliver(job: Future, futures: list[asyncio.Future]) -> None:
+    """Hand each waiting request its result (or error) from a finished batch job."""
+    error = job.exception()
+    results = [error] * len(futures) if error is not None else job.result()
+    for future, result in zip(futures, results):
+        if future.done():  # its client timed out already
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)

@@ -1,0 +1,86 @@
+"""MLflow's scoring format (``POST /invocations``, as ``mlflow models serve`` takes it): a
+JSON object with one of ``dataframe_split``, ``dataframe_records``, ``instances`` or
+``inputs``, or a CSV body with a header line; answered ``{"predictions": [...]}``."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+
+from .models import RequestError
+
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+def request_frame(body: bytes, content_type: str) -> pd.DataFrame:
+    """A request body -> its rows as a table."""
+    media = content_type.split(";")[0].strip().lower()
+    if media == "text/csv":
+        return csv_frame(body)
+    if media not in ("application/json", ""):
+        raise RequestError(
+            415, f"Expected Content-Type application/json or text/csv; got {content_type!r}."
+        )
+    try:
+        request = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise RequestError(400, f"Expected a JSON object as the request body: {error}.") from None
+    if not isinstance(request, dict):
+        raise RequestError(400, f"Expected a JSON object; got a {type(request).__name__}.")
+    given = [key for key in FORMATS if key in request]
+    if len(given) != 1:
+        raise RequestError(
+            400, f"Expected exactly one of {', '.join(FORMATS)} in the request; got "
+            f"{', '.join(given) or 'none of them'}.",
+        )  # fmt: skip
+    key = given[0]
+    frame = split_frame(request[key]) if key == "dataframe_split" else rows_frame(key, request[key])
+    if len(frame.index) == 0:
+        raise RequestError(400, f"'{key}' holds no rows to predict.")
+    return frame
+
+
+def split_frame(split) -> pd.DataFrame:
+    """``{"columns": [...], "data": [[row], ...]}`` (pandas' ``orient="split"``)."""
+    if not isinstance(split, dict) or not isinstance(split.get("columns"), list):
+        raise RequestError(400, "'dataframe_split' must be an object with 'columns' and 'data'.")
+    columns, data = split["columns"], split.get("data")
+    if not isinstance(data, list) or not all(isinstance(row, list) for row in data):
+        raise RequestError(400, "'dataframe_split.data' must be a list of rows (lists).")
+    wrong = next((i for i, row in enumerate(data) if len(row) != len(columns)), None)
+    if wrong is not None:
+        raise RequestError(
+            400, f"'dataframe_split.data' row {wrong} has {len(data[wrong])} values; "
+            f"'columns' names {len(columns)}.",
+        )  # fmt: skip
+    return pd.DataFrame(data, columns=[str(c) for c in columns])
+
+
+def rows_frame(key: str, rows) -> pd.DataFrame:
+    """A list of ``{column: value}`` records, or ``{column: [values]}``."""
+    if isinstance(rows, list) and all(isinstance(row, dict) for row in rows):
+        return pd.DataFrame.from_records(rows)
+    if isinstance(rows, dict) and all(isinstance(v, list) for v in rows.values()):
+        lengths = {len(v) for v in rows.values()}
+        if len(lengths) > 1:
+            raise RequestError(
+                400, f"'{key}' columns must have equal lengths; got {sorted(lengths)}."
+            )
+        return pd.DataFrame(rows)
+    raise RequestError(
+        400, f"'{key}' must be a list of records ({{column: value}}) or an object of "
+        f"columns ({{column: [values]}}); got a {type(rows).__name__}.",
+    )  # fmt: skip
+
+
+def csv_frame(body: bytes) -> pd.DataFrame:
+    """A CSV body whose first line names the columns."""
+    try:
+        frame = pd.read_csv(io.BytesIO(body))
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise RequestError(400, f"Expected CSV with a header line: {error}") from None
+    if frame.empty:
+        raise RequestError(400, "The CSV body holds no rows to predict.")
+    return frame

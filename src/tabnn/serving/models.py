@@ -1,0 +1,129 @@
+"""The models a server holds: each loaded once from its directory, named, and asked for
+predictions as a table of rows (what both protocols read their requests into)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import artifact
+from ..errors import UsageError
+from ..frames import aligned
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class RequestError(Exception):
+    """A request the client must fix: answered with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model says about some rows: ``labels`` (single-label tasks: the label of
+    each row in its original value; multi-label: a 0/1 matrix, one column per label) and
+    ``probabilities`` (rows, classes or labels)."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray
+
+
+class ServedModel:
+    """One saved model, loaded for serving: its name, version (the first 12 hex digits of
+    its ``tabnn.json`` digest, so a retrained model is a new version), the columns a request
+    must hold and the classes its answers name."""
+
+    def __init__(self, name: str, directory: Path) -> None:
+        self.name, self.directory = name, directory
+        self.estimator = artifact.load(directory)
+        meta = self.estimator.metadata_
+        self.version = str(meta.get("meta_sha256", ""))[:12] or "1"
+        schema = self.estimator.schema_
+        self.task = self.estimator.task_
+        self.classes = list(schema.classes)
+        self.numeric = set(schema.numeric)
+        self.features = list(schema.features)
+
+    def input_datatype(self, column: str) -> str:
+        """Open Inference Protocol datatype of a feature: FP64 for numbers, BYTES for
+        categories and dates."""
+        return "FP64" if column in self.numeric else "BYTES"
+
+    def label_datatype(self) -> str:
+        """Datatype of the ``label`` output: the classes' own kind."""
+        return datatype_of(np.asarray(self.estimator.classes_))
+
+    def predict(self, frame: pd.DataFrame) -> Prediction:
+        """Rows -> their prediction; tabnn's own errors (a missing column, text in a numeric
+        column) name what is wrong, and the caller answers them with a 400."""
+        estimator = self.estimator
+        proba = estimator.predict_proba(aligned(estimator, frame))
+        threshold = estimator.threshold_
+        if self.task == "multilabel":
+            labels = (proba >= threshold).astype(np.int64)
+        elif self.task == "binary":
+            labels = estimator.classes_[(proba[:, 1] >= threshold).astype(int)]
+        else:
+            labels = estimator.classes_[proba.argmax(1)]
+        return Prediction(labels, proba)
+
+    def records(self, prediction: Prediction) -> list[dict]:
+        """A prediction as one JSON object a row, as ``tabnn predict`` writes its columns:
+        ``prediction`` (or ``labels``, the names of the predicted labels) and
+        ``proba_<class>``."""
+        names = [str(c) for c in self.classes]
+        rows = []
+        for label, proba in zip(prediction.labels, prediction.probabilities):
+            if self.task == "multilabel":
+                row = {"labels": [n for n, on in zip(names, label) if on]}
+            else:
+                row = {"prediction": plain(label)}
+            row.update({f"proba_{n}": float(p) for n, p in zip(names, proba)})
+            rows.append(row)
+        return rows
+
+
+def datatype_of(values: np.ndarray) -> str:
+    """The Open Inference Protocol datatype of a NumPy array's values."""
+    kind = values.dtype.kind
+    return {"b": "BOOL", "i": "INT64", "u": "UINT64", "f": "FP64"}.get(kind, "BYTES")
+
+
+def plain(value):
+    """A NumPy scalar -> the Python value JSON writes (``np.int64(3)`` -> ``3``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def parse_model_specs(specs: list[str]) -> list[tuple[str, Path]]:
+    """``DIR`` or ``NAME=DIR`` -> (name, directory); a name defaults to the directory's
+    own. Names must be unique and fit in a URL path segment."""
+    if not specs:
+        raise UsageError("Name at least one model directory to serve.")
+    named = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        directory = Path(path if sep else spec)
+        name = name if sep else directory.resolve().name
+        if not NAME_PATTERN.match(name):
+            raise UsageError(
+                f"Model name {name!r} (from {spec!r}) cannot name a URL: use letters, digits, "
+                f"'.', '_' and '-', as in NAME=DIR."
+            )
+        named.append((name, directory))
+    seen = [n for n, _ in named]
+    twice = sorted({n for n in seen if seen.count(n) > 1})
+    if twice:
+        raise UsageError(f"Two models are named {', '.join(twice)}; name them apart with NAME=DIR.")
+    return named
+
+
+def load_models(specs: list[str]) -> dict[str, ServedModel]:
+    """Every model of the specs, loaded and checked (a bad directory is the user's error)."""
+    return {name: ServedModel(name, directory) for name, directory in parse_model_specs(specs)}

@@ -1,0 +1,490 @@
+"""``tabnn serve``, tested as clients meet it: a real uvicorn process on a loopback port,
+called with tritonclient (the Open Inference Protocol's own client), plain HTTP for MLflow's
+format, and schemathesis over the server's OpenAPI schema."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+import tabnn
+from tabnn import TabNNClassifier
+from tabnn.frames import aligned
+
+tritonhttp = pytest.importorskip("tritonclient.http")
+pytest.importorskip("schemathesis")
+
+DATA = Path(__file__).parent / "data"
+FAST = {"epochs": 3, "random_state": 0}
+KEY = "s3cret-key"
+
+
+# ------------------------------------------------------------------ models and servers
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory) -> dict[str, Path]:
+    """A binary model with categories and missing values (Titanic), a multi-class one with
+    string classes (iris) and a multi-label one."""
+    root = tmp_path_factory.mktemp("served")
+    titanic = pd.read_csv(DATA / "titanic" / "train.csv")
+    iris = pd.read_csv(DATA / "iris" / "iris.csv", header=None)
+    iris.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width", "species"]
+    fits = {
+        "titanic": (titanic.drop(columns="Survived"), titanic["Survived"]),
+        "iris": (iris.drop(columns="species"), iris["species"]),
+        "tags": multilabel_table(),
+    }
+    dirs = {}
+    for name, (X, y) in fits.items():
+        dirs[name] = tabnn.save(TabNNClassifier(**FAST).fit(X, y), root / name)
+    return dirs
+
+
+def multilabel_table():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(
+        {
+            "x1": rng.normal(size=200),
+            "x2": rng.normal(size=200),
+            "mood": rng.choice(list("abc"), 200),
+        }
+    )
+    y = pd.DataFrame(
+        {"calm": (X.x1 > 0).astype(int), "loud": ((X.x2 > 0) | (X.mood == "a")).astype(int)}
+    )
+    return X, y
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A ``tabnn serve`` process on a free loopback port."""
+
+    def __init__(self, args: list[str], env: dict | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "tabnn", "serve", *args, "--port", str(self.port)]
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.wait_until_live()
+
+    def wait_until_live(self, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited: {self.process.stdout.read()}")
+            try:
+                if requests.get(f"{self.url}/v2/health/live", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise AssertionError("the server did not start within a minute")
+
+    def stop(self) -> str:
+        self.process.send_signal(signal.SIGTERM)
+        output, _ = self.process.communicate(timeout=30)
+        return output
+
+
+@pytest.fixture(scope="module")
+def server(model_dirs):
+    """One server with all three models; no key, no batching."""
+    running = Server([f"{name}={path}" for name, path in model_dirs.items()])
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def guarded(model_dirs):
+    """A server with a key, a small body limit and micro-batching on."""
+    running = Server(
+        [str(model_dirs["titanic"]), "--max-body", "20000", "--batch-max-rows", "64",
+         "--batch-wait-ms", "20"],
+        env={"TABNN_API_KEY": KEY},
+    )  # fmt: skip
+    yield running
+    running.stop()
+
+
+def titanic_rows(n: int = 5) -> pd.DataFrame:
+    return pd.read_csv(DATA / "titanic" / "test.csv").head(n)
+
+
+def local_proba(model_dirs, name: str, frame: pd.DataFrame) -> np.ndarray:
+    """What the saved model says in-process (columns it dropped at training may be absent)."""
+    model = tabnn.load(model_dirs[name])
+    return model.predict_proba(aligned(model, frame))
+
+
+def oip_inputs(frame: pd.DataFrame, columns: list[str], nested: bool = False) -> list[dict]:
+    """A table as the Open Inference Protocol's JSON inputs, a column each."""
+    inputs = []
+    for c in columns:
+        values = [None if pd.isna(v) else v for v in frame[c].tolist()]
+        numeric = pd.api.types.is_numeric_dtype(frame[c])
+        shape = [len(values), 1] if nested else [len(values)]
+        data = [[v] for v in values] if nested else values
+        inputs.append(
+            {"name": c, "shape": shape, "datatype": "FP64" if numeric else "BYTES", "data": data}
+        )
+    return inputs
+
+
+TITANIC_COLUMNS = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
+
+
+# ------------------------------------------------------------------ Open Inference Protocol
+
+
+def test_tritonclient_health_and_metadata(server):
+    client = tritonhttp.InferenceServerClient(url=server.url.removeprefix("http://"))
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("titanic")
+    meta = client.get_model_metadata("titanic")
+    inputs = {i["name"]: i["datatype"] for i in meta["inputs"]}
+    assert inputs["Age"] == "FP64" and inputs["Sex"] == "BYTES"
+    assert "Name" not in inputs  # dropped at training: not asked for
+    assert [o["name"] for o in meta["outputs"]] == ["label", "probabilities"]
+    assert client.get_server_metadata()["name"] == "tabnn"
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary-tensors", "json-tensors"])
+def test_tritonclient_infer_matches_the_model(server, model_dirs, binary):
+    frame = titanic_rows(6)
+    frame.loc[0, "Sex"] = "unknown"  # an unseen category
+    frame.loc[1, "Age"] = np.nan
+    client = tritonhttp.InferenceServerClient(url=server.url.removeprefix("http://"))
+    inputs = []
+    for c in TITANIC_COLUMNS:
+        if pd.api.types.is_numeric_dtype(frame[c]):
+            array, datatype = frame[c].to_numpy(np.float64), "FP64"
+        else:
+            array, datatype = frame[c].fillna("").astype(str).to_numpy(object), "BYTES"
+        tensor = tritonhttp.InferInput(c, [len(frame)], datatype)
+        tensor.set_data_from_numpy(array, binary_data=binary)
+        inputs.append(tensor)
+    result = client.infer("titanic", inputs, request_id="req-7")
+    proba = result.as_numpy("probabilities")
+    expected = local_proba(model_dirs, "titanic", frame.assign(Embarked=frame.Embarked.fillna("")))
+    np.testing.assert_allclose(proba, expected, atol=1e-12)
+    assert result.as_numpy("label").tolist() == expected.argmax(1).tolist()
+    assert result.get_response()["id"] == "req-7"
+
+
+def test_infer_as_the_ecosystem_sends_it(server, model_dirs):
+    frame = titanic_rows(3)
+    body = {
+        "id": "x",
+        "inputs": oip_inputs(frame, TITANIC_COLUMNS, nested=True),
+        "parameters": {"content_type": "pd"},
+        "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}],
+        "something_new": {"ignored": True},
+    }
+    answer = requests.post(f"{server.url}/v2/models/titanic/infer", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    out = answer.json()
+    assert out["id"] == "x" and [o["name"] for o in out["outputs"]] == ["probabilities"]
+    proba = np.reshape(out["outputs"][0]["data"], out["outputs"][0]["shape"])
+    np.testing.assert_allclose(proba, local_proba(model_dirs, "titanic", frame), atol=1e-12)
+    version = out["model_version"]
+    again = requests.post(
+        f"{server.url}/v2/models/titanic/versions/{version}/infer", json=body, timeout=30
+    )
+    assert again.json()["outputs"] == out["outputs"]
+
+
+def test_multiclass_labels_keep_their_values(server, model_dirs):
+    frame = pd.DataFrame(
+        {"sepal_length": [5.1, 6.7], "sepal_width": [3.5, 3.0], "petal_length": [1.4, 5.2],
+         "petal_width": [0.2, 2.3]}
+    )  # fmt: skip
+    body = {"inputs": oip_inputs(frame, list(frame.columns))}
+    out = requests.post(f"{server.url}/v2/models/iris/infer", json=body, timeout=30).json()
+    label, proba = out["outputs"]
+    assert label["datatype"] == "BYTES"
+    expected = tabnn.load(model_dirs["iris"]).predict(frame)
+    assert label["data"] == expected.tolist()
+    assert proba["shape"] == [2, 3] and proba["parameters"]["classes"][0].startswith("Iris-")
+
+
+def test_multilabel_answers_a_label_matrix(server, model_dirs):
+    X, _ = multilabel_table()
+    frame = X.head(4)
+    body = {"inputs": oip_inputs(frame, list(frame.columns))}
+    out = requests.post(f"{server.url}/v2/models/tags/infer", json=body, timeout=30).json()
+    labels, proba = out["outputs"]
+    assert labels["name"] == "labels" and labels["shape"] == [4, 2]
+    assert labels["parameters"]["classes"] == ["calm", "loud"]
+    model = tabnn.load(model_dirs["tags"])
+    np.testing.assert_array_equal(np.reshape(labels["data"], (4, 2)), model.predict(frame))
+    body = {"dataframe_records": frame.to_dict("records")}
+    answer = requests.post(f"{server.url}/invocations?model=tags", json=body, timeout=30)
+    records = answer.json()["predictions"]
+    assert set(records[0]) == {"labels", "proba_calm", "proba_loud"}
+
+
+# ------------------------------------------------------------------ MLflow's format
+
+
+@pytest.mark.parametrize("form", ["dataframe_split", "dataframe_records", "instances", "inputs"])
+def test_invocations_json_forms(server, model_dirs, form):
+    frame = titanic_rows(4)[TITANIC_COLUMNS]
+    rows = json.loads(frame.to_json(orient="records"))
+    split = json.loads(frame.to_json(orient="split"))
+    body = {
+        "dataframe_split": {"dataframe_split": split},
+        "dataframe_records": {"dataframe_records": rows},
+        "instances": {"instances": rows},
+        "inputs": {"inputs": {c: [r[i] for r in split["data"]] for i, c in enumerate(frame)}},
+    }[form]
+    answer = requests.post(f"{server.url}/invocations?model=titanic", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    expected = local_proba(model_dirs, "titanic", frame)
+    np.testing.assert_allclose([p["proba_1"] for p in predictions], expected[:, 1], atol=1e-12)
+    assert [p["prediction"] for p in predictions] == expected.argmax(1).tolist()
+
+
+def test_invocations_csv(server, model_dirs):
+    frame = titanic_rows(3)
+    answer = requests.post(
+        f"{server.url}/invocations?model=titanic",
+        data=frame.to_csv(index=False),
+        headers={"Content-Type": "text/csv"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    got = [p["proba_0"] for p in answer.json()["predictions"]]
+    np.testing.assert_allclose(got, local_proba(model_dirs, "titanic", frame)[:, 0], atol=1e-12)
+
+
+def test_mlflow_health_routes(server):
+    assert requests.get(f"{server.url}/ping", timeout=5).status_code == 200
+    assert requests.get(f"{server.url}/health", timeout=5).status_code == 200
+    assert requests.get(f"{server.url}/version", timeout=5).text == tabnn.__version__
+
+
+# ------------------------------------------------------------------ the client's errors
+
+
+def post(server, path: str, body, **kwargs):
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    headers = {"Content-Type": "application/json", **kwargs.pop("headers", {})}
+    return requests.post(f"{server.url}{path}", data=data, headers=headers, timeout=30, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "phrases"),
+    [
+        ("/v2/models/nope/infer", {"inputs": []}, 404, ["nope", "titanic"]),
+        ("/v2/models/titanic/versions/9/infer", {"inputs": []}, 404, ["version '9'"]),
+        ("/v2/models/titanic/infer", b"{not json", 400, ["JSON"]),
+        ("/v2/models/titanic/infer", [1, 2], 400, ["JSON object", "list"]),
+        ("/v2/models/titanic/infer", {"inputs": []}, 400, ["inputs"]),
+        ("/v2/models/titanic/infer",
+         {"inputs": [{"name": "Age", "shape": [2, 3], "datatype": "FP64", "data": [1] * 6}]},
+         400, ["[N] or [N, 1]", "[2, 3]"]),
+        ("/v2/models/titanic/infer",
+         {"inputs": [{"name": "Age", "shape": [3], "datatype": "FP64", "data": [1, 2]}]},
+         400, ["holds 3 values", "has 2"]),
+        ("/v2/models/titanic/infer",
+         {"inputs": [{"name": "Age", "shape": [1], "datatype": "FP64", "data": ["old"]}]},
+         400, ["Age", "numbers", '"old"']),
+        ("/v2/models/titanic/infer",
+         {"inputs": [{"name": "Age", "shape": [1], "datatype": "FLOAT", "data": [1]}]},
+         400, ["datatype", "FLOAT"]),
+        ("/v2/models/titanic/infer",
+         {"inputs": [{"name": "Age", "shape": [1], "datatype": "FP64", "data": [1]}]},
+         400, ["missing", "Sex"]),
+        ("/v2/models/titanic/infer",
+         {"inputs": [{"name": "Age", "shape": [1], "datatype": "BYTES", "data": ["old"]}]
+          + [{"name": c, "shape": [1], "datatype": "BYTES", "data": ["1"]}
+             for c in TITANIC_COLUMNS if c != "Age"]},
+         400, ["Age", "'old'", "not a number"]),
+        ("/invocations?model=titanic", {"dataframe_records": [{"Age": 3}]}, 400, ["missing"]),
+        ("/invocations?model=titanic", {"records": []}, 400, ["dataframe_split"]),
+        ("/invocations?model=titanic", {"dataframe_split": {"columns": ["a"], "data": [[1, 2]]}},
+         400, ["row 0", "2 values"]),
+        ("/invocations", {"dataframe_records": [{"Age": 3}]}, 400, ["?model=NAME"]),
+    ],
+)  # fmt: skip
+def test_bad_requests_get_a_4xx_naming_the_problem(server, path, body, status, phrases):
+    answer = post(server, path, body)
+    assert answer.status_code == status, answer.text
+    message = answer.json()["error"]
+    for phrase in phrases:
+        assert phrase in message, message
+
+
+def test_unknown_routes_and_methods_answer_json(server):
+    missing = requests.get(f"{server.url}/v3/whatever", timeout=5)
+    assert missing.status_code == 404 and "error" in missing.json()
+    wrong = requests.get(f"{server.url}/v2/models/titanic/infer", timeout=5)
+    assert wrong.status_code == 405 and "error" in wrong.json()
+    media = post(server, "/invocations?model=titanic", "a=1", headers={"Content-Type": "x/y"})
+    assert media.status_code == 415 and "text/csv" in media.json()["error"]
+
+
+def test_key_is_required_but_liveness_is_open(guarded):
+    assert requests.get(f"{guarded.url}/v2/health/live", timeout=5).status_code == 200
+    none = requests.get(f"{guarded.url}/v2/models/titanic", timeout=5)
+    assert none.status_code == 401 and "Authorization" in none.json()["error"]
+    wrong = requests.get(
+        f"{guarded.url}/v2/models/titanic", headers={"Authorization": "Bearer nope"}, timeout=5
+    )
+    assert wrong.status_code == 401
+    right = requests.get(
+        f"{guarded.url}/v2/models/titanic", headers={"Authorization": f"Bearer {KEY}"}, timeout=5
+    )
+    assert right.status_code == 200
+
+
+def test_oversized_bodies_get_413(guarded):
+    auth = {"Authorization": f"Bearer {KEY}"}
+    big = json.dumps({"dataframe_records": [{"Age": 1}] * 3000})
+    answer = post(guarded, "/invocations", big, headers=auth)
+    assert answer.status_code == 413 and "20000 bytes" in answer.json()["error"]
+    # chunked upload: no Content-Length, the limit applies while reading
+    connection = http.client.HTTPConnection("127.0.0.1", guarded.port, timeout=30)
+    chunks = (big[i : i + 4096].encode() for i in range(0, len(big), 4096))
+    connection.request(
+        "POST", "/invocations", body=chunks, encode_chunked=True,
+        headers={**auth, "Content-Type": "application/json"},
+    )  # fmt: skip
+    response = connection.getresponse()
+    assert response.status == 413 and b"20000" in response.read()
+
+
+def test_one_bad_request_never_fails_another_in_its_batch(guarded, model_dirs):
+    auth = {"Authorization": f"Bearer {KEY}"}
+    good = json.loads(titanic_rows(1)[TITANIC_COLUMNS].to_json(orient="records"))
+    bad = [{**good[0], "Age": "very old"}]
+
+    def call(rows):
+        return post(guarded, "/invocations", {"dataframe_records": rows}, headers=auth)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(call, [good, bad] * 4))
+    assert [a.status_code for a in answers] == [200, 400] * 4
+    expected = local_proba(model_dirs, "titanic", titanic_rows(1))[0, 1]
+    assert all(
+        a.json()["predictions"][0]["proba_1"] == pytest.approx(expected) for a in answers[::2]
+    )
+    metrics = requests.get(f"{guarded.url}/metrics", headers=auth, timeout=5).text
+    batches = [line for line in metrics.splitlines() if line.startswith("tabnn_batch_rows_count")]
+    assert batches and float(batches[0].split()[-1]) < 8  # some requests shared a pass
+
+
+def test_metrics_count_requests_by_route_and_status(server):
+    post(server, "/v2/models/nope/infer", {})
+    text = requests.get(f"{server.url}/metrics", timeout=5).text
+    assert (
+        'tabnn_requests_total{method="POST",route="/v2/models/{name}/infer",status="404"}' in text
+    )
+    assert "tabnn_request_seconds_bucket" in text and "tabnn_rows_predicted_total" in text
+
+
+def test_time_limit_and_full_queue(model_dirs):
+    running = Server([str(model_dirs["titanic"]), "--threads", "1", "--queue", "0",
+                      "--timeout", "0.2"])  # fmt: skip
+    try:
+        rows = pd.concat([titanic_rows(400)] * 100, ignore_index=True)  # 40,000 rows
+        body = json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split"))})
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(lambda _: post(running, "/invocations", body), range(3)))
+        statuses = sorted(a.status_code for a in answers)
+        assert set(statuses) <= {503, 504} and 504 in statuses and 503 in statuses, statuses
+        assert all("error" in a.json() for a in answers)
+        assert requests.get(f"{running.url}/v2/health/live", timeout=5).ok  # still alive
+    finally:
+        running.stop()
+
+
+def test_shutdown_finishes_requests_in_flight(model_dirs):
+    running = Server([str(model_dirs["titanic"]), "--batch-max-rows", "1000",
+                      "--batch-wait-ms", "800"])  # fmt: skip
+    rows = json.loads(titanic_rows(1)[TITANIC_COLUMNS].to_json(orient="records"))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(post, running, "/invocations", {"dataframe_records": rows})
+        time.sleep(0.3)  # the request waits for its batch
+        output = running.stop()
+        answer = pending.result()
+    assert answer.status_code == 200, output
+    assert running.process.returncode == 0, output
+    assert '"POST /invocations" 200' in output  # the access log line
+
+
+def test_several_workers_serve(model_dirs):
+    running = Server([str(model_dirs["iris"]), "--workers", "2"])
+    try:
+        answer = requests.get(f"{running.url}/v2/models/iris/ready", timeout=10)
+        assert answer.json() == {"name": "iris", "ready": True}
+    finally:
+        running.stop()
+
+
+# ------------------------------------------------------------------ the command line
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "phrase"),
+    [
+        (["no/such/dir"], 2, "no/such/dir"),
+        (["bad name=tests"], 2, "cannot name a URL"),
+    ],
+)
+def test_serve_refuses_bad_models_before_binding(args, code, phrase):
+    done = subprocess.run(
+        [sys.executable, "-m", "tabnn", "serve", *args, "--port", str(free_port())],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == code, done.stderr
+    assert phrase in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_refuses_two_models_of_one_name(model_dirs):
+    path = model_dirs["iris"]
+    done = subprocess.run(
+        [sys.executable, "-m", "tabnn", "serve", f"a={path}", f"a={path}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "named a" in done.stderr
+
+
+# ------------------------------------------------------------------ schemathesis
+
+
+def test_no_input_makes_a_server_error(server, tmp_path):
+    """schemathesis, run as its users run it, over every route of the OpenAPI schema: a
+    bounded number of generated requests each, none may get a 5xx."""
+    command = Path(sys.executable).parent / "schemathesis"
+    done = subprocess.run(
+        [str(command), "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error",
+         "--max-examples", "15", "--seed", "0", "--no-color"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,  # its report goes there
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert " passed" in done.stdout

@@ -24,6 +24,7 @@ from .. import __version__
 from ..designs import parse_design
 from ..errors import UsageError
 from . import render
+from .export import export
 from .guard import raise_terminated, user_errors
 from .options import (
     ActivationOpt,
@@ -452,6 +453,11 @@ def _spread(rows: list[int], n: int) -> list[int]:
 
 # serving lives in its own module; this is the one app every command registers on
 app.command()(serve)
+
+
+# --------------------------------------------------------------------------- export
+
+app.command("export")(export)
 
 
 # --------------------------------------------------------------------------- root

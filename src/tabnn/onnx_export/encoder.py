@@ -1,0 +1,142 @@
+"""The graph's inputs and the model's input encoder: one input per column, the category
+lookups, median fill, missing indicators, scaling, one-hot columns and embeddings.
+
+Each step mirrors ``Preprocessor.transform`` and ``InputEncoder`` (tabnn.preprocess,
+tabnn.model) operation for operation, in float64, for every stack member at once: values
+are (members, rows, width) as in the network.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from onnx import TensorProto
+
+from ..model import SCALED_LIMIT
+from ..preprocess import VALUE_LIMIT, Preprocessor
+from . import special
+from .graph import Graph
+
+# InputEncoder's uniform range and smooth-clipping constant (tabnn.model.InputEncoder)
+UNIFORM_CLAMP = 1e-3
+CLIP_WIDTH = 3.0
+
+
+def values(tensor) -> np.ndarray:
+    """A torch tensor's values as a NumPy array (float64 for the inference network)."""
+    return tensor.detach().cpu().numpy()
+
+
+def numeric_inputs(g: Graph, names: list[str]) -> str:
+    """One float64 input of shape [N] per numeric column -> (rows, columns), rounded to
+    float32 after clipping to +-VALUE_LIMIT, as ``Preprocessor.transform``: NaN stays NaN."""
+    columns = [g.unsqueeze(g.add_input(name, TensorProto.DOUBLE, ["N"]), 1) for name in names]
+    x = g.op("Concat", *columns, axis=1) if len(columns) > 1 else columns[0]
+    x = g.clip(x, -VALUE_LIMIT, VALUE_LIMIT)
+    as_float32 = g.op("Cast", x, to=TensorProto.FLOAT)
+    return g.op("Cast", as_float32, to=TensorProto.DOUBLE)
+
+
+def lookup_keys(vocabulary: list[str]) -> tuple[list[str], list[int]]:
+    """LabelEncoder keys and codes: category i is code i + 1 (0: unknown or missing), and
+    an integer category "3" is also found as "3.0", the text Python gives the float 3.0
+    (tabnn reads both as "3")."""
+    keys = list(vocabulary)
+    codes = list(range(1, len(vocabulary) + 1))
+    taken = set(keys)
+    for text, code in zip(vocabulary, codes):
+        alias = f"{text}.0"
+        if text.lstrip("-").isdigit() and alias not in taken:
+            keys.append(alias)
+            codes.append(code)
+    return keys, codes
+
+
+def category_codes(g: Graph, name: str, vocabulary: list[str]) -> str:
+    """A string input of shape [N] -> int64 codes [N]: ``Preprocessor.transform``'s
+    lookup, with every string outside the vocabulary ("" included) as 0."""
+    text = g.add_input(name, TensorProto.STRING, ["N"])
+    keys, codes = lookup_keys(vocabulary)
+    return g.op(
+        "LabelEncoder",
+        text,
+        domain="ai.onnx.ml",
+        keys_strings=keys,
+        values_int64s=codes,
+        default_int64=0,
+    )
+
+
+class Encoded(NamedTuple):
+    """The encoder's output: ``inputs`` (members, rows, encoded width) and the scaled
+    numeric columns (members, rows, numeric), which periodic embeddings read."""
+
+    inputs: str
+    scaled: str | None
+
+
+def encode(g: Graph, encoder, prep: Preprocessor) -> Encoded:
+    """Declare the graph's inputs (numeric columns, then categorical ones, as the
+    preprocessor orders them) and encode them as ``encoder`` (an InputEncoder) does."""
+    members = encoder.n_members
+    parts, scaled = [], None
+    if prep.numeric:
+        raw = numeric_inputs(g, prep.numeric)
+        missing = g.op("IsNaN", raw)
+        scaled = scale(g, encoder, g.where(missing, g.const(values(encoder.medians)), raw))
+        parts.append(scaled)
+        if len(encoder.indicator_columns):
+            parts.append(indicators(g, missing, values(encoder.indicator_columns), members))
+    codes = [category_codes(g, n, v) for n, v in zip(prep.categorical, prep.vocabularies)]
+    for j, (card, dim) in enumerate(zip(encoder.cardinalities, encoder.embedding_dims)):
+        if dim:  # (members, cardinality, dim) looked up per member
+            table = g.const(values(encoder.embeddings[str(j)]))
+            parts.append(g.op("Gather", table, codes[j], axis=1))
+        else:
+            one_hot = g.op("Gather", g.const(np.eye(card)), codes[j], axis=0)
+            parts.append(g.expand_members(g.unsqueeze(one_hot, 0), members))
+    inputs = g.op("Concat", *parts, axis=2) if len(parts) > 1 else parts[0]
+    return Encoded(inputs, scaled)
+
+
+def indicators(g: Graph, missing: str, columns: np.ndarray, members: int) -> str:
+    """0/1 "was missing" columns for the indicator columns: (members, rows, indicators)."""
+    chosen = g.op("Gather", missing, g.const(columns, np.int64), axis=1)
+    as_float = g.op("Cast", chosen, to=TensorProto.DOUBLE)
+    return g.expand_members(g.unsqueeze(as_float, 0), members)
+
+
+def scale(g: Graph, encoder, filled: str) -> str:
+    """Filled values (members, rows, numeric) -> scaled ones, per ``encoder.scaling``."""
+    if encoder.scaling == "quantile":
+        return quantile_normal(g, filled, values(encoder.quantiles))
+    centered = g.sub(filled, g.const(values(encoder.centers)))
+    scaled = g.div(centered, g.const(values(encoder.scales)))
+    scaled = g.clip(scaled, -SCALED_LIMIT, SCALED_LIMIT)
+    if encoder.scaling == "clipped":  # x / sqrt(1 + (x / 3)^2)
+        ratio = g.div(scaled, g.const(CLIP_WIDTH))
+        root = g.op("Sqrt", g.add(g.const(1.0), g.mul(ratio, ratio)))
+        scaled = g.div(scaled, root)
+    return scaled
+
+
+def quantile_normal(g: Graph, x: str, knots: np.ndarray) -> str:
+    """``InputEncoder``'s quantile scaling: the piecewise-linear position of each value
+    among its column's training quantiles (ties: the middle of the tied knots), as a
+    uniform in (0, 1), then its normal score. ``searchsorted`` becomes a binary search."""
+    table = special.Knots(g, knots)
+    q = table.q
+    below = special.searchsorted(g, table, x, right=False)  # knots < value
+    at_or_below = special.searchsorted(g, table, x, right=True)  # knots <= value
+    upper = g.op("Clip", below, g.const(1, np.int64), g.const(q - 1, np.int64))
+    upper_less_one = g.sub(upper, g.const(1, np.int64))
+    low, high = table.at(g, upper_less_one), table.at(g, upper)
+    width = g.op("Max", g.sub(high, low), g.const(1e-12))
+    fraction = g.clip(g.div(g.sub(x, low), width), 0.0, 1.0)
+    between = g.add(g.op("Cast", upper_less_one, to=TensorProto.DOUBLE), fraction)
+    tied_sum = g.sub(g.add(below, at_or_below), g.const(1, np.int64))
+    tied = g.div(g.op("Cast", tied_sum, to=TensorProto.DOUBLE), g.const(2.0))
+    position = g.where(g.op("Greater", at_or_below, below), tied, between)
+    uniform = g.clip(g.div(position, g.const(float(q - 1))), UNIFORM_CLAMP, 1 - UNIFORM_CLAMP)
+    return special.normal_quantile(g, uniform)

@@ -1,0 +1,113 @@
+"""Parity between an exported graph and the estimator it came from.
+
+``onnx_inputs`` turns a table into the graph's inputs the way ``predict_proba`` reads it;
+``table_parity`` compares the graph's outputs with ``predict_proba`` and ``predict`` on a
+table; ``probe_parity`` does so on synthetic rows made from the fitted statistics alone
+(each column's centre and spread, far-out values, a missing value per column, unseen and
+missing categories), which is what ``tabnn export`` checks before it keeps a file.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from ..frames import as_frame
+from ..preprocess import Preprocessor
+from .build import LABEL, PROBABILITIES
+
+PROBE_ROWS = 16
+UNSEEN = "<a category never seen in training>"
+FAR_OUT = 50.0  # spreads from the centre: beyond anything training saw
+
+
+class Parity(NamedTuple):
+    """How the graph's outputs compare with the estimator's on some rows."""
+
+    largest_difference: float  # of the probabilities, absolute
+    same_labels: bool
+    rows: int
+
+    def holds(self, tolerance: float) -> bool:
+        return self.same_labels and self.largest_difference <= tolerance
+
+
+def inputs_of(prep: Preprocessor, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The graph's inputs for a frame of the preprocessor's columns: float64 numbers (NaN
+    missing), text with "" for a missing category."""
+    feed = {name: np.asarray(frame[name], dtype=np.float64) for name in prep.numeric}
+    for name in prep.categorical:
+        column = frame[name].astype(object)
+        text = column.where(column.notna(), "").astype(str)
+        feed[name] = np.asarray(text, dtype=object)
+    return feed
+
+
+def onnx_inputs(estimator, X) -> dict[str, np.ndarray]:
+    """The graph's inputs for a table as ``predict_proba`` takes it: its columns checked
+    against the schema (date columns become their numeric parts, categories their
+    canonical text: 3, 3.0 and "3" all read "3")."""
+    frame = estimator.schema_.check(as_frame(estimator, X, reset=False))
+    return inputs_of(estimator.preprocessor_, frame)
+
+
+def run(session, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, labels) from an onnxruntime session."""
+    proba, labels = session.run([PROBABILITIES, LABEL], feed)
+    return proba, labels
+
+
+def compare(session, feed: dict, proba: np.ndarray, labels: np.ndarray) -> Parity:
+    onnx_proba, onnx_labels = run(session, feed)
+    if onnx_proba.shape != proba.shape or np.shape(onnx_labels) != np.shape(labels):
+        return Parity(float("inf"), False, len(proba))
+    difference = float(np.abs(onnx_proba - proba).max()) if proba.size else 0.0
+    same = np.array_equal(np.asarray(onnx_labels).astype(str), np.asarray(labels).astype(str))
+    return Parity(difference, bool(same), len(proba))
+
+
+def table_parity(session, estimator, X) -> Parity:
+    """The graph against ``predict_proba(X)`` and ``predict(X)`` on a table."""
+    return compare(
+        session, onnx_inputs(estimator, X), estimator.predict_proba(X), estimator.predict(X)
+    )
+
+
+def probe_frame(prep: Preprocessor, rows: int = PROBE_ROWS) -> pd.DataFrame:
+    """Synthetic rows over the preprocessor's columns (date parts included): values around
+    each column's centre, the fill value, one far out, one missing per column, quantile
+    knots exactly (ties), and for each categorical column seen, unseen and missing ones."""
+    rng = np.random.default_rng(0)
+    columns: dict[str, object] = {}
+    for j, name in enumerate(prep.numeric):
+        center, spread = prep.centers[j], prep.scales[j]
+        x = center + spread * rng.normal(scale=1.5, size=rows)
+        x[0], x[1] = prep.medians[j], center - FAR_OUT * spread
+        if prep.quantiles:
+            x[2] = prep.quantiles[j][len(prep.quantiles[j]) // 2]
+        x[3 + j % (rows - 3)] = np.nan
+        columns[name] = x
+    for j, (name, vocabulary) in enumerate(zip(prep.categorical, prep.vocabularies)):
+        text = [vocabulary[i] for i in rng.integers(0, len(vocabulary), rows)]
+        unseen = UNSEEN
+        while unseen in vocabulary:
+            unseen += "?"
+        text[j % rows], text[(j + 1) % rows] = unseen, None
+        columns[name] = pd.Series(text, dtype=object)
+    return pd.DataFrame(columns, columns=[*prep.numeric, *prep.categorical])
+
+
+def probe_parity(session, estimator) -> Parity:
+    """The graph against ``predict_proba`` and ``predict`` on ``probe_frame``'s rows,
+    which go to the estimator through its own preprocessor."""
+    prep = estimator.preprocessor_
+    frame = probe_frame(prep)
+    encoded = prep.transform(frame)
+    return compare(
+        session,
+        inputs_of(prep, frame),
+        estimator.predict_proba(encoded),
+        estimator.predict(encoded),
+    )

@@ -153,6 +153,9 @@ def _float_text(number: float) -> str | None:
     return repr(number)
 
 
+FEW_VALUES = 64  # up to this many values, one by one beats pandas' factorize
+
+
 def canonical_text(column: pd.Series) -> pd.Series:
     """A column as canonical Python ``str`` values (see :func:`label_key`), missing as None.
 
@@ -163,6 +166,9 @@ def canonical_text(column: pd.Series) -> pd.Series:
     >>> canonical_text(pd.Series([3, 3.0, "3", " a ", "?"])).tolist()
     ['3', '3', '3', 'a', None]
     """
+    if len(column) <= FEW_VALUES:  # a served request: factorize's fixed cost dominates
+        keys = [label_key(v) for v in column.tolist()]
+        return pd.Series(keys, index=column.index, dtype=object, name=column.name)
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
     keys = np.array([label_key(u) for u in uniques] + [None], dtype=object)
     return pd.Series(keys[codes], index=column.index, dtype=object, name=column.name)

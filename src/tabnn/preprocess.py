@@ -9,6 +9,7 @@ and the server share one path.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
@@ -26,6 +27,9 @@ MAX_CATEGORIES = 1000
 # Numbers beyond +-VALUE_LIMIT are taken as +-VALUE_LIMIT: float32 (the network's inputs)
 # holds them, and statistics of them (means, squares for the standard deviation) stay finite.
 VALUE_LIMIT = 1e30
+# up to this many rows, categories are looked up value by value in Python: a pandas
+# operation's fixed cost (tens of microseconds) is more than a few dict lookups
+FEW_ROWS = 256
 
 
 class EncodedInputs(NamedTuple):
@@ -122,10 +126,37 @@ class Preprocessor:
         values = np.array(frame[self.numeric], dtype=np.float64).reshape(len(frame), -1)
         numeric = np.clip(values, -VALUE_LIMIT, VALUE_LIMIT).astype(np.float32)
         codes = np.zeros((len(frame), len(self.categorical)), dtype=np.int64)
-        for j, (name, vocab) in enumerate(zip(self.categorical, self.vocabularies, strict=True)):
-            # pd.Index.get_indexer gives -1 for unseen values and missing ones: both become 0
-            codes[:, j] = pd.Index(vocab).get_indexer(_as_text(frame[name])) + 1
+        for j, name in enumerate(self.categorical):
+            codes[:, j] = self._codes(j, frame[name])
         return EncodedInputs(np.ascontiguousarray(numeric), codes)
+
+    def encode_checked(self, numeric: np.ndarray, texts: list[list[str | None]]) -> EncodedInputs:
+        """A few checked rows as Python data (a served request's): numeric float64
+        ``(rows, n_numeric)`` in :attr:`numeric` order, and per categorical column its
+        canonical texts (None when missing) -> what :meth:`transform` gives for them."""
+        codes = np.zeros((len(numeric), len(self.categorical)), dtype=np.int64)
+        for j, column in enumerate(texts):
+            lookup = self._lookups[j][1]
+            codes[:, j] = [lookup.get(text, 0) for text in column]
+        values = np.clip(numeric, -VALUE_LIMIT, VALUE_LIMIT).astype(np.float32)
+        return EncodedInputs(np.ascontiguousarray(values), codes)
+
+    def _codes(self, j: int, column: pd.Series) -> np.ndarray:
+        """Category indices of categorical column j: 0 for unseen and missing values."""
+        index, lookup = self._lookups[j]
+        if len(column) <= FEW_ROWS:  # a served request: pandas' fixed costs would dominate
+            return np.array([0 if _missing(v) else lookup.get(str(v), 0) for v in column])
+        # pd.Index.get_indexer gives -1 for unseen values and missing ones: both become 0
+        return index.get_indexer(_as_text(column)) + 1
+
+    @functools.cached_property
+    def _lookups(self) -> list[tuple[pd.Index, dict[str, int]]]:
+        """Per categorical column, its vocabulary as an index and as a dict of codes; built
+        once per fitted preprocessor (not part of its state)."""
+        return [
+            (pd.Index(vocab), {value: i + 1 for i, value in enumerate(vocab)})
+            for vocab in self.vocabularies
+        ]
 
     @property
     def cardinalities(self) -> list[int]:
@@ -138,6 +169,11 @@ class Preprocessor:
     @classmethod
     def from_dict(cls, state: dict) -> Preprocessor:
         return cls(**state)
+
+
+def _missing(value) -> bool:
+    """Whether one value is missing as pandas reads it (None, NA, NaT, NaN)."""
+    return value is None or value is pd.NA or value is pd.NaT or value != value  # NaN
 
 
 def _as_text(column: pd.Series) -> pd.Series:

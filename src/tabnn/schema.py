@@ -135,14 +135,7 @@ class Schema:
         >>> schema.check(pd.DataFrame({"Pclass": [3.0, None], "Age": ["22", "?"]})).to_dict("list")
         {'Age': [22.0, nan], 'Pclass': ['3', None]}
         """
-        by_name = {str(c): c for c in frame.columns}
-        absent = [name for name in self.features if name not in by_name]
-        if absent:
-            listed = "".join(f"\n- {name}" for name in absent)
-            raise SchemaError(
-                f"Columns seen at fit time, yet now missing:{listed}\n"
-                f"Pass a table with these columns (extra columns are ignored)."
-            )
+        by_name = self.require_columns(frame)
         columns = {name: frame[by_name[name]] for name in self.features}
         parts = set(self.date_parts)
         numbers = [n for n in self.numeric if n not in parts]
@@ -156,6 +149,19 @@ class Schema:
             out.update(dates.parts(columns[name], name))
         out.update({name: canonical_text(columns[name]) for name in self.categorical})
         return pd.DataFrame(out, columns=[*self.numeric, *self.categorical], index=frame.index)
+
+    def require_columns(self, frame: pd.DataFrame) -> dict:
+        """Refuse a frame that lacks a feature column (SchemaError naming each); -> the
+        frame's columns by their ``str`` names."""
+        by_name = {str(c): c for c in frame.columns}
+        absent = [name for name in self.features if name not in by_name]
+        if absent:
+            listed = "".join(f"\n- {name}" for name in absent)
+            raise SchemaError(
+                f"Columns seen at fit time, yet now missing:{listed}\n"
+                f"Pass a table with these columns (extra columns are ignored)."
+            )
+        return by_name
 
     def encode_target(self, y: pd.Series | pd.DataFrame | np.ndarray) -> np.ndarray:
         """Labels -> training targets.

@@ -25,9 +25,13 @@ from . import mlflow_format, oip
 from .limits import Batcher, Runner
 from .metrics import Metrics
 from .middleware import BodyTooLarge, ServerLayer
-from .models import Prediction, RequestError, ServedModel, load_models
+from .models import Prediction, RequestError, ServedModel, Table, load_models, table_rows
 
 SETTINGS_VARIABLE = "TABNN_SERVE_SETTINGS"
+# Requests this small are parsed and predicted on the event loop (a fraction of a
+# millisecond each, measured with benchmarks/serve.py): a thread hand-off costs more
+INLINE_BODY = 16 * 1024
+INLINE_ROWS = 16
 API_KEY_VARIABLE = "TABNN_API_KEY"
 log = logging.getLogger("tabnn.serve")
 
@@ -85,23 +89,25 @@ class Server:
             )
         return model
 
-    def predict(self, model: ServedModel, frame) -> Prediction:
+    def predict(self, model: ServedModel, table: Table) -> Prediction:
         """Predict on a pool thread (no micro-batching): tabnn's errors become 400s."""
         try:
-            prediction = model.predict(frame)
+            prediction = model.predict(table)
         except TabnnError as error:
             raise RequestError(400, str(error)) from None
         self.count(model, prediction)
-        self.metrics.batch_rows.labels(model.name).observe(len(frame))
+        self.metrics.batch_rows.labels(model.name).observe(table_rows(table))
         return prediction
 
-    async def predict_async(self, model: ServedModel, frame) -> Prediction:
+    async def predict_async(self, model: ServedModel, table: Table) -> Prediction:
         """Predict through the model's batcher, or alone on the pool."""
         batcher = self.batchers.get(model.name)
-        if batcher is None or len(frame) >= batcher.max_rows:
-            return await self.runner.run(self.predict, model, frame)
+        rows = table_rows(table)
+        if batcher is None or rows >= batcher.max_rows:
+            inline = isinstance(table, dict) and rows <= INLINE_ROWS
+            return await self.runner.run(self.predict, model, table, inline=inline)
         try:
-            prediction = await batcher.predict(frame)
+            prediction = await batcher.predict(table)
         except TabnnError as error:
             raise RequestError(400, str(error)) from None
         self.count(model, prediction)
@@ -259,8 +265,9 @@ def add_protocol_routes(app: FastAPI, server: Server) -> None:
         model = server.model(name, version)
         body = await request.body()
         header_length = request.headers.get(oip.HEADER_LENGTH)
-        parsed, frame = await server.runner.run(parse_infer, body, header_length)
-        prediction = await server.predict_async(model, frame)
+        inline = len(body) <= INLINE_BODY
+        parsed, table = await server.runner.run(parse_infer, body, header_length, inline=inline)
+        prediction = await server.predict_async(model, table)
         names = oip.requested_outputs(parsed, model)
         return JSONResponse(oip.response(model, parsed, prediction, names))
 
@@ -271,8 +278,7 @@ def add_protocol_routes(app: FastAPI, server: Server) -> None:
 
 def parse_infer(body: bytes, header_length: str | None):
     request, binary = oip.parse_body(body, header_length)
-    frame, _ = oip.request_frame(request, binary)
-    return request, frame
+    return request, oip.request_table(request, binary)
 
 
 def add_mlflow_routes(app: FastAPI, server: Server) -> None:
@@ -308,8 +314,9 @@ def add_mlflow_routes(app: FastAPI, server: Server) -> None:
         served = server.model(model) if model is not None else only_model(server)
         body = await request.body()
         content_type = request.headers.get("content-type", "")
-        frame = await server.runner.run(mlflow_format.request_frame, body, content_type)
-        prediction = await server.predict_async(served, frame)
+        parse, inline = mlflow_format.request_table, len(body) <= INLINE_BODY
+        table = await server.runner.run(parse, body, content_type, inline=inline)
+        prediction = await server.predict_async(served, table)
         return {"predictions": served.records(prediction)}
 
 

@@ -14,10 +14,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import pandas as pd
-
 from ..errors import TabnnError
-from .models import Prediction, RequestError, ServedModel
+from .models import Prediction, RequestError, ServedModel, Table, concat_tables, table_rows
 
 
 class Runner:
@@ -52,10 +50,17 @@ class Runner:
             future.add_done_callback(lambda _: self.release(holds))
         return future
 
-    async def run(self, job: Callable, *args):
-        """Admit one request, run its job on the pool, wait for it within the time limit."""
+    async def run(self, job: Callable, *args, inline: bool = False):
+        """Admit one request, run its job on the pool, wait for it within the time limit.
+        ``inline``: a job of well under a millisecond (a small request) runs on the event
+        loop itself, where handing it to a thread and back would cost more than the job."""
         self.admit()
-        return await self.wait(self.submit(job, *args, holds=1))
+        if not inline:
+            return await self.wait(self.submit(job, *args, holds=1))
+        try:
+            return job(*args)
+        finally:
+            self.release()
 
     async def wait(self, future: Future | asyncio.Future):
         try:
@@ -79,18 +84,18 @@ class Batcher:
 
     def __init__(self, model: ServedModel, runner: Runner, max_rows: int, wait: float) -> None:
         self.model, self.runner, self.max_rows, self.wait = model, runner, max_rows, wait
-        self.waiting: list[tuple[pd.DataFrame, asyncio.Future]] = []
+        self.waiting: list[tuple[Table, asyncio.Future]] = []
         self.rows = 0
         self.timer: asyncio.TimerHandle | None = None
         self.on_batch: Callable[[int], None] | None = None  # told each batch's row count
 
-    async def predict(self, frame: pd.DataFrame) -> Prediction:
+    async def predict(self, table: Table) -> Prediction:
         """Admit the request, add it to the open batch, wait for its prediction."""
         self.runner.admit()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self.waiting.append((frame, future))
-        self.rows += len(frame)
+        self.waiting.append((table, future))
+        self.rows += table_rows(table)
         if self.rows >= self.max_rows:
             self.flush()
         elif self.timer is None:
@@ -110,22 +115,22 @@ class Batcher:
         loop = asyncio.get_running_loop()
         job.add_done_callback(lambda done: loop.call_soon_threadsafe(deliver, done, futures))
 
-    def predict_batch(self, frames: list[pd.DataFrame]) -> list:
-        """Each frame's prediction, or the error that frame alone gets."""
+    def predict_batch(self, tables: list[Table]) -> list:
+        """Each request's prediction, or the error that request alone gets."""
+        sizes = [table_rows(t) for t in tables]
         if self.on_batch is not None:
-            self.on_batch(sum(len(f) for f in frames))
-        if len(frames) > 1:
+            self.on_batch(sum(sizes))
+        if len(tables) > 1:
             try:
-                whole = self.model.predict(pd.concat(frames, ignore_index=True))
-                return split(whole, [len(f) for f in frames])
+                return split(self.model.predict(concat_tables(tables)), sizes)
             except (TabnnError, RequestError):
                 pass  # some request's data: find whose, below
-        return [predict_or_error(self.model, frame) for frame in frames]
+        return [predict_or_error(self.model, table) for table in tables]
 
 
-def predict_or_error(model: ServedModel, frame: pd.DataFrame):
+def predict_or_error(model: ServedModel, table: Table):
     try:
-        return model.predict(frame)
+        return model.predict(table)
     except (TabnnError, RequestError) as error:
         return error
 

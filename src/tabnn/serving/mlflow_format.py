@@ -14,8 +14,8 @@ from .models import RequestError
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
-def request_frame(body: bytes, content_type: str) -> pd.DataFrame:
-    """A request body -> its rows as a table."""
+def request_table(body: bytes, content_type: str) -> dict[str, list] | pd.DataFrame:
+    """A request body -> its rows: columns as lists for the JSON forms, a frame for CSV."""
     media = content_type.split(";")[0].strip().lower()
     if media == "text/csv":
         return csv_frame(body)
@@ -36,13 +36,13 @@ def request_frame(body: bytes, content_type: str) -> pd.DataFrame:
             f"{', '.join(given) or 'none of them'}.",
         )  # fmt: skip
     key = given[0]
-    frame = split_frame(request[key]) if key == "dataframe_split" else rows_frame(key, request[key])
-    if len(frame.index) == 0:
+    table = split_table(request[key]) if key == "dataframe_split" else rows_table(key, request[key])
+    if not table or not any(table.values()):
         raise RequestError(400, f"'{key}' holds no rows to predict.")
-    return frame
+    return table
 
 
-def split_frame(split) -> pd.DataFrame:
+def split_table(split) -> dict[str, list]:
     """``{"columns": [...], "data": [[row], ...]}`` (pandas' ``orient="split"``)."""
     if not isinstance(split, dict) or not isinstance(split.get("columns"), list):
         raise RequestError(400, "'dataframe_split' must be an object with 'columns' and 'data'.")
@@ -55,20 +55,21 @@ def split_frame(split) -> pd.DataFrame:
             400, f"'dataframe_split.data' row {wrong} has {len(data[wrong])} values; "
             f"'columns' names {len(columns)}.",
         )  # fmt: skip
-    return pd.DataFrame(data, columns=[str(c) for c in columns])
+    return {str(c): [row[j] for row in data] for j, c in enumerate(columns)}
 
 
-def rows_frame(key: str, rows) -> pd.DataFrame:
+def rows_table(key: str, rows) -> dict[str, list]:
     """A list of ``{column: value}`` records, or ``{column: [values]}``."""
     if isinstance(rows, list) and all(isinstance(row, dict) for row in rows):
-        return pd.DataFrame.from_records(rows)
+        names = dict.fromkeys(str(c) for row in rows for c in row)  # a key absent: missing
+        return {c: [row.get(c) for row in rows] for c in names}
     if isinstance(rows, dict) and all(isinstance(v, list) for v in rows.values()):
         lengths = {len(v) for v in rows.values()}
         if len(lengths) > 1:
             raise RequestError(
                 400, f"'{key}' columns must have equal lengths; got {sorted(lengths)}."
             )
-        return pd.DataFrame(rows)
+        return {str(c): v for c, v in rows.items()}
     raise RequestError(
         400, f"'{key}' must be a list of records ({{column: value}}) or an object of "
         f"columns ({{column: [values]}}); got a {type(rows).__name__}.",

@@ -12,8 +12,11 @@ import pandas as pd
 
 from .. import artifact
 from ..errors import UsageError
+from ..fast_encode import encode_columns
 from ..frames import aligned
 
+# a request's rows: columns as lists (what the protocols' JSON holds), or a frame (CSV)
+Table = dict[str, list] | pd.DataFrame
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -60,11 +63,16 @@ class ServedModel:
         """Datatype of the ``label`` output: the classes' own kind."""
         return datatype_of(np.asarray(self.estimator.classes_))
 
-    def predict(self, frame: pd.DataFrame) -> Prediction:
-        """Rows -> their prediction; tabnn's own errors (a missing column, text in a numeric
-        column) name what is wrong, and the caller answers them with a 400."""
+    def predict(self, table: Table) -> Prediction:
+        """Rows (a frame, or columns as lists) -> their prediction; tabnn's own errors (a
+        missing column, text in a numeric column) name what is wrong, and the caller
+        answers them with a 400. A few rows of plain values skip pandas (``fast_encode``)."""
         estimator = self.estimator
-        proba = estimator.predict_proba(aligned(estimator, frame))
+        inputs = encode_columns(estimator, table) if isinstance(table, dict) else None
+        if inputs is None:
+            frame = pd.DataFrame(table) if isinstance(table, dict) else table
+            inputs = aligned(estimator, frame)
+        proba = estimator.predict_proba(inputs)
         threshold = estimator.threshold_
         if self.task == "multilabel":
             labels = (proba >= threshold).astype(np.int64)
@@ -88,6 +96,22 @@ class ServedModel:
             row.update({f"proba_{n}": float(p) for n, p in zip(names, proba)})
             rows.append(row)
         return rows
+
+
+def table_rows(table: Table) -> int:
+    if isinstance(table, pd.DataFrame):
+        return len(table)
+    return len(next(iter(table.values()), []))
+
+
+def concat_tables(tables: list[Table]) -> Table:
+    """Several requests' rows as one table (columns that some lack are left out: the
+    merged prediction then fails, and each request is predicted alone)."""
+    if all(isinstance(t, dict) for t in tables):
+        shared = [c for c in tables[0] if all(c in t for t in tables[1:])]
+        return {c: [v for t in tables for v in t[c]] for c in shared}
+    frames = [pd.DataFrame(t) if isinstance(t, dict) else t for t in tables]
+    return pd.concat(frames, ignore_index=True)
 
 
 def datatype_of(values: np.ndarray) -> str:

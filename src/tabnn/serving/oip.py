@@ -16,7 +16,6 @@ import math
 import struct
 
 import numpy as np
-import pandas as pd
 
 from .models import Prediction, RequestError, ServedModel, datatype_of
 
@@ -63,8 +62,8 @@ def parse_body(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
     return request, binary
 
 
-def request_frame(request: dict, binary: bytes) -> tuple[pd.DataFrame, int]:
-    """An inference request -> (its rows as a table, one column an input; the row count)."""
+def request_table(request: dict, binary: bytes) -> dict[str, list]:
+    """An inference request -> its rows as columns (one an input), each a list of values."""
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise RequestError(
@@ -86,7 +85,7 @@ def request_frame(request: dict, binary: bytes) -> tuple[pd.DataFrame, int]:
         raise RequestError(
             400, f"The binary data holds {len(binary)} bytes; the inputs describe {offset}."
         )
-    return pd.DataFrame(columns, index=pd.RangeIndex(rows)), rows
+    return columns
 
 
 def read_tensor(tensor, position: int, binary: bytes, offset: int):
@@ -181,7 +180,7 @@ def decode_binary(name: str, datatype: str, data: bytes, rows: int):
                 f"Input {name!r}: {rows} {datatype} values take {rows * dtype.itemsize} bytes; "
                 f"got {len(data)}.",
             )
-        return np.frombuffer(data, dtype=dtype).astype(dtype.newbyteorder("="))
+        return np.frombuffer(data, dtype=dtype).tolist()  # Python numbers, as JSON gives
     values, position = [], 0
     for _ in range(rows):
         if position + 4 > len(data):

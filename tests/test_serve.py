@@ -167,7 +167,7 @@ def test_tritonclient_health_and_metadata(server):
     inputs = {i["name"]: i["datatype"] for i in meta["inputs"]}
     assert inputs["Age"] == "FP64" and inputs["Sex"] == "BYTES"
     assert "Name" not in inputs  # dropped at training: not asked for
-    assert [o["name"] for o in meta["outputs"]] == ["label", "probabilities"]
+    assert [o["name"] for o in meta["outputs"]] == ["label", "probabilities", "outside_training"]
     assert client.get_server_metadata()["name"] == "tabnn"
 
 
@@ -244,6 +244,33 @@ def test_multilabel_answers_a_label_matrix(server, model_dirs):
     answer = requests.post(f"{server.url}/invocations?model=tags", json=body, timeout=30)
     records = answer.json()["predictions"]
     assert set(records[0]) == {"labels", "proba_calm", "proba_loud"}
+
+
+def test_answers_say_which_inputs_are_outside_training(server):
+    frame = titanic_rows(2)
+    frame.loc[0, "Sex"] = "alien"
+    frame.loc[1, "Age"] = 500.0
+    inputs = oip_inputs(frame, TITANIC_COLUMNS)
+    url = f"{server.url}/v2/models/titanic/infer"
+    plain = requests.post(url, json={"inputs": inputs}, timeout=30).json()
+    assert [o["name"] for o in plain["outputs"]] == ["label", "probabilities"]  # not asked
+    body = {"inputs": inputs, "parameters": {"outside_training": True}}
+    asked = requests.post(url, json=body, timeout=30).json()["outputs"][-1]
+    assert asked["name"] == "outside_training"
+    assert asked["data"] == ["Sex:unseen_category", "Age:above_range"]
+    rows = json.loads(frame[TITANIC_COLUMNS].to_json(orient="records"))
+    mlflow = requests.post(
+        f"{server.url}/invocations?model=titanic&outside_training=true",
+        json={"dataframe_records": rows}, timeout=30,
+    ).json()["predictions"]  # fmt: skip
+    assert [p["outside_training"] for p in mlflow] == asked["data"]
+    params = requests.post(
+        f"{server.url}/invocations?model=titanic",
+        json={"dataframe_records": rows, "params": {"outside_training": True}}, timeout=30,
+    ).json()["predictions"]  # fmt: skip
+    assert [p["outside_training"] for p in params] == asked["data"]
+    metrics = requests.get(f"{server.url}/metrics", timeout=5).text
+    assert 'tabnn_inputs_outside_training_total{column="Sex",kind="unseen_category",' in metrics
 
 
 # ------------------------------------------------------------------ MLflow's format

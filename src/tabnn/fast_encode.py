@@ -1,30 +1,44 @@
-"""A few rows handed over as Python lists (a served request's columns) encoded without
-pandas: the arrays that ``Schema.check`` then ``Preprocessor.transform`` give for the same
-rows, at a fraction of the cost. A pandas operation has a fixed cost of tens of
-microseconds, and a one-row request pays it a few dozen times; here a row costs a few dict
-lookups.
+"""A request's rows -> their checked values and the network's inputs, as ``Schema.check``
+then ``Preprocessor.transform`` make them, for a server that also wants the checked values
+(``drift`` reads them).
 
-Only values whose reading is unambiguous take this path: numbers (or null) in numeric
-columns, anything in categorical ones (read by ``label_key``, as ``Schema.check`` reads
-them). Text in a numeric column, an infinity, a date column, a missing column or many rows
-make it decline (None), and the caller takes the pandas path, which also words the errors.
+A few rows handed over as Python lists (a served request's columns) skip pandas: a pandas
+operation has a fixed cost of tens of microseconds, and a one-row request would pay it a few
+dozen times; here a row costs a few dict lookups. Only values whose reading is unambiguous
+take that path: numbers (or null) in numeric columns, anything in categorical ones (read by
+``label_key``, as ``Schema.check`` reads them). Text in a numeric column, an infinity, a
+date column, a missing column or many rows make it decline (None), and the caller takes the
+pandas path (``checked_frame``), which also words the errors.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 
+from .frames import aligned, as_frame
 from .labels import label_key
 from .preprocess import EncodedInputs
 
 FAST_ROWS = 256  # above this, pandas' vectorised path is the faster one
 
 
-def encode_columns(estimator, columns: Mapping[str, Sequence]) -> EncodedInputs | None:
-    """Columns (name -> values, one per row) -> the network's inputs, or None to decline."""
+class CheckedRows(NamedTuple):
+    """Rows as the model reads them: numeric float64 ``(rows, n_numeric)`` (NaN where
+    missing), each categorical column's canonical texts (None where missing), and the
+    network's inputs."""
+
+    numeric: np.ndarray
+    texts: list[list[str | None]]
+    inputs: EncodedInputs
+
+
+def checked_columns(estimator, columns: Mapping[str, Sequence]) -> CheckedRows | None:
+    """Columns (name -> values, one per row) -> the checked rows, or None to decline."""
     schema, prep = estimator.schema_, estimator.preprocessor_
     if schema.dates or not all(name in columns for name in schema.features):
         return None
@@ -40,4 +54,21 @@ def encode_columns(estimator, columns: Mapping[str, Sequence]) -> EncodedInputs 
     if np.isinf(numeric).any():
         return None  # refused by Schema.check, with the rows named
     texts = [[label_key(v) for v in columns[name]] for name in prep.categorical]
-    return prep.encode_checked(numeric, texts)
+    return CheckedRows(numeric, texts, prep.encode_checked(numeric, texts))
+
+
+def encode_columns(estimator, columns: Mapping[str, Sequence]) -> EncodedInputs | None:
+    """Columns -> the network's inputs alone, or None to decline."""
+    checked = checked_columns(estimator, columns)
+    return None if checked is None else checked.inputs
+
+
+def checked_frame(estimator, frame: pd.DataFrame) -> CheckedRows:
+    """Any table -> its checked rows, through pandas (as ``TabNNClassifier.encode``: the
+    same checks and errors, rows named by their position)."""
+    frame = as_frame(estimator, aligned(estimator, frame), reset=False)
+    checked = estimator.schema_.check(frame)
+    prep = estimator.preprocessor_
+    numeric = np.array(checked[prep.numeric], dtype=np.float64).reshape(len(checked), -1)
+    texts = [checked[name].tolist() for name in prep.categorical]
+    return CheckedRows(numeric, texts, prep.transform(checked))

@@ -8,6 +8,7 @@ not counted), the numbering of the ``row`` column of every prediction output.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -16,7 +17,9 @@ import pandas as pd
 
 from . import artifact
 from .data.read import ReadOptions, iter_table_chunks, read_table
+from .drift import describe, outside_training
 from .errors import DataError, UsageError
+from .fast_encode import checked_frame
 from .frames import aligned
 from .io import atomic_output
 
@@ -63,10 +66,12 @@ def predict_file(
     threshold: float | None = None,
     chunksize: int = 50_000,
     on_chunk=None,
+    outside: bool = False,
 ):
     """Predict a file chunk by chunk (bounded memory). With ``out``, write CSV or Parquet
     atomically (a temporary file renamed into place) and return the row count; without,
-    return the predictions as one frame."""
+    return the predictions as one frame. ``outside``: add the ``outside_training`` column
+    (per row, the inputs unlike training's; see ``drift``)."""
     if out is not None:
         _check_prediction_out(Path(out))
     estimator = artifact.load(model_dir)
@@ -74,15 +79,18 @@ def predict_file(
     saved = training_info(estimator).get("read_options", {})
     header = read_header(options.header, saved)
     chunks = iter_table_chunks(path, sep=options.sep, header=header, chunksize=chunksize)
+    predict_chunk = functools.partial(
+        _predict_chunk, estimator, threshold=threshold, outside=outside
+    )
     if out is None:
         frames, first = [], 0
         for chunk in chunks:
-            frames.append(_predict_chunk(estimator, chunk, first, threshold))
+            frames.append(predict_chunk(chunk, first))
             first += len(chunk)
         if not frames:
             raise DataError(f"'{path}' has no rows to predict.")
         return pd.concat(frames, ignore_index=True)
-    return _write_predictions(estimator, chunks, Path(out), threshold, on_chunk)
+    return _write_predictions(chunks, Path(out), predict_chunk, on_chunk)
 
 
 def predict_rows(model_dir, path, options: ReadOptions, rows) -> pd.DataFrame:
@@ -112,9 +120,13 @@ def _threshold(estimator, threshold: float | None) -> float:
     return threshold
 
 
-def _predict_chunk(estimator, chunk: pd.DataFrame, first_row: int, threshold: float):
+def _predict_chunk(estimator, chunk: pd.DataFrame, first_row: int, *, threshold, outside):
     chunk = chunk.set_axis(range(first_row, first_row + len(chunk)), axis=0)
-    return prediction_frame(estimator, chunk, first_row, threshold)
+    frame = prediction_frame(estimator, chunk, first_row, threshold)
+    if outside:
+        flags = outside_training(estimator.preprocessor_, *checked_frame(estimator, chunk))
+        frame["outside_training"] = [describe(pairs) for pairs in flags]
+    return frame
 
 
 def _check_prediction_out(out: Path) -> None:
@@ -125,12 +137,12 @@ def _check_prediction_out(out: Path) -> None:
         raise UsageError(f"--out must end in .csv or .parquet; got '{out.name}'.")
 
 
-def _write_predictions(estimator, chunks, out: Path, threshold: float, on_chunk) -> int:
+def _write_predictions(chunks, out: Path, predict_chunk, on_chunk) -> int:
     made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic_output(out) as temp:
-            return _write_chunks(estimator, chunks, temp, out.suffix.lower(), threshold, on_chunk)
+            return _write_chunks(chunks, temp, out.suffix.lower(), predict_chunk, on_chunk)
     except BaseException:
         for directory in made:  # leave no directory behind that this command made
             if directory.is_dir() and not any(directory.iterdir()):
@@ -138,12 +150,12 @@ def _write_predictions(estimator, chunks, out: Path, threshold: float, on_chunk)
         raise
 
 
-def _write_chunks(estimator, chunks, temp: Path, suffix: str, threshold: float, on_chunk) -> int:
+def _write_chunks(chunks, temp: Path, suffix: str, predict_chunk, on_chunk) -> int:
     """Predict chunk after chunk into the temporary file; -> the number of rows."""
     writer, rows = None, 0
     try:
         for chunk in chunks:
-            frame = _predict_chunk(estimator, chunk, rows, threshold)
+            frame = predict_chunk(chunk, rows)
             writer = _append(frame, temp, suffix, writer)
             rows += len(chunk)
             if on_chunk is not None:

@@ -57,6 +57,12 @@ class Preprocessor:
     vocabularies : list of list of str
         Categories seen in training, most frequent first. Index 0 of the encoded
         array is reserved for unknown and missing values, so category ``i`` is ``i + 1``.
+    ranges : list of [float, float]
+        Per numeric column, the smallest and largest training value (for ``drift``;
+        empty in models saved before it).
+    missing_seen : list of bool
+        Per numeric, then per categorical column, whether training had missing values
+        (for ``drift``; empty in models saved before it).
     """
 
     numeric: list[str]
@@ -68,6 +74,8 @@ class Preprocessor:
     indicators: list[bool] = field(default_factory=list)
     quantiles: list[list[float]] = field(default_factory=list)
     vocabularies: list[list[str]] = field(default_factory=list)
+    ranges: list[list[float]] = field(default_factory=list)
+    missing_seen: list[bool] = field(default_factory=list)
 
     @classmethod
     def fit(
@@ -92,6 +100,7 @@ class Preprocessor:
         prep._fit_numeric(np.clip(values, -VALUE_LIMIT, VALUE_LIMIT), missing_indicator)
         for name in categorical:
             prep.vocabularies.append(_vocabulary(frame[name]))
+            prep.missing_seen.append(bool(frame[name].isna().any()))
         return prep
 
     def _fit_numeric(self, values: np.ndarray, missing_indicator: str) -> None:
@@ -111,6 +120,10 @@ class Preprocessor:
         self.centers = center.tolist()
         self.scales = np.where(scale > 1e-12, scale, 1.0).tolist()
         has_missing = missing.any(0)
+        self.ranges = (
+            np.stack([filled.min(0), filled.max(0)], axis=1).tolist() if len(values) else []
+        )
+        self.missing_seen = [bool(m) for m in has_missing]  # the categorical columns follow
         self.indicators = [
             missing_indicator == "always" or (missing_indicator == "auto" and bool(m))
             for m in has_missing

@@ -322,10 +322,19 @@ def predict(
         int, typer.Option(help="Rows read at a time.", callback=at_least(1))
     ] = 50_000,
     quiet: PredictQuiet = False,
+    outside_training: Annotated[
+        bool,
+        typer.Option(
+            "--outside-training",
+            help="Add a column naming, per row, the inputs unlike any in training: "
+            "Age:above_range;Sex:unseen_category (also below_range, unseen_missing).",
+        ),
+    ] = False,
 ):
     """Predict labels and class probabilities for every row of DATA.
 
-    Columns: row (0-based data row), prediction (labels if multi-label), proba_CLASS.
+    Columns: row (0-based data row), prediction (labels if multi-label), proba_CLASS, and
+    with --outside-training, outside_training.
     """
     from ..data.read import ReadOptions
     from ..predict import predict_file
@@ -340,6 +349,7 @@ def predict(
             threshold=threshold,
             chunksize=chunk_size,
             on_chunk=on_chunk,
+            outside=outside_training,
         )
     if out is None:
         sys.stdout.write(result.to_csv(index=False))

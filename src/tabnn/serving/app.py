@@ -115,6 +115,9 @@ class Server:
 
     def count(self, model: ServedModel, prediction: Prediction) -> None:
         self.metrics.rows.labels(model.name).inc(len(prediction.probabilities))
+        for pairs in prediction.outside:
+            for column, kind in pairs:
+                self.metrics.outside.labels(model.name, column, kind).inc()
 
 
 def create_app(
@@ -310,14 +313,17 @@ def add_mlflow_routes(app: FastAPI, server: Server) -> None:
             }
         },
     )
-    async def invocations(request: Request, model: str | None = None):
+    async def invocations(
+        request: Request, model: str | None = None, outside_training: bool = False
+    ):
         served = server.model(model) if model is not None else only_model(server)
         body = await request.body()
         content_type = request.headers.get("content-type", "")
         parse, inline = mlflow_format.request_table, len(body) <= INLINE_BODY
-        table = await server.runner.run(parse, body, content_type, inline=inline)
+        table, params = await server.runner.run(parse, body, content_type, inline=inline)
         prediction = await server.predict_async(served, table)
-        return {"predictions": served.records(prediction)}
+        outside = outside_training or params.get("outside_training") is True
+        return {"predictions": served.records(prediction, outside)}
 
 
 def only_model(server: Server) -> ServedModel:

@@ -140,7 +140,13 @@ def split(prediction: Prediction, sizes: list[int]) -> list[Prediction]:
     parts, start = [], 0
     for size in sizes:
         end = start + size
-        parts.append(Prediction(prediction.labels[start:end], prediction.probabilities[start:end]))
+        parts.append(
+            Prediction(
+                prediction.labels[start:end],
+                prediction.probabilities[start:end],
+                prediction.outside[start:end],
+            )
+        )
         start = end
     return parts
 

@@ -14,11 +14,12 @@ from .models import RequestError
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
-def request_table(body: bytes, content_type: str) -> dict[str, list] | pd.DataFrame:
-    """A request body -> its rows: columns as lists for the JSON forms, a frame for CSV."""
+def request_table(body: bytes, content_type: str) -> tuple[dict[str, list] | pd.DataFrame, dict]:
+    """A request body -> its rows (columns as lists for the JSON forms, a frame for CSV)
+    and its ``params`` (MLflow's inference parameters; empty for CSV)."""
     media = content_type.split(";")[0].strip().lower()
     if media == "text/csv":
-        return csv_frame(body)
+        return csv_frame(body), {}
     if media not in ("application/json", ""):
         raise RequestError(
             415, f"Expected Content-Type application/json or text/csv; got {content_type!r}."
@@ -39,7 +40,10 @@ def request_table(body: bytes, content_type: str) -> dict[str, list] | pd.DataFr
     table = split_table(request[key]) if key == "dataframe_split" else rows_table(key, request[key])
     if not table or not any(table.values()):
         raise RequestError(400, f"'{key}' holds no rows to predict.")
-    return table
+    params = request.get("params", {})
+    if not isinstance(params, dict):
+        raise RequestError(400, f"'params' must be an object; got a {type(params).__name__}.")
+    return table, params
 
 
 def split_table(split) -> dict[str, list]:

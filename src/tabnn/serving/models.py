@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from .. import artifact
+from ..drift import describe, outside_training
 from ..errors import UsageError
-from ..fast_encode import encode_columns
-from ..frames import aligned
+from ..fast_encode import checked_columns, checked_frame
 
 # a request's rows: columns as lists (what the protocols' JSON holds), or a frame (CSV)
 Table = dict[str, list] | pd.DataFrame
@@ -31,11 +31,13 @@ class RequestError(Exception):
 @dataclass(frozen=True)
 class Prediction:
     """What the model says about some rows: ``labels`` (single-label tasks: the label of
-    each row in its original value; multi-label: a 0/1 matrix, one column per label) and
-    ``probabilities`` (rows, classes or labels)."""
+    each row in its original value; multi-label: a 0/1 matrix, one column per label),
+    ``probabilities`` (rows, classes or labels) and, per row, the (column, kind) inputs
+    ``outside`` what training saw (``drift``)."""
 
     labels: np.ndarray
     probabilities: np.ndarray
+    outside: list[list[tuple[str, str]]]
 
 
 class ServedModel:
@@ -68,11 +70,13 @@ class ServedModel:
         missing column, text in a numeric column) name what is wrong, and the caller
         answers them with a 400. A few rows of plain values skip pandas (``fast_encode``)."""
         estimator = self.estimator
-        inputs = encode_columns(estimator, table) if isinstance(table, dict) else None
-        if inputs is None:
-            frame = pd.DataFrame(table) if isinstance(table, dict) else table
-            inputs = aligned(estimator, frame)
-        proba = estimator.predict_proba(inputs)
+        rows = checked_columns(estimator, table) if isinstance(table, dict) else None
+        if rows is None:
+            rows = checked_frame(
+                estimator, pd.DataFrame(table) if isinstance(table, dict) else table
+            )
+        proba = estimator.predict_proba(rows.inputs)
+        outside = outside_training(estimator.preprocessor_, *rows)
         threshold = estimator.threshold_
         if self.task == "multilabel":
             labels = (proba >= threshold).astype(np.int64)
@@ -80,20 +84,22 @@ class ServedModel:
             labels = estimator.classes_[(proba[:, 1] >= threshold).astype(int)]
         else:
             labels = estimator.classes_[proba.argmax(1)]
-        return Prediction(labels, proba)
+        return Prediction(labels, proba, outside)
 
-    def records(self, prediction: Prediction) -> list[dict]:
+    def records(self, prediction: Prediction, outside: bool = False) -> list[dict]:
         """A prediction as one JSON object a row, as ``tabnn predict`` writes its columns:
-        ``prediction`` (or ``labels``, the names of the predicted labels) and
-        ``proba_<class>``."""
+        ``prediction`` (or ``labels``, the names of the predicted labels),
+        ``proba_<class>`` and, when asked, ``outside_training``."""
         names = [str(c) for c in self.classes]
         rows = []
-        for label, proba in zip(prediction.labels, prediction.probabilities):
+        for i, (label, proba) in enumerate(zip(prediction.labels, prediction.probabilities)):
             if self.task == "multilabel":
                 row = {"labels": [n for n, on in zip(names, label) if on]}
             else:
                 row = {"prediction": plain(label)}
             row.update({f"proba_{n}": float(p) for n, p in zip(names, proba)})
+            if outside:
+                row["outside_training"] = describe(prediction.outside[i])
             rows.append(row)
         return rows
 

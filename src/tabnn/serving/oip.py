@@ -17,6 +17,7 @@ import struct
 
 import numpy as np
 
+from ..drift import describe
 from .models import Prediction, RequestError, ServedModel, datatype_of
 
 NUMPY_TYPES = {
@@ -35,6 +36,7 @@ NUMPY_TYPES = {
 }
 DATATYPES = (*NUMPY_TYPES, "BYTES")
 HEADER_LENGTH = "inference-header-content-length"
+OUTSIDE = "outside_training"  # the optional output: per row, inputs unlike training's
 
 
 def parse_body(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
@@ -200,11 +202,14 @@ def decode_binary(name: str, datatype: str, data: bytes, rows: int):
 
 
 def requested_outputs(request: dict, model: ServedModel) -> list[str]:
-    """The outputs the request names (all, when it names none)."""
+    """The outputs the request names; when it names none, the label(s) and probabilities,
+    and ``outside_training`` if its parameters ask for it."""
     available = output_names(model)
     outputs = request.get("outputs")
     if outputs is None:
-        return available
+        parameters = request.get("parameters")
+        asked = isinstance(parameters, dict) and parameters.get(OUTSIDE) is True
+        return available if asked else available[:2]
     if not isinstance(outputs, list) or not all(
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
     ):
@@ -220,12 +225,14 @@ def requested_outputs(request: dict, model: ServedModel) -> list[str]:
 
 
 def output_names(model: ServedModel) -> list[str]:
-    return ["labels" if model.task == "multilabel" else "label", "probabilities"]
+    return ["labels" if model.task == "multilabel" else "label", "probabilities", OUTSIDE]
 
 
 def response(model: ServedModel, request: dict, prediction: Prediction, names: list[str]):
-    """The inference answer: ``label`` (or ``labels``, a 0/1 matrix for multi-label) and
-    ``probabilities`` (rows, classes), with the class names in the outputs' parameters."""
+    """The inference answer: ``label`` (or ``labels``, a 0/1 matrix for multi-label),
+    ``probabilities`` (rows, classes), with the class names in the outputs' parameters, and
+    when asked ``outside_training`` (per row ``Age:above_range;Sex:unseen_category``, empty
+    when every input is like training's)."""
     rows = len(prediction.probabilities)
     classes = [str(c) for c in model.classes]
     tensors = {
@@ -238,6 +245,9 @@ def response(model: ServedModel, request: dict, prediction: Prediction, names: l
         tensors["labels"] = tensor("labels", labels, [rows, len(classes)], classes)
     else:
         tensors["label"] = tensor("label", labels, [rows], None)
+    if OUTSIDE in names:
+        described = np.array([describe(pairs) for pairs in prediction.outside], dtype=object)
+        tensors[OUTSIDE] = tensor(OUTSIDE, described, [rows], None)
     answer = {"model_name": model.name, "model_version": model.version}
     if "id" in request:
         answer["id"] = request["id"]
@@ -273,6 +283,10 @@ def metadata(model: ServedModel) -> dict:
         "inputs": [
             {"name": c, "datatype": model.input_datatype(c), "shape": [-1]} for c in model.features
         ],
-        "outputs": [label, {"name": "probabilities", "datatype": "FP64", "shape": [-1, n]}],
+        "outputs": [
+            label,
+            {"name": "probabilities", "datatype": "FP64", "shape": [-1, n]},
+            {"name": OUTSIDE, "datatype": "BYTES", "shape": [-1]},
+        ],
         "parameters": {"task": model.task, "classes": [str(c) for c in model.classes]},
     }

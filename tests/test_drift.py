@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import tabnn
 from tabnn import TabNNClassifier
 from tabnn.cli import app
-from tabnn.drift import describe, outside_training
+from tabnn.drift import KINDS, available_checks, describe, outside_training
 from tabnn.fast_encode import checked_columns, checked_frame
 
 
@@ -72,6 +72,8 @@ def test_a_model_saved_before_ranges_reports_nothing(model):
     rows = checked_frame(estimator, pd.DataFrame({"age": [1e9], "income": [None],
                                                  "city": ["Oslo"], "pet": ["cat"]}))  # fmt: skip
     assert outside_training(old, *rows) == [[]]
+    assert available_checks(old) == ["unseen_category"]
+    assert available_checks(prep) == list(KINDS)
 
 
 def test_predict_adds_the_column(model, tmp_path):

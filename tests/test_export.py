@@ -383,6 +383,7 @@ def test_cli_json_summary(model_dir, tmp_path):
         ("not a model", 1, "not a tabnn model directory"),
         ("missing folder", 2, "does not exist"),
         ("a directory", 2, "is a directory"),
+        ("a model's own file", 2, "must end in .onnx"),
     ],
 )
 def test_cli_bad_input_fails_cleanly(model_dir, tmp_path, where, code, message):
@@ -395,6 +396,8 @@ def test_cli_bad_input_fails_cleanly(model_dir, tmp_path, where, code, message):
         (source / "notes.txt").write_text("hello")
     elif where == "missing folder":
         out = tmp_path / "no" / "m.onnx"
+    elif where == "a model's own file":
+        out = model_dir / "model.safetensors"
     else:
         out = tmp_path
     before = sorted(p.name for p in tmp_path.rglob("*"))
@@ -402,6 +405,7 @@ def test_cli_bad_input_fails_cleanly(model_dir, tmp_path, where, code, message):
     assert result.exit_code == code
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    tabnn.load(model_dir)  # the model is untouched
 
 
 def test_cli_without_onnx_names_the_extra(model_dir, tmp_path, monkeypatch):

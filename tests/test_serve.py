@@ -169,6 +169,7 @@ def test_tritonclient_health_and_metadata(server):
     assert "Name" not in inputs  # dropped at training: not asked for
     assert [o["name"] for o in meta["outputs"]] == ["label", "probabilities", "outside_training"]
     assert client.get_server_metadata()["name"] == "tabnn"
+    assert "above_range" in meta["parameters"]["outside_training_checks"]
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary-tensors", "json-tensors"])
@@ -356,6 +357,13 @@ def post(server, path: str, body, **kwargs):
         ("/invocations?model=titanic", {"dataframe_split": {"columns": ["a"], "data": [[1, 2]]}},
          400, ["row 0", "2 values"]),
         ("/invocations", {"dataframe_records": [{"Age": 3}]}, 400, ["?model=NAME"]),
+        ("/v2/models/titanic/infer", '{"inputs": ' + "[" * 5000 + "]" * 5000 + "}", 400,
+         ["too deeply"]),
+        ("/v2/models/titanic/infer",
+         {"inputs": [{"name": "Age", "shape": [0], "datatype": "FP64", "data": []}]},
+         400, ["no rows"]),
+        ("/v2/models/titanic/infer", {"inputs": {"Age": 1}}, 400, ["got a dict"]),
+        ("/invocations?model=iris", {"instances": [[5.1, 3.5]]}, 400, ["4 input columns"]),
     ],
 )  # fmt: skip
 def test_bad_requests_get_a_4xx_naming_the_problem(server, path, body, status, phrases):
@@ -383,10 +391,18 @@ def test_key_is_required_but_liveness_is_open(guarded):
         f"{guarded.url}/v2/models/titanic", headers={"Authorization": "Bearer nope"}, timeout=5
     )
     assert wrong.status_code == 401
-    right = requests.get(
-        f"{guarded.url}/v2/models/titanic", headers={"Authorization": f"Bearer {KEY}"}, timeout=5
+    basic = requests.get(
+        f"{guarded.url}/v2/models/titanic", headers={"Authorization": f"Basic {KEY}"}, timeout=5
     )
-    assert right.status_code == 200
+    assert basic.status_code == 401 and "'Basic' scheme" in basic.json()["error"]
+    for scheme in ("Bearer", "bearer"):  # the scheme's case does not matter (RFC 7235)
+        right = requests.get(
+            f"{guarded.url}/v2/models/titanic",
+            headers={"Authorization": f"{scheme} {KEY}"},
+            timeout=5,
+        )
+        assert right.status_code == 200
+    assert requests.head(f"{guarded.url}/v2/health/live", timeout=5).status_code == 200
 
 
 def test_oversized_bodies_get_413(guarded):
@@ -464,11 +480,17 @@ def test_shutdown_finishes_requests_in_flight(model_dirs):
     assert '"POST /invocations" 200' in output  # the access log line
 
 
-def test_several_workers_serve(model_dirs):
+def test_several_workers_serve_and_count_together(model_dirs):
     running = Server([str(model_dirs["iris"]), "--workers", "2"])
     try:
         answer = requests.get(f"{running.url}/v2/models/iris/ready", timeout=10)
         assert answer.json() == {"name": "iris", "ready": True}
+        body = {"instances": [[5.1, 3.5, 1.4, 0.2]] * 3}  # rows as lists, in input order
+        for _ in range(6):  # new connections: the workers share them out
+            assert requests.post(f"{running.url}/invocations", json=body, timeout=10).ok
+        for _ in range(3):  # whichever worker answers, it counts every worker's rows
+            text = requests.get(f"{running.url}/metrics", timeout=10).text
+            assert 'tabnn_rows_predicted_total{model="iris"} 18.0' in text
     finally:
         running.stop()
 
@@ -490,6 +512,28 @@ def test_serve_refuses_bad_models_before_binding(args, code, phrase):
     )  # fmt: skip
     assert done.returncode == code, done.stderr
     assert phrase in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_refuses_an_empty_key(model_dirs):
+    done = subprocess.run(
+        [sys.executable, "-m", "tabnn", "serve", str(model_dirs["iris"])],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "TABNN_API_KEY": " "},
+    )  # fmt: skip
+    assert done.returncode == 2 and "is empty" in done.stderr
+
+
+def test_onnx_runtime_gives_the_same_answers(model_dirs, server):
+    running = Server([f"titanic={model_dirs['titanic']}", "--runtime", "onnx"])
+    try:
+        frame = titanic_rows(20)
+        body = {"dataframe_split": json.loads(frame.to_json(orient="split"))}
+        onnx = post(running, "/invocations", body).json()["predictions"]
+        torch = post(server, "/invocations?model=titanic", body).json()["predictions"]
+        got = [[p["proba_0"], p["proba_1"]] for p in onnx]
+        np.testing.assert_allclose(got, [[p["proba_0"], p["proba_1"]] for p in torch], atol=1e-9)
+        assert [p["prediction"] for p in onnx] == [p["prediction"] for p in torch]
+    finally:
+        running.stop()
 
 
 def test_serve_refuses_two_models_of_one_name(model_dirs):

@@ -48,6 +48,15 @@ def outside_training(
     return found
 
 
+def available_checks(prep: Preprocessor) -> list[str]:
+    """The kinds a model can report: all of them, or for a model saved before ranges and
+    missing values were kept, unseen categories alone."""
+    full = len(prep.ranges) == len(prep.numeric) and len(prep.missing_seen) == len(
+        prep.numeric
+    ) + len(prep.categorical)
+    return list(KINDS) if full else ["unseen_category"]
+
+
 def mark(found: list[list], columns: list[str], flags: dict[str, np.ndarray]) -> None:
     """Add each flagged (row, column) to its row's list, column by column."""
     for j, column in enumerate(columns):

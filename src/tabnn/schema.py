@@ -157,8 +157,13 @@ class Schema:
         absent = [name for name in self.features if name not in by_name]
         if absent:
             listed = "".join(f"\n- {name}" for name in absent)
+            given = list(by_name)
+            shown = ", ".join(given[:20]) + (
+                f" and {len(given) - 20} more" if len(given) > 20 else ""
+            )
             raise SchemaError(
                 f"Columns seen at fit time, yet now missing:{listed}\n"
+                f"The table has: {shown or 'no columns'}.\n"
                 f"Pass a table with these columns (extra columns are ignored)."
             )
         return by_name

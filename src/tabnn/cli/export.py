@@ -49,15 +49,17 @@ def export(
         typer.Option(
             help="Largest difference from the model's probabilities the exported graph may "
             "show on the check rows; above it nothing is written.",
-            callback=in_range(0, 1),
+            callback=in_range(0, 1, low_open=True),
         ),
     ] = 1e-5,
     quiet: Quiet = False,
     as_json: AsJson = False,
 ):
     """Export a saved model to ONNX: one graph from the raw columns (numbers as float64
-    with NaN for missing, categories as strings) to the probabilities and the label,
-    run with onnxruntime and checked against the model before the file is kept."""
+    with NaN for missing, categories as strings) to the probabilities and the label in
+    its original values, run with onnxruntime and checked against the model on 16
+    synthetic rows before the file is kept. Categories are looked up as spelled: send them
+    as `tabnn info` lists the vocabulary (Pclass 3 as "3"; "" for a missing one)."""
     with user_errors(quiet):
         require_onnx()
         from ..artifact import load

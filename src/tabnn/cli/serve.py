@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from typing import Annotated
 
 import typer
@@ -27,7 +29,7 @@ def serve(
     host: Annotated[
         str, typer.Option(help="Address to listen on; 0.0.0.0 opens the server to the network.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.", callback=at_least(0))] = 8080,
+    port: Annotated[int, typer.Option(help="Port (0: any free one).", min=0, max=65535)] = 8080,
     workers: Annotated[
         int, typer.Option(help="Server processes (each loads the models).", callback=at_least(1))
     ] = 1,
@@ -70,7 +72,7 @@ def serve(
     batch_wait_ms: Annotated[
         float,
         typer.Option(
-            help="How long a request waits for others to join its batch.",
+            help="With --batch-max-rows: how long a request waits for others to join its batch.",
             callback=in_range(0, 1000),
         ),
     ] = 2.0,
@@ -78,6 +80,14 @@ def serve(
         list[str] | None,
         typer.Option(help="Allow browser calls from this origin (repeatable); off by default."),
     ] = None,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            help="What computes the probabilities: torch, or onnx (the exported graph in "
+            "onnxruntime, faster on large requests; needs tabnn[onnx]).",
+            callback=choice("torch", "onnx"),
+        ),
+    ] = "torch",
     log_level: Annotated[
         str,
         typer.Option(
@@ -87,18 +97,25 @@ def serve(
     ] = "info",
 ):
     """Serve saved models over HTTP: the Open Inference Protocol v2 (KServe, MLServer,
-    Triton clients) at /v2/..., MLflow's scoring format at /invocations, Prometheus
-    metrics at /metrics. Plain HTTP: put it behind a proxy for TLS."""
+    Triton clients) at /v2/models/NAME/infer, MLflow's scoring format at /invocations
+    (?model=NAME when several are served), Prometheus metrics at /metrics, the API's
+    schema at /docs. Answers can name the inputs unlike training's (OIP parameter or
+    MLflow ?outside_training=true). Plain HTTP: put it behind a proxy for TLS."""
     with user_errors():
+        if api_key is not None and not api_key.strip():
+            raise UsageError(
+                "The API key (--api-key or TABNN_API_KEY) is empty: give a key, or leave both "
+                "unset to serve without one."
+            )
         uvicorn, settings_type = _server_libraries()
         from ..serving.models import load_models
 
         settings = settings_type(
             models=list(models), max_body=max_body, timeout=timeout, threads=threads,
             queue=queue, batch_max_rows=batch_max_rows, batch_wait_ms=batch_wait_ms,
-            cors_origins=list(cors_origin or []),
+            cors_origins=list(cors_origin or []), runtime=runtime,
         )  # fmt: skip
-        loaded = load_models(settings.models)  # a bad directory fails here, before binding
+        loaded = load_models(settings.models, runtime)  # a bad directory fails here, not later
         logging.basicConfig(format="%(asctime)s %(name)s %(message)s", level=log_level.upper())
         options = dict(
             host=host, port=port, log_level=log_level, access_log=False,
@@ -113,12 +130,21 @@ def _run(uvicorn, loaded, settings, api_key: str | None, workers: int, options: 
     from ..serving import app
 
     if workers == 1:
+        app.one_torch_thread_per_request()
         uvicorn.run(app.create_app(loaded, settings, api_key), **options)
         return
     os.environ[app.SETTINGS_VARIABLE] = app.settings_environment(settings)
     if api_key:
         os.environ[app.API_KEY_VARIABLE] = api_key
-    uvicorn.run("tabnn.serving.app:app_from_environment", factory=True, workers=workers, **options)
+    # the workers share their metrics through files (prometheus_client's multiprocess mode)
+    metrics_dir = tempfile.mkdtemp(prefix="tabnn-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "tabnn.serving.app:app_from_environment", factory=True, workers=workers, **options
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _server_libraries():

@@ -22,6 +22,10 @@ def check_out(out: str | os.PathLike) -> Path:
     path = Path(out)
     if path.is_dir():
         raise UsageError(f"'{out}' is a directory; give a file name such as model.onnx.")
+    if path.suffix.lower() != ".onnx":  # never a model's own files, a report, a device
+        raise UsageError(f"The output must end in .onnx, as model.onnx; got '{path.name}'.")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"'{out}' exists and is not a regular file; give another name.")
     parent = path.parent
     if not parent.is_dir():
         why = "does not exist" if not parent.exists() else "is not a directory"

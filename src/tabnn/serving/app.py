@@ -48,13 +48,16 @@ class ServeSettings:
     batch_max_rows: int = 0  # 0: no micro-batching
     batch_wait_ms: float = 2.0
     cors_origins: list[str] = field(default_factory=list)
+    runtime: str = "torch"  # or "onnx": probabilities from the exported graph
 
 
 def app_from_environment() -> FastAPI:
     """The app a worker process builds: settings from ``TABNN_SERVE_SETTINGS`` (JSON), the
     key from ``TABNN_API_KEY``."""
     settings = ServeSettings(**json.loads(os.environ[SETTINGS_VARIABLE]))
-    return create_app(load_models(settings.models), settings, os.environ.get(API_KEY_VARIABLE))
+    one_torch_thread_per_request()
+    models = load_models(settings.models, settings.runtime)
+    return create_app(models, settings, os.environ.get(API_KEY_VARIABLE))
 
 
 def settings_environment(settings: ServeSettings) -> str:
@@ -120,6 +123,15 @@ class Server:
                 self.metrics.outside.labels(model.name, column, kind).inc()
 
 
+def one_torch_thread_per_request() -> None:
+    """For a server process: each prediction runs on one torch thread. Parallelism comes
+    from concurrent requests (``--threads``); a request that also fanned out over torch's
+    threads would oversubscribe the cores (measured with benchmarks/serve.py)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def create_app(
     models: dict[str, ServedModel], settings: ServeSettings, api_key: str | None = None
 ) -> FastAPI:
@@ -157,7 +169,12 @@ def create_app(
     return ServerLayer(app, server.metrics, api_key, settings.max_body)
 
 
+MAX_MESSAGE = 2000  # characters: an error quotes what arrived, never all of a huge value
+
+
 def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE] + " [...]"
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
@@ -187,6 +204,10 @@ def add_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             message = f"No route {request.method} {request.url.path}; see GET /docs."
         return error(exc.status_code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError):
+        return error(400, "The request nests JSON arrays or objects too deeply to read.")
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception):
@@ -235,11 +256,11 @@ def add_protocol_routes(app: FastAPI, server: Server) -> None:
     def server_metadata():
         return {"name": "tabnn", "version": __version__, "extensions": ["binary_tensor_data"]}
 
-    @app.get("/v2/health/live")
+    @app.api_route("/v2/health/live", methods=["GET", "HEAD"])  # load balancers probe with HEAD
     def live():
         return {"live": True}
 
-    @app.get("/v2/health/ready")
+    @app.api_route("/v2/health/ready", methods=["GET", "HEAD"])  # load balancers probe with HEAD
     def ready():
         if not server.ready:
             return JSONResponse({"ready": False}, status_code=503)
@@ -287,11 +308,11 @@ def parse_infer(body: bytes, header_length: str | None):
 def add_mlflow_routes(app: FastAPI, server: Server) -> None:
     """MLflow's scoring server routes: one model (or ``?model=NAME`` among several)."""
 
-    @app.get("/ping")
+    @app.api_route("/ping", methods=["GET", "HEAD"])  # load balancers probe with HEAD
     def ping():
         return PlainTextResponse("\n")
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])  # load balancers probe with HEAD
     def health():
         if not server.ready:
             return PlainTextResponse("not ready\n", status_code=503)
@@ -320,7 +341,9 @@ def add_mlflow_routes(app: FastAPI, server: Server) -> None:
         body = await request.body()
         content_type = request.headers.get("content-type", "")
         parse, inline = mlflow_format.request_table, len(body) <= INLINE_BODY
-        table, params = await server.runner.run(parse, body, content_type, inline=inline)
+        table, params = await server.runner.run(
+            parse, body, content_type, served.features, inline=inline
+        )
         prediction = await server.predict_async(served, table)
         outside = outside_training or params.get("outside_training") is True
         return {"predictions": served.records(prediction, outside)}

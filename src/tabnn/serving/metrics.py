@@ -4,7 +4,11 @@ rows of each forward pass and the inputs outside what training saw."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384, 65536)
@@ -43,4 +47,11 @@ class Metrics:
         self.latency.labels(route).observe(seconds)
 
     def text(self) -> bytes:
-        return generate_latest(self.registry)
+        """The Prometheus text; with several worker processes (``PROMETHEUS_MULTIPROC_DIR``
+        set, as ``tabnn serve --workers`` does) the sum over all of them, so that a scrape
+        answered by any worker sees every request."""
+        if MULTIPROCESS_VARIABLE not in os.environ:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)

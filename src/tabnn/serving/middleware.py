@@ -26,7 +26,7 @@ class ServerLayer:
 
     def __init__(self, app, metrics: Metrics, api_key: str | None, max_body: int) -> None:
         self.app, self.metrics, self.max_body = app, metrics, max_body
-        self.expected = f"Bearer {api_key}".encode() if api_key else None
+        self.key = api_key.encode() if api_key else None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -52,17 +52,26 @@ class ServerLayer:
     def refusal(self, scope) -> tuple[int, str, dict] | None:
         """(status, message, headers) when the request is refused before its route runs."""
         headers = dict(scope["headers"])
-        if self.expected is not None and scope["path"] not in OPEN_PATHS:
-            given = headers.get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):  # constant time
-                what = "a wrong key" if given else "no Authorization header"
-                return 401, f"Expected 'Authorization: Bearer <key>'; got {what}.", {
-                    "www-authenticate": "Bearer"
-                }  # fmt: skip
+        if self.key is not None and scope["path"] not in OPEN_PATHS:
+            problem = self.key_problem(headers.get(b"authorization"))
+            if problem is not None:
+                message = f"Expected 'Authorization: Bearer <key>'; got {problem}."
+                return 401, message, {"www-authenticate": "Bearer"}
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
             return 413, self.too_large(int(length)), {}
         return None
+
+    def key_problem(self, given: bytes | None) -> str | None:
+        """What is wrong with an Authorization header, or None when it holds the key. The
+        scheme is case-insensitive (RFC 7235); the key is compared in constant time."""
+        if given is None:
+            return "no Authorization header"
+        scheme, _, token = given.strip().partition(b" ")
+        right = hmac.compare_digest(token.strip(), self.key)
+        if scheme.lower() != b"bearer":
+            return f"the {scheme.decode('latin-1')[:20]!r} scheme"
+        return None if right else "a wrong key"
 
     def too_large(self, size: int | None = None) -> str:
         given = f"{size} bytes" if size is not None else "more"

@@ -14,9 +14,12 @@ from .models import RequestError
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
-def request_table(body: bytes, content_type: str) -> tuple[dict[str, list] | pd.DataFrame, dict]:
+def request_table(
+    body: bytes, content_type: str, features: list[str]
+) -> tuple[dict[str, list] | pd.DataFrame, dict]:
     """A request body -> its rows (columns as lists for the JSON forms, a frame for CSV)
-    and its ``params`` (MLflow's inference parameters; empty for CSV)."""
+    and its ``params`` (MLflow's inference parameters; empty for CSV). ``features``: the
+    model's input columns, which rows given as plain lists hold in that order."""
     media = content_type.split(";")[0].strip().lower()
     if media == "text/csv":
         return csv_frame(body), {}
@@ -37,7 +40,10 @@ def request_table(body: bytes, content_type: str) -> tuple[dict[str, list] | pd.
             f"{', '.join(given) or 'none of them'}.",
         )  # fmt: skip
     key = given[0]
-    table = split_table(request[key]) if key == "dataframe_split" else rows_table(key, request[key])
+    if key == "dataframe_split":
+        table = split_table(request[key])
+    else:
+        table = rows_table(key, request[key], features)
     if not table or not any(table.values()):
         raise RequestError(400, f"'{key}' holds no rows to predict.")
     params = request.get("params", {})
@@ -62,8 +68,17 @@ def split_table(split) -> dict[str, list]:
     return {str(c): [row[j] for row in data] for j, c in enumerate(columns)}
 
 
-def rows_table(key: str, rows) -> dict[str, list]:
-    """A list of ``{column: value}`` records, or ``{column: [values]}``."""
+def rows_table(key: str, rows, features: list[str]) -> dict[str, list]:
+    """A list of ``{column: value}`` records, ``{column: [values]}``, or a list of rows
+    as lists holding the model's input columns in order (its metadata lists them)."""
+    if isinstance(rows, list) and rows and all(isinstance(row, list) for row in rows):
+        wrong = next((i for i, row in enumerate(rows) if len(row) != len(features)), None)
+        if wrong is not None:
+            raise RequestError(
+                400, f"'{key}' row {wrong} has {len(rows[wrong])} values; rows given as lists "
+                f"hold the model's {len(features)} input columns in order: {', '.join(features)}.",
+            )  # fmt: skip
+        return {name: [row[j] for row in rows] for j, name in enumerate(features)}
     if isinstance(rows, list) and all(isinstance(row, dict) for row in rows):
         names = dict.fromkeys(str(c) for row in rows for c in row)  # a key absent: missing
         return {c: [row.get(c) for row in rows] for c in names}
@@ -87,5 +102,7 @@ def csv_frame(body: bytes) -> pd.DataFrame:
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
         raise RequestError(400, f"Expected CSV with a header line: {error}") from None
     if frame.empty:
-        raise RequestError(400, "The CSV body holds no rows to predict.")
+        raise RequestError(
+            400, "The CSV body holds no rows to predict (its first line is read as the header)."
+        )
     return frame

@@ -45,9 +45,14 @@ class ServedModel:
     its ``tabnn.json`` digest, so a retrained model is a new version), the columns a request
     must hold and the classes its answers name."""
 
-    def __init__(self, name: str, directory: Path) -> None:
+    def __init__(self, name: str, directory: Path, runtime: str = "torch") -> None:
         self.name, self.directory = name, directory
         self.estimator = artifact.load(directory)
+        self.onnx = None
+        if runtime == "onnx":
+            from .onnx_runtime import OnnxProbabilities
+
+            self.onnx = OnnxProbabilities(self.estimator)
         meta = self.estimator.metadata_
         self.version = str(meta.get("meta_sha256", ""))[:12] or "1"
         schema = self.estimator.schema_
@@ -75,7 +80,7 @@ class ServedModel:
             rows = checked_frame(
                 estimator, pd.DataFrame(table) if isinstance(table, dict) else table
             )
-        proba = estimator.predict_proba(rows.inputs)
+        proba = estimator.predict_proba(rows.inputs) if self.onnx is None else self.onnx(rows)
         outside = outside_training(estimator.preprocessor_, *rows)
         threshold = estimator.threshold_
         if self.task == "multilabel":
@@ -154,6 +159,14 @@ def parse_model_specs(specs: list[str]) -> list[tuple[str, Path]]:
     return named
 
 
-def load_models(specs: list[str]) -> dict[str, ServedModel]:
-    """Every model of the specs, loaded and checked (a bad directory is the user's error)."""
-    return {name: ServedModel(name, directory) for name, directory in parse_model_specs(specs)}
+RUNTIMES = ("torch", "onnx")
+
+
+def load_models(specs: list[str], runtime: str = "torch") -> dict[str, ServedModel]:
+    """Every model of the specs, loaded and checked (a bad directory is the user's error);
+    ``runtime``: what computes the probabilities, torch or onnxruntime."""
+    if runtime not in RUNTIMES:
+        raise UsageError(f"The runtime must be torch or onnx; got {runtime!r}.")
+    return {
+        name: ServedModel(name, directory, runtime) for name, directory in parse_model_specs(specs)
+    }

@@ -17,7 +17,7 @@ import struct
 
 import numpy as np
 
-from ..drift import describe
+from ..drift import available_checks, describe
 from .models import Prediction, RequestError, ServedModel, datatype_of
 
 NUMPY_TYPES = {
@@ -68,8 +68,9 @@ def request_table(request: dict, binary: bytes) -> dict[str, list]:
     """An inference request -> its rows as columns (one an input), each a list of values."""
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
+        got = "none" if not inputs else f"a {type(inputs).__name__}"
         raise RequestError(
-            400, "Expected 'inputs': a list of input tensors, one per column; got none."
+            400, f"Expected 'inputs': a list of input tensors, one per column; got {got}."
         )
     columns, offset, rows = {}, 0, None
     for position, tensor in enumerate(inputs):
@@ -83,6 +84,8 @@ def request_table(request: dict, binary: bytes) -> dict[str, list]:
                 f"the inputs before it {rows}.",
             )
         columns[name], rows = values, len(values)
+    if not rows:
+        raise RequestError(400, "The inputs hold no rows (shape [0]); send at least one.")
     if offset != len(binary):
         raise RequestError(
             400, f"The binary data holds {len(binary)} bytes; the inputs describe {offset}."
@@ -161,9 +164,9 @@ def check_values(name: str, datatype: str, values: list) -> list:
         wrong = next((v for v in values if v is not None and not is_number(v)), None)
         expected = f"numbers ({datatype})"
     if wrong is not None:
-        raise RequestError(
-            400, f"Input {name!r} must hold {expected} or null; it holds {json.dumps(wrong)}."
-        )
+        shown = json.dumps(wrong)
+        shown = shown if len(shown) <= 80 else shown[:80] + "..."
+        raise RequestError(400, f"Input {name!r} must hold {expected} or null; it holds {shown}.")
     return values
 
 
@@ -288,5 +291,9 @@ def metadata(model: ServedModel) -> dict:
             {"name": "probabilities", "datatype": "FP64", "shape": [-1, n]},
             {"name": OUTSIDE, "datatype": "BYTES", "shape": [-1]},
         ],
-        "parameters": {"task": model.task, "classes": [str(c) for c in model.classes]},
+        "parameters": {
+            "task": model.task,
+            "classes": [str(c) for c in model.classes],
+            "outside_training_checks": available_checks(model.estimator.preprocessor_),
+        },
     }

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import requests
+import torch
 
 import tabnn
 from tabnn import TabNNClassifier
@@ -135,7 +136,9 @@ async def load(port: int, request: bytes, clients: int, seconds: float) -> dict:
 
 
 def in_process_baseline(model, X: pd.DataFrame, seconds: float) -> float:
-    """One-row predict_proba calls per second in-process, one thread."""
+    """One-row predict_proba calls per second in-process, on one torch thread (as the
+    server predicts)."""
+    torch.set_num_threads(1)
     row = aligned(model, X.iloc[[0]])
     calls, until = 0, time.perf_counter() + seconds
     while time.perf_counter() < until:
@@ -172,16 +175,18 @@ def main() -> None:
             finally:
                 process.terminate()
                 process.wait()
-        process, port = start_server(model_dir, [])
-        try:
-            bulk = http_request("/invocations", bulk_request(X, 1000))
-            asyncio.run(load(port, bulk, 2, 1.0))
-            r = asyncio.run(load(port, bulk, 2, args.seconds))
-            print(f"\n1,000-row requests, 2 clients: {r['rps'] * 1000:,.0f} rows/s "
-                  f"(p50 {r['p50']:.1f} ms)")  # fmt: skip
-        finally:
-            process.terminate()
-            process.wait()
+        bulk = http_request("/invocations", bulk_request(X, 1000))
+        print()
+        for runtime in ("torch", "onnx"):
+            process, port = start_server(model_dir, ["--runtime", runtime])
+            try:
+                asyncio.run(load(port, bulk, 2, 1.0))
+                r = asyncio.run(load(port, bulk, 2, args.seconds))
+                print(f"1,000-row requests, 2 clients, --runtime {runtime}: "
+                      f"{r['rps'] * 1000:,.0f} rows/s (p50 {r['p50']:.1f} ms)")  # fmt: skip
+            finally:
+                process.terminate()
+                process.wait()
 
 
 if __name__ == "__main__":

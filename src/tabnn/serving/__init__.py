@@ -5,6 +5,7 @@ Triton) and MLflow's scoring format.
 - ``oip`` and ``mlflow_format``: each protocol's requests read into a table, its answers;
 - ``limits``: the queue, the time limit and the micro-batches predictions run under;
 - ``middleware``: what every request passes (key, body size, metrics, access log);
+- ``metrics``: the Prometheus metrics; ``onnx_runtime``: ``--runtime onnx``;
 - ``app``: the FastAPI app over all of them (``create_app``).
 
 Nothing here is imported by ``import tabnn``: FastAPI loads only when a server starts.

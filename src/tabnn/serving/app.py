@@ -93,7 +93,8 @@ class Server:
         return model
 
     def predict(self, model: ServedModel, table: Table) -> Prediction:
-        """Predict on a pool thread (no micro-batching): tabnn's errors become 400s."""
+        """Predict without micro-batching (on a pool thread, or on the event loop for a few
+        rows): tabnn's errors become 400s."""
         try:
             prediction = model.predict(table)
         except TabnnError as error:

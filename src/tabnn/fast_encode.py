@@ -66,7 +66,7 @@ def encode_columns(estimator, columns: Mapping[str, Sequence]) -> EncodedInputs 
 def checked_frame(estimator, frame: pd.DataFrame) -> CheckedRows:
     """Any table -> its checked rows, through pandas (as ``TabNNClassifier.encode``: the
     same checks and errors, rows named by their position)."""
-    frame = as_frame(estimator, aligned(estimator, frame), reset=False)
+    frame = as_frame(estimator, aligned(estimator, frame, check=False), reset=False)
     checked = estimator.schema_.check(frame)
     prep = estimator.preprocessor_
     numeric = np.array(checked[prep.numeric], dtype=np.float64).reshape(len(checked), -1)

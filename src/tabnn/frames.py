@@ -194,11 +194,16 @@ def as_target(y, n_rows: int) -> pd.Series | pd.DataFrame:
     return target
 
 
-def aligned(estimator, X: pd.DataFrame) -> pd.DataFrame:
+def aligned(estimator, X: pd.DataFrame, *, check: bool = True) -> pd.DataFrame:
     """The columns the estimator was fitted on, in fit order: missing feature columns are
     named in an error, extra columns are ignored, and columns the schema dropped may be
-    absent (they are filled with missing values, never read)."""
-    estimator.schema_.check(X)  # names any missing feature column
+    absent (they are filled with missing values, never read). ``check``: also hold the
+    values to the schema here, so that errors name rows by X's own index (a caller that
+    checks the result itself, rows named by position, passes False)."""
+    if check:
+        estimator.schema_.check(X)  # names any missing feature column, or bad value
+    else:
+        estimator.schema_.require_columns(X)
     names = getattr(estimator, "feature_names_in_", None)
     if names is None:
         return X

@@ -8,6 +8,7 @@ settings from an environment variable.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -142,6 +143,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # what start-up made (torch, pandas, the models) lives as long as the server: out
+        # of the collector's sight, a full collection stays short instead of pausing every
+        # request in flight for a scan of the whole heap
+        gc.collect()
+        gc.freeze()
         server.ready = True
         yield
         server.ready = False  # shutting down: readiness fails while requests finish

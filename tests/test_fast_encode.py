@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tabnn import TabNNClassifier
-from tabnn.fast_encode import FAST_ROWS, encode_columns
+from tabnn.fast_encode import FAST_ROWS, checked_columns
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,9 @@ categories = st.one_of(
 def test_same_arrays_as_the_pandas_path(model, columns):
     age, income, city, grade = columns
     table = {"age": age, "income": income, "city": city, "grade": grade, "extra": ["x"] * len(age)}
-    fast = encode_columns(model, table)
-    assert fast is not None
+    checked = checked_columns(model, table)
+    assert checked is not None
+    fast = checked.inputs
     slow = model.encode(pd.DataFrame(table)[["age", "income", "city", "grade"]])
     np.testing.assert_array_equal(fast.numeric, slow.numeric)
     np.testing.assert_array_equal(fast.categorical, slow.categorical)
@@ -71,11 +72,11 @@ def test_same_arrays_as_the_pandas_path(model, columns):
 )
 def test_declines_what_only_the_pandas_path_reads(model, change):
     table = {"age": [40.0], "income": [None], "city": ["Oslo"], "grade": [2], **change}
-    assert encode_columns(model, table) is None
+    assert checked_columns(model, table) is None
 
 
 def test_declines_a_missing_column_and_many_rows(model):
-    assert encode_columns(model, {"age": [1.0], "income": [1.0], "city": ["Oslo"]}) is None
+    assert checked_columns(model, {"age": [1.0], "income": [1.0], "city": ["Oslo"]}) is None
     n = FAST_ROWS + 1
     many = {"age": [1.0] * n, "income": [1.0] * n, "city": ["Oslo"] * n, "grade": [1] * n}
-    assert encode_columns(model, many) is None
+    assert checked_columns(model, many) is None

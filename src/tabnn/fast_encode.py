@@ -57,12 +57,6 @@ def checked_columns(estimator, columns: Mapping[str, Sequence]) -> CheckedRows |
     return CheckedRows(numeric, texts, prep.encode_checked(numeric, texts))
 
 
-def encode_columns(estimator, columns: Mapping[str, Sequence]) -> EncodedInputs | None:
-    """Columns -> the network's inputs alone, or None to decline."""
-    checked = checked_columns(estimator, columns)
-    return None if checked is None else checked.inputs
-
-
 def checked_frame(estimator, frame: pd.DataFrame) -> CheckedRows:
     """Any table -> its checked rows, through pandas (as ``TabNNClassifier.encode``: the
     same checks and errors, rows named by their position)."""

@@ -5,11 +5,10 @@ JSON object with one of ``dataframe_split``, ``dataframe_records``, ``instances`
 from __future__ import annotations
 
 import io
-import json
 
 import pandas as pd
 
-from .models import RequestError
+from .models import RequestError, columns_of_rows, json_object
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -27,12 +26,7 @@ def request_table(
         raise RequestError(
             415, f"Expected Content-Type application/json or text/csv; got {content_type!r}."
         )
-    try:
-        request = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise RequestError(400, f"Expected a JSON object as the request body: {error}.") from None
-    if not isinstance(request, dict):
-        raise RequestError(400, f"Expected a JSON object; got a {type(request).__name__}.")
+    request = json_object(body)
     given = [key for key in FORMATS if key in request]
     if len(given) != 1:
         raise RequestError(
@@ -59,26 +53,19 @@ def split_table(split) -> dict[str, list]:
     columns, data = split["columns"], split.get("data")
     if not isinstance(data, list) or not all(isinstance(row, list) for row in data):
         raise RequestError(400, "'dataframe_split.data' must be a list of rows (lists).")
-    wrong = next((i for i, row in enumerate(data) if len(row) != len(columns)), None)
-    if wrong is not None:
-        raise RequestError(
-            400, f"'dataframe_split.data' row {wrong} has {len(data[wrong])} values; "
-            f"'columns' names {len(columns)}.",
-        )  # fmt: skip
-    return {str(c): [row[j] for row in data] for j, c in enumerate(columns)}
+    names = [str(c) for c in columns]
+    return columns_of_rows("dataframe_split.data", data, names, f"'columns' names {len(names)}")
 
 
 def rows_table(key: str, rows, features: list[str]) -> dict[str, list]:
     """A list of ``{column: value}`` records, ``{column: [values]}``, or a list of rows
     as lists holding the model's input columns in order (its metadata lists them)."""
     if isinstance(rows, list) and rows and all(isinstance(row, list) for row in rows):
-        wrong = next((i for i, row in enumerate(rows) if len(row) != len(features)), None)
-        if wrong is not None:
-            raise RequestError(
-                400, f"'{key}' row {wrong} has {len(rows[wrong])} values; rows given as lists "
-                f"hold the model's {len(features)} input columns in order: {', '.join(features)}.",
-            )  # fmt: skip
-        return {name: [row[j] for row in rows] for j, name in enumerate(features)}
+        expected = (
+            f"rows given as lists hold the model's {len(features)} input columns in order: "
+            f"{', '.join(features)}"
+        )
+        return columns_of_rows(key, rows, features, expected)
     if isinstance(rows, list) and all(isinstance(row, dict) for row in rows):
         names = dict.fromkeys(str(c) for row in rows for c in row)  # a key absent: missing
         return {c: [row.get(c) for row in rows] for c in names}

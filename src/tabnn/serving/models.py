@@ -3,6 +3,7 @@ predictions as a table of rows (what both protocols read their requests into).""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,26 @@ class ServedModel:
                 row["outside_training"] = describe(prediction.outside[i])
             rows.append(row)
         return rows
+
+
+def json_object(body: bytes) -> dict:
+    """A request body that must be one JSON object (both protocols' JSON requests)."""
+    try:
+        request = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise RequestError(400, f"Expected a JSON object as the request body: {error}.") from None
+    if not isinstance(request, dict):
+        raise RequestError(400, f"Expected a JSON object; got a {type(request).__name__}.")
+    return request
+
+
+def columns_of_rows(where: str, rows: list[list], names: list[str], expected: str) -> dict:
+    """Rows given as lists -> columns named ``names``; a row of another length is refused,
+    ``expected`` saying what its values should be."""
+    wrong = next((i for i, row in enumerate(rows) if len(row) != len(names)), None)
+    if wrong is not None:
+        raise RequestError(400, f"'{where}' row {wrong} has {len(rows[wrong])} values; {expected}.")
+    return {name: [row[j] for row in rows] for j, name in enumerate(names)}
 
 
 def table_rows(table: Table) -> int:

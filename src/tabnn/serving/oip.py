@@ -18,7 +18,7 @@ import struct
 import numpy as np
 
 from ..drift import available_checks, describe
-from .models import Prediction, RequestError, ServedModel, datatype_of
+from .models import Prediction, RequestError, ServedModel, datatype_of, json_object
 
 NUMPY_TYPES = {
     "BOOL": np.bool_,
@@ -55,13 +55,7 @@ def parse_body(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
         body, binary = body[:length], body[length:]
     else:
         binary = b""
-    try:
-        request = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise RequestError(400, f"Expected a JSON object as the request body: {error}.") from None
-    if not isinstance(request, dict):
-        raise RequestError(400, f"Expected a JSON object; got a {type(request).__name__}.")
-    return request, binary
+    return json_object(body), binary
 
 
 def request_table(request: dict, binary: bytes) -> dict[str, list]:

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import params
 from .engine.config import History, Member, TensorData, TrainConfig, device_of
+from .engine.distributed import World
 from .engine.train import fit_stack
 from .ensemble_net import build_network
 from .errors import DataError, UsageError
@@ -397,7 +398,10 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             check_threshold_tuning(schema, y_all, member_rows)
         union = np.unique(np.concatenate([train for train, _ in member_rows]))
         vocabulary_rows = union if vocabulary_rows is None else vocabulary_rows
-        shared = self._preprocessor(schema, x_all.iloc[vocabulary_rows])
+        world = World.current()  # torchrun's processes: rank 0 fits the statistics
+        device = device_of(self.device)
+        fitted = lambda: self._preprocessor(schema, x_all.iloc[vocabulary_rows])  # noqa: E731
+        shared = world.from_main(Preprocessor, fitted, device)
         x_num, x_cat = shared.transform(x_all)
         recipe = params.recipe(self)
         config = build_config(
@@ -412,14 +416,14 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             ensemble_size=recipe.ensemble_size,
             numeric_embedding=recipe.numeric_embedding,
         )
-        device = device_of(self.device)
         model = build_network(config)
         for k, (train, _) in enumerate(member_rows):
             same = np.array_equal(np.sort(train), vocabulary_rows)  # an ensemble: no refit
             own = shared if same else self._preprocessor(schema, x_all.iloc[train])
             model.encoder.set_statistics(k, own)
         model.to(device)
-        data = TensorData.from_arrays(x_num, x_cat, y_all, device)
+        own = world.own_rows(len(y_all))  # each rank holds its share of the rows
+        data = TensorData.from_arrays(x_num[own], x_cat[own], y_all[own], device)
         members = [Member(tr, va, self._seed + k) for k, (tr, va) in enumerate(member_rows)]
         train_config = params.train_config(self, len(member_rows[0][0]))
         weights = params.loss_weights(self, schema, y_all[union])
@@ -431,6 +435,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             train_config,
             class_weight=None if weights is None else weights.to(device),
             on_epoch=on_epoch,
+            world=world,
         )
         if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
             raise DataError(
@@ -439,21 +444,16 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             )
         model = model.cpu().eval()
         network = float64_network(model)
-        # chosen before anything is marked fitted, so a threshold that cannot be found
-        # leaves no half-fitted estimator behind
-        threshold, tuning = self._choose_threshold(network, x_num, x_cat, y_all, member_rows)
+        # chosen before anything is marked fitted: a threshold not found leaves no half-fit
+        threshold, tuning = self.threshold, None
+        if threshold == "auto":
+            from .evaluation.threshold import tune_network_threshold
+
+            threshold, tuning = tune_network_threshold(
+                network, x_num, x_cat, y_all, member_rows, self.threshold_metric
+            )
         self._set_fitted(schema, shared, config, train_config, model, network)
-        self.threshold_, self.threshold_tuning_ = threshold, tuning
-
-    def _choose_threshold(self, network, x_num, x_cat, y_all, member_rows) -> tuple:
-        """The decision threshold and how it was tuned (None when fixed)."""
-        if self.threshold != "auto":
-            return float(self.threshold), None
-        from .evaluation.threshold import tune_on_validation_rows, validation_union
-
-        rows = validation_union(member_rows)
-        proba = member_probabilities(network, "binary", x_num[rows], x_cat[rows])[..., 0]
-        return tune_on_validation_rows(y_all, rows, proba, member_rows, self.threshold_metric)
+        self.threshold_, self.threshold_tuning_ = float(threshold), tuning
 
     def _preprocessor(self, schema: Schema, frame: pd.DataFrame) -> Preprocessor:
         return Preprocessor.fit(

@@ -28,6 +28,7 @@ from .data import (
     split_target,
 )
 from .data.target import spec_notes
+from .engine.distributed import World
 from .errors import TabnnWarning, UsageError
 from .estimator import TabNNClassifier
 from .evaluation.holdout import holdout_evaluation, positive_proba
@@ -165,11 +166,15 @@ def train_workflow(
     test_size: float = 0.15,
     on_epoch=None,
     outputs: Outputs | None = None,
-) -> TrainResult:
+) -> TrainResult | None:
     """Split train/validation/test (stratified), fit on train with early stopping on
     validation, evaluate once on test beside the baselines, save the model directory
-    with its report."""
-    outputs = outputs or Outputs()
+    with its report.
+
+    Under torchrun every rank reads the table and draws the same split, and trains its
+    share of the rows; rank 0 alone evaluates, saves and tracks; the others return None."""
+    main = World.current().is_main
+    outputs = (outputs or Outputs()) if main else Outputs(report=False)
     if out is not None:
         check_model_out(out)
     table = load_training_table(path, options)
@@ -190,6 +195,8 @@ def train_workflow(
             on_epoch=_each(on_epoch, tracker.on_epoch),
         )
         seconds = time.perf_counter() - started
+        if not main:
+            return None
         evaluation = holdout_evaluation(estimator, X.iloc[train], y.iloc[train], X, y, test)
         tracker.log_metrics({"test": evaluation["scores"].get("model", {})})
         result = _train_result(estimator, table, path, (train, val, test), seconds, evaluation)

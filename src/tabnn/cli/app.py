@@ -134,10 +134,13 @@ def train(
 ):
     """Train a classifier on DATA, evaluate it once on held-out test rows beside
     baselines, and save it as a model directory with its report."""
+    from ..engine.distributed import joined
     from ..estimator import TabNNClassifier
     from ..workflows import Outputs, ReadOptions, train_workflow
 
-    with user_errors(quiet):
+    with user_errors(quiet), joined(device) as (world, device):
+        quiet = quiet or not world.is_main  # under torchrun, rank 0 alone prints
+        as_json = as_json and world.is_main
         if val_size + test_size >= 1:
             raise UsageError(
                 f"--val-size + --test-size must be below 1; got {val_size} + {test_size}."

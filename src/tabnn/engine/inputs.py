@@ -12,6 +12,7 @@ import torch
 
 from ..model import TabularMLP
 from .config import TensorData
+from .distributed import World
 
 
 def padded_rows(row_sets: Sequence[np.ndarray], device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,9 +96,12 @@ class Epoch:
     counts: torch.Tensor  # (steps, K) real rows of each member's batch
     widths: list[int]  # per step, the most real rows any member has: the batch is cut there
     padded: list[bool]  # per step, whether some member has fewer real rows than the width
+    world: World | None = None  # a run across processes: batch losses are summed over ranks
 
     @classmethod
-    def shuffle(cls, members, generators, live, steps, batch, data, loss_fn) -> Epoch:
+    def shuffle(cls, members, generators, live, steps, batch, data, loss_fn, world=None) -> Epoch:
+        """Each live member's rows in a fresh order from its generator, cut into batches;
+        across processes, the rows of each global batch that this rank holds."""
         device = data.y.device
         index = np.zeros((len(members), steps * batch), dtype=np.int64)
         sizes = np.zeros((len(members), 1), dtype=np.int64)
@@ -107,24 +111,48 @@ class Epoch:
                 index[k, : len(rows)] = rows[torch.randperm(len(rows), generator=generator).numpy()]
                 sizes[k] = len(rows)
         counts = np.clip(sizes - batch * np.arange(steps), 0, batch).T  # (steps, K)
-        widths = counts.max(1, initial=0)
-        padded = (counts < widths[:, None]).any(1)
-        mask = (np.arange(batch) < counts[..., None]).astype(np.float32)  # (steps, K, batch)
         index = index.reshape(len(members), steps, batch).transpose(1, 0, 2)
+        global_counts = counts
+        if world is not None and world.size > 1:
+            index, counts = _own_share(index, counts, world)
+        widths = counts.max(1, initial=0)
+        if world is not None and world.size > 1:
+            widths = np.maximum(widths, 1)  # a rank with no rows of a step still takes it
+        padded = (counts < widths[:, None]).any(1)
+        width = index.shape[-1]
+        mask = (np.arange(width) < counts[..., None]).astype(np.float32)  # (steps, K, width)
         index_t = torch.from_numpy(np.ascontiguousarray(index)).to(device)
         mask_t = torch.from_numpy(mask).to(device)
         y = data.y[index_t]
         weight = loss_fn.row_weight(y)
         weight = mask_t if weight is None else weight * mask_t
-        scale = weight / weight.sum(-1, keepdim=True).clamp_min(1e-12)
-        counts_t = torch.from_numpy(counts.astype(np.float32)).to(device)
-        return cls(index_t, mask_t, y, scale, counts_t, widths.tolist(), padded.tolist())
+        total = weight.sum(-1, keepdim=True)
+        if world is not None:
+            world.sum_(total)
+        scale = weight / total.clamp_min(1e-12)
+        counts_t = torch.from_numpy(global_counts.astype(np.float32)).to(device)
+        return cls(index_t, mask_t, y, scale, counts_t, widths.tolist(), padded.tolist(), world)
 
     def member_loss(self, row_loss: torch.Tensor) -> torch.Tensor:
         """Per-row losses (steps, K, batch) -> each member's mean batch loss over the epoch,
         each batch counted by its real rows (K,)."""
         batch_loss = (row_loss * self.scale).sum(-1)  # (steps, K)
+        if self.world is not None:
+            self.world.sum_(batch_loss)
         return (batch_loss * self.counts).sum(0) / self.counts.sum(0).clamp_min(1)
+
+
+def _own_share(index: np.ndarray, counts: np.ndarray, world: World):
+    """Global batches (steps, K, batch) of row numbers and their real rows (steps, K) ->
+    this rank's rows of each batch, first in the batch's order, as positions in its own
+    tensors, and how many there are; cut to the widest batch any step has here."""
+    real = np.arange(index.shape[-1]) < counts[..., None]
+    owned = real & world.owns(index)
+    order = np.argsort(~owned, axis=-1, kind="stable")  # owned rows first, in order
+    index = np.where(owned, world.local(index), 0)
+    index = np.take_along_axis(index, order, axis=-1)
+    counts = owned.sum(-1)
+    return index[..., : max(1, int(counts.max(initial=0)))], counts
 
 
 class EpochInputs:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ..model import Dropout, StackedNorm, dropout_mask
 from .cpu import CpuMatmuls
+from .distributed import World
 from .inputs import EPOCH_BYTES, Epoch, EpochInputs, padded_rows
 from .optim import GradientClipper, StackedAdam
 
@@ -111,11 +112,13 @@ class Validation:
     share of rows ``is_correct``), with what does not change between epochs (the chunks
     of rows, their inputs while small, targets, weights and counts) prepared once."""
 
-    def __init__(self, model, data, members, loss_fn, task, inputs, chunk=8192) -> None:
+    def __init__(self, model, data, members, loss_fn, task, inputs, world, chunk=8192) -> None:
         self.model, self.loss_fn, self.task, self.inputs = model, loss_fn, task, inputs
+        self.world = world  # losses and counts are summed over ranks: the same on each
         self.has_val = [len(m.val_rows) > 0 for m in members]
-        rows, mask = padded_rows([m.val_rows for m in members], data.y.device)
-        self.count = mask.sum(1).clamp_min(1)
+        own = [world.local(r[world.owns(r)]) for r in (m.val_rows for m in members)]
+        rows, mask = padded_rows(own, data.y.device)
+        self.count = world.sum_(mask.sum(1)).clamp_min(1)
         self.forward = model.mlp
         self.modal = [m for m in model.modules() if isinstance(m, (StackedNorm, Dropout))]
         self.chunks = []
@@ -134,7 +137,7 @@ class Validation:
             weighted_mask = m if weight is None else weight * m
             total_weight += weighted_mask.sum(1)
             self.chunks.append((inputs(r) if keep else r, keep, y, m, weighted_mask))
-        self.total_weight = total_weight.clamp_min(1e-12)
+        self.total_weight = world.sum_(total_weight).clamp_min(1e-12)
 
     @torch.no_grad()
     def __call__(self) -> tuple[list[float], list[float]]:
@@ -147,7 +150,7 @@ class Validation:
             loss = (self.loss_fn.rows(logits, y) * weighted_mask).sum(1)
             correct = (is_correct(logits, y, self.task) * m).sum(1)
             sums = [loss, correct] if not sums else [sums[0] + loss, sums[1] + correct]
-        total_loss, correct = sums
+        total_loss, correct = self.world.sum_(torch.stack(sums))
         for module in self.modal:
             module.training = True
         loss, accuracy = total_loss / self.total_weight, correct / self.count
@@ -161,8 +164,9 @@ class AutogradSteps:
     """Training steps for any network: forward, the loss, ``backward`` into the flat
     gradient buffer, per-member clipping and the stacked Adam step."""
 
-    def __init__(self, model, optimizer: StackedAdam, loss_fn: LossFunction, config) -> None:
+    def __init__(self, model, optimizer: StackedAdam, loss_fn: LossFunction, config, world):
         self.model, self.optimizer, self.loss_fn, self.config = model, optimizer, loss_fn, config
+        self.world = world  # gradients are summed over ranks before clipping
 
     def epoch(self, epoch: Epoch, inputs: EpochInputs, plan) -> torch.Tensor:
         """Run one epoch's steps -> per-row training losses (steps, K, batch)."""
@@ -179,6 +183,7 @@ class AutogradSteps:
             # members share no weights: each gets its own gradient
             (loss * epoch.scale[step][:, :width]).sum().backward()
             row_loss[step, :, :width] = loss.detach()
+            self.world.sum_(optimizer.flat.grad)
             if clipper is not None:
                 clipper(clip)
             optimizer.step(rates, active)
@@ -201,7 +206,9 @@ class ManualSteps:
         loss_fn: LossFunction,
         config,
         matmuls: CpuMatmuls | None = None,
+        world: World | None = None,
     ) -> None:
+        self.world = world or World()  # gradients are summed over ranks before clipping
         layers = [*model.hidden, model.head]
         self.select = matmuls.select if matmuls is not None and any(matmuls.layers) else None
         self.onednn = matmuls.layers if self.select is not None else [False] * len(layers)
@@ -303,6 +310,7 @@ class ManualSteps:
             # d loss / d logits = link(logits) * slope + offset
             grad = torch.addcmul(offset, link(outputs.pop()), slope)
             self.backward(outputs, grad)
+            self.world.sum_(optimizer.flat.grad)
             if clipper is not None:
                 clipper(clip)
             optimizer.step(rates, active)

@@ -32,6 +32,7 @@ from ..errors import UsageError
 from ..model import Dropout, StackedNorm, TabularMLP
 from .config import History, Member, TensorData, TrainConfig
 from .cpu import cpu_matmuls_for, cpu_threads_for
+from .distributed import World
 from .inputs import EncodedInputs, Epoch, EpochInputs
 from .kernels import Kernels
 from .optim import BestWeights, FlatParameters, make_optimizer
@@ -63,6 +64,7 @@ def fit_stack(
     on_epoch: Callable[[dict], None] | None = None,
     backward: str = "auto",
     private_kernels: bool = True,
+    world: World | None = None,
 ) -> History:
     """Train every member of ``model`` on its own rows; return the per-epoch history.
 
@@ -85,6 +87,10 @@ def fit_stack(
 
     No process-wide torch setting outlives the call: dropout draws from its own
     generator, and the CPU thread count and matmul library (``engine.cpu``) are restored.
+
+    ``world``: this process's share of a run across processes (``engine.distributed``):
+    ``data`` then holds only this rank's rows, while ``members`` keep the row numbers of
+    the whole table. Every rank must call with the same members, config and model.
     """
     if backward not in BACKWARDS:
         raise UsageError(f"backward must be one of {', '.join(BACKWARDS)}; got {backward!r}.")
@@ -104,31 +110,34 @@ def fit_stack(
     ):
         return _fit_stack(
             model, data, members, task, config, class_weight, on_epoch, manual, matmuls, inputs,
-            Kernels(private_kernels),
+            Kernels(private_kernels), world or World(),
         )  # fmt: skip
 
 
 def _fit_stack(
-    model, data, members, task, config, class_weight, on_epoch, manual, matmuls, inputs, kernels
-) -> History:
+    model, data, members, task, config, class_weight, on_epoch, manual, matmuls, inputs, kernels,
+    world,
+) -> History:  # fmt: skip
     for i, member in enumerate(members):
         model.reset_member(i, member.seed)
     loss_fn = LossFunction(task, class_weight, config.label_smoothing)
-    # dropout masks: one stream for the stack, never torch's global one
+    # dropout masks: one stream for the stack (each rank its own), never torch's global one
     dropouts = [m for m in model.modules() if isinstance(m, Dropout)]
     for dropout in dropouts:
-        dropout.generator = torch.Generator(data.y.device).manual_seed(members[0].seed)
-    validation = Validation(model, data, members, loss_fn, task, inputs)
+        seed = members[0].seed + world.rank
+        dropout.generator = torch.Generator(data.y.device).manual_seed(seed)
+    validation = Validation(model, data, members, loss_fn, task, inputs, world)
     has_val = validation.has_val
     stopping = EarlyStopping(has_val, config.patience, config.min_delta)
     flat = FlatParameters([p for p in model.parameters() if p.requires_grad])
+    world.broadcast_(flat.weight)  # as DDP: every rank starts from rank 0's weights
     try:
         optimizer = make_optimizer(model, config, flat, kernels)
         if manual:
-            steps = ManualSteps(model, optimizer, loss_fn, config, matmuls)
+            steps = ManualSteps(model, optimizer, loss_fn, config, matmuls, world)
             validation.forward = steps.logits  # the same kernels as model.mlp, no modules
         else:
-            steps = AutogradSteps(model, optimizer, loss_fn, config)
+            steps = AutogradSteps(model, optimizer, loss_fn, config, world)
         norms = [m for m in model.modules() if isinstance(m, StackedNorm)]
         best = BestWeights(flat, [b for m in norms for b in m.buffers(recurse=False)], kernels)
         records = run_epochs(
@@ -143,6 +152,7 @@ def _fit_stack(
             stopping,
             best,
             on_epoch,
+            world,
         )
         if config.restore_best and any(has_val):
             best.restore(has_val)  # members without validation keep their last weights
@@ -157,8 +167,9 @@ def _fit_stack(
 
 
 def run_epochs(
-    model, data, members, config, loss_fn, inputs, steps, validation, stopping, best, on_epoch
-) -> list[dict]:
+    model, data, members, config, loss_fn, inputs, steps, validation, stopping, best, on_epoch,
+    world=None,
+) -> list[dict]:  # fmt: skip
     """The epoch loop: shuffle, train, validate, keep each member's best weights, report."""
     generators = [torch.Generator().manual_seed(m.seed + 1) for m in members]
     clock = MemberClock(config, [len(m.train_rows) for m in members])
@@ -170,7 +181,7 @@ def run_epochs(
         plan = clock.epoch(was_stopped)
         live = [not s for s in was_stopped]
         epoch = Epoch.shuffle(
-            members, generators, live, len(plan), config.batch_size, data, loss_fn
+            members, generators, live, len(plan), config.batch_size, data, loss_fn, world
         )
         row_loss = steps.epoch(epoch, EpochInputs(inputs, epoch), plan)
         train_loss = epoch.member_loss(row_loss).tolist()

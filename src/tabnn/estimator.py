@@ -22,11 +22,10 @@ from .ensemble_net import build_network
 from .errors import DataError, UsageError
 from .frames import array_numeric, as_frame, as_target, column_names
 from .inference import float64_network, member_probabilities
-from .model import ModelConfig, TabularMLP, build_config
+from .model import ModelConfig, TabularMLP
 from .params import validate_params
 from .preprocess import EncodedInputs, Preprocessor
 from .schema import Schema, drop_missing_targets, infer_schema
-from .tasks import n_outputs
 
 
 def _task_of_codes(y: np.ndarray) -> str:
@@ -403,19 +402,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         fitted = lambda: self._preprocessor(schema, x_all.iloc[vocabulary_rows])  # noqa: E731
         shared = world.from_main(Preprocessor, fitted, device)
         x_num, x_cat = shared.transform(x_all)
-        recipe = params.recipe(self)
-        config = build_config(
-            shared,
-            n_outputs(schema.task, len(schema.classes)),
-            preset=self.hidden if isinstance(self.hidden, str) else list(self.hidden),
-            activation=self.activation,
-            dropout=recipe.dropout,
-            norm=self.norm,
-            n_members=len(member_rows),
-            task=schema.task,
-            ensemble_size=recipe.ensemble_size,
-            numeric_embedding=recipe.numeric_embedding,
-        )
+        config = params.network_config(self, schema, shared, len(member_rows))
         model = build_network(config)
         for k, (train, _) in enumerate(member_rows):
             same = np.array_equal(np.sort(train), vocabulary_rows)  # an ensemble: no refit

@@ -17,10 +17,10 @@ import torch
 from .designs import PRESETS
 from .engine.config import TrainConfig
 from .errors import UsageError
-from .model import ACTIVATIONS, NORMS, NUMERIC_EMBEDDINGS
+from .model import ACTIVATIONS, NORMS, NUMERIC_EMBEDDINGS, ModelConfig, build_config
 from .preprocess import MISSING_INDICATORS, SCALINGS
 from .schema import Schema
-from .tasks import TASKS
+from .tasks import TASKS, n_outputs
 
 
 def _int_in(low, high=np.inf):
@@ -249,6 +249,25 @@ def train_config(estimator, n_train: int) -> TrainConfig:
         weight_decay=float(estimator.weight_decay),
         patience=int(estimator.patience),
         label_smoothing=float(estimator.label_smoothing),
+    )
+
+
+def network_config(estimator, schema: Schema, prep, n_members: int) -> ModelConfig:
+    """The network the estimator's parameters describe, for a schema and its fitted
+    preprocessing (``prep``), with ``n_members`` members."""
+    chosen = recipe(estimator)
+    hidden = estimator.hidden
+    return build_config(
+        prep,
+        n_outputs(schema.task, len(schema.classes)),
+        preset=hidden if isinstance(hidden, str) else list(hidden),
+        activation=estimator.activation,
+        dropout=chosen.dropout,
+        norm=estimator.norm,
+        n_members=n_members,
+        task=schema.task,
+        ensemble_size=chosen.ensemble_size,
+        numeric_embedding=chosen.numeric_embedding,
     )
 
 

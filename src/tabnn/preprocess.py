@@ -196,7 +196,15 @@ def _as_text(column: pd.Series) -> pd.Series:
 
 
 def _vocabulary(column: pd.Series) -> list[str]:
+    return vocabulary_of_counts(category_counts(column))
+
+
+def category_counts(column: pd.Series) -> dict[str, int]:
+    """How often each category occurs in a column, as the text a vocabulary holds."""
+    return _as_text(column).dropna().value_counts().to_dict()
+
+
+def vocabulary_of_counts(counts: dict[str, int]) -> list[str]:
     """Categories by descending frequency (ties by value), capped at MAX_CATEGORIES."""
-    counts = _as_text(column).dropna().value_counts()
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return [value for value, _ in ordered[:MAX_CATEGORIES]]

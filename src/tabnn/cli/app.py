@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 import sys
 import tempfile
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -126,6 +127,17 @@ def train(
     ] = 1,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    stream: Annotated[
+        bool | None,
+        typer.Option(
+            "--stream/--no-stream",
+            help="Read DATA (a file or a directory of Parquet/CSV files) in a stream, for "
+            "tables larger than memory; chosen when it would not fit in half of --memory.",
+        ),
+    ] = None,
+    memory: Annotated[
+        str | None, typer.Option(help="Memory budget for --stream, e.g. 1.5G (default: free RAM).")
+    ] = None,
     report: ReportOpt = True,
     tensorboard: TensorBoardOpt = None,
     mlflow: MlflowOpt = None,
@@ -136,6 +148,7 @@ def train(
     baselines, and save it as a model directory with its report."""
     from ..engine.distributed import joined
     from ..estimator import TabNNClassifier
+    from ..streaming import memory_bytes, should_stream, stream_train_workflow
     from ..workflows import Outputs, ReadOptions, train_workflow
 
     with user_errors(quiet), joined(device) as (world, device):
@@ -150,8 +163,11 @@ def train(
         )
         options = ReadOptions(sep=sep, header=header, target=target, label_sep=label_sep)
         out = out or default_out(data)
+        budget = None if memory is None else memory_bytes(memory)
+        streamed = stream if stream is not None else should_stream(data, budget)
+        workflow = partial(stream_train_workflow, memory=budget) if streamed else train_workflow
         with epoch_progress(epochs, quiet or as_json) as on_epoch:
-            result = train_workflow(
+            result = workflow(
                 data,
                 options,
                 estimator,

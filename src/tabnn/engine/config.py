@@ -4,6 +4,7 @@ as device tensors, the history a fit returns, and the device a name stands for."
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -60,6 +61,18 @@ class TensorData:
             torch.tensor(x_cat, dtype=torch.int64, device=device),
             y.to(device),
         )
+
+
+@dataclass
+class StreamData:
+    """A table too large for memory: its validation rows as tensors, and its ``n_train``
+    training rows as ``blocks(epoch)``, each pass a fresh iterator of TensorData blocks
+    (every one but the last a multiple of the batch size, so that an epoch takes the
+    steps an in-memory table of ``n_train`` rows would)."""
+
+    validation: TensorData
+    n_train: int
+    blocks: Callable[[int], Iterable[TensorData]]
 
 
 @dataclass

@@ -30,7 +30,7 @@ import torch
 
 from ..errors import UsageError
 from ..model import Dropout, StackedNorm, TabularMLP
-from .config import History, Member, TensorData, TrainConfig
+from .config import History, Member, StreamData, TensorData, TrainConfig
 from .cpu import cpu_matmuls_for, cpu_threads_for
 from .distributed import World
 from .inputs import EncodedInputs, Epoch, EpochInputs
@@ -55,7 +55,7 @@ BACKWARDS = ("auto", "autograd", "manual")
 
 def fit_stack(
     model: TabularMLP,
-    data: TensorData,
+    data: TensorData | StreamData,
     members: Sequence[Member],
     task: str,
     config: TrainConfig,
@@ -88,6 +88,10 @@ def fit_stack(
     No process-wide torch setting outlives the call: dropout draws from its own
     generator, and the CPU thread count and matmul library (``engine.cpu``) are restored.
 
+    ``data`` may be a ``StreamData``: the training rows then come block by block, each
+    epoch a new pass, and the members' ``train_rows`` are not read (their ``val_rows`` index
+    the stream's validation tensors).
+
     ``world``: this process's share of a run across processes (``engine.distributed``):
     ``data`` then holds only this rank's rows, while ``members`` keep the row numbers of
     the whole table. Every rank must call with the same members, config and model.
@@ -102,8 +106,9 @@ def fit_stack(
         )
     manual = backward == "manual" or (backward == "auto" and plain)
     make_optimizer(model, config)  # checks the optimizer's name before any work
-    inputs = EncodedInputs(model, data)  # a few large operations: on torch's threads
-    device = data.y.device
+    held = data.validation if isinstance(data, StreamData) else data  # the rows in memory
+    inputs = EncodedInputs(model, held)  # a few large operations: on torch's threads
+    device = held.y.device
     with (
         cpu_threads_for(model, config.batch_size, device),
         cpu_matmuls_for(model, config.batch_size, device) as matmuls,
@@ -125,8 +130,9 @@ def _fit_stack(
     dropouts = [m for m in model.modules() if isinstance(m, Dropout)]
     for dropout in dropouts:
         seed = members[0].seed + world.rank
-        dropout.generator = torch.Generator(data.y.device).manual_seed(seed)
-    validation = Validation(model, data, members, loss_fn, task, inputs, world)
+        dropout.generator = torch.Generator(inputs.data.y.device).manual_seed(seed)
+    held = inputs.data
+    validation = Validation(model, held, members, loss_fn, task, inputs, world)
     has_val = validation.has_val
     stopping = EarlyStopping(has_val, config.patience, config.min_delta)
     flat = FlatParameters([p for p in model.parameters() if p.requires_grad])
@@ -172,7 +178,9 @@ def run_epochs(
 ) -> list[dict]:  # fmt: skip
     """The epoch loop: shuffle, train, validate, keep each member's best weights, report."""
     generators = [torch.Generator().manual_seed(m.seed + 1) for m in members]
-    clock = MemberClock(config, [len(m.train_rows) for m in members])
+    streaming = isinstance(data, StreamData)
+    sizes = [data.n_train if streaming else len(m.train_rows) for m in members]
+    clock = MemberClock(config, sizes)
     has_val = validation.has_val
     records = []
     model.train()
@@ -180,11 +188,17 @@ def run_epochs(
         was_stopped = list(stopping.stopped)
         plan = clock.epoch(was_stopped)
         live = [not s for s in was_stopped]
-        epoch = Epoch.shuffle(
-            members, generators, live, len(plan), config.batch_size, data, loss_fn, world
-        )
-        row_loss = steps.epoch(epoch, EpochInputs(inputs, epoch), plan)
-        train_loss = epoch.member_loss(row_loss).tolist()
+        if streaming:
+            train_loss = stream_epoch(
+                model, data.blocks(epoch_number), members, generators, live, plan, config,
+                loss_fn, steps,
+            )  # fmt: skip
+        else:
+            epoch = Epoch.shuffle(
+                members, generators, live, len(plan), config.batch_size, data, loss_fn, world
+            )
+            row_loss = steps.epoch(epoch, EpochInputs(inputs, epoch), plan)
+            train_loss = epoch.member_loss(row_loss).tolist()
         record = {
             "epoch": epoch_number,
             "train_loss": [None if s else v for v, s in zip(train_loss, was_stopped)],
@@ -203,6 +217,22 @@ def run_epochs(
         if all(stopping.stopped):
             break
     return records
+
+
+def stream_epoch(model, blocks, members, generators, live, plan, config, loss_fn, steps):
+    """One epoch over a stream's blocks: each block's rows shuffled and cut into batches,
+    its steps taking the next share of the epoch's plan -> each member's mean loss."""
+    batch, done, total, rows = config.batch_size, 0, 0.0, 0
+    for block in blocks:
+        n = len(block.y)
+        count = math.ceil(n / batch)
+        everyone = [Member(np.arange(n), np.arange(0), m.seed) for m in members]
+        epoch = Epoch.shuffle(everyone, generators, live, count, batch, block, loss_fn)
+        inputs = EpochInputs(EncodedInputs(model, block), epoch)
+        row_loss = steps.epoch(epoch, inputs, plan[done : done + count])
+        total = total + epoch.member_loss(row_loss).cpu() * n
+        done, rows = done + count, rows + n
+    return (total / max(rows, 1)).tolist() if rows else [math.nan] * len(members)
 
 
 class MemberClock:
@@ -260,8 +290,9 @@ class EarlyStopping:
 
 
 @torch.no_grad()
-def predict_logits(model: TabularMLP, x_num, x_cat, device, chunk: int = 65536) -> torch.Tensor:
-    """Logits (K, rows, outputs) for arrays of raw inputs, computed in chunks."""
+def predict_logits(model: TabularMLP, x_num, x_cat, device, chunk: int = 8192) -> torch.Tensor:
+    """Logits (K, rows, outputs) for arrays of raw inputs, computed in chunks (of 8,192
+    rows: the float64 ensemble's activations then take tens of MB, not a GB)."""
     model.eval()
     x_num = torch.tensor(np.asarray(x_num), dtype=torch.float32)
     x_cat = torch.tensor(np.asarray(x_cat), dtype=torch.int64)

@@ -1,0 +1,340 @@
+"""Training on a table larger than memory (``tabnn train --stream``).
+
+A first pass over the table (a file, or a directory of Parquet or CSV files) infers the
+schema from its first chunk, counts every row and label, and gathers the preprocessing
+statistics (``sketches``), with bounded uniform samples of the training, validation and
+test rows. The split is a hash of each row's number (``data.stream``), so every pass sees
+the same rows in the same split. Each epoch then streams the training rows again: chunks
+are encoded as they are read, gathered into blocks of ``buffer_rows`` rows, and the engine
+trains on each block with its rows shuffled (``engine.config.StreamData``). Early stopping
+watches the validation sample; the model is evaluated, beside the baselines (fitted on the
+training sample), once on the test sample. Peak memory is bounded by the block size and
+the samples, not by the table.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import params
+from .data import detect_header, split_target
+from .data.stream import TEST, TRAIN, VALIDATION, Sample, iter_chunks, split_of, table_files
+from .errors import DataError, UsageError
+from .labels import infer_target
+from .sketches import StreamStatistics
+
+SAMPLE_CAPS = {TRAIN: 20_000, VALIDATION: 50_000, TEST: 100_000}
+BASE_BYTES = 600 << 20  # the interpreter with torch, pandas and pyarrow, and the samples
+RESERVE_BYTES = 250 << 20  # evaluating the test sample and writing the report
+MIN_BUFFER_ROWS = 4_096
+
+
+def memory_bytes(text: str) -> int:
+    """``1.5G``, ``800M``, ``2GiB`` or a number of bytes -> bytes."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)(i?[bB])?\s*", str(text))
+    if not match:
+        raise UsageError(f"--memory must be a size such as 1.5G or 800M; got {text!r}.")
+    power = " KMGT".index(match.group(2).upper() or " ")
+    size = int(float(match.group(1)) * 1024**power)
+    if size < BASE_BYTES + (64 << 20):
+        raise UsageError(
+            f"--memory {text} is too small: training needs about {BASE_BYTES >> 20} MiB for "
+            f"Python, PyTorch and pandas, plus room for its blocks; give at least 700M."
+        )
+    return size
+
+
+def should_stream(path, memory: int | None) -> bool:
+    """Stream when the table, as pandas would hold it, would not fit in half the memory
+    budget (or, without one, half the memory available now). Parquet's own count of its
+    uncompressed bytes stands for its size in memory; text takes about twice its size."""
+    budget = memory or _available_memory()
+    files = table_files(path)
+    size = 0
+    for file in files:
+        if file.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(file).metadata
+            size += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        else:
+            size += 2 * file.stat().st_size
+    return size > budget / 2
+
+
+def _available_memory() -> int:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):  # not on Linux: assume a modest machine
+        return 4 << 30
+
+
+@dataclass
+class Survey:
+    """What the first pass learned: the schema, the statistics, the rows of each split
+    and samples of them (features and targets)."""
+
+    schema: object
+    statistics: StreamStatistics
+    counts: dict[int, int]
+    samples: dict[int, Sample]
+    header: bool
+    columns: list[str]
+    dropped_targets: int
+
+
+class TableStream:
+    """The table's chunks with their targets split off, rows without a target dropped."""
+
+    def __init__(self, path, options, header: bool) -> None:
+        self.path, self.options, self.header = path, options, header
+
+    def __iter__(self) -> Iterator[tuple[pd.DataFrame, pd.Series | pd.DataFrame, np.ndarray]]:
+        """-> features, targets and row numbers of each chunk (``dropped`` counts the rows
+        without a target so far)."""
+        sep, label_sep = self.options.sep, self.options.label_sep
+        self.dropped = 0
+        for chunk in iter_chunks(self.path, sep=sep, header=self.header):
+            X, y = split_target(chunk.frame, self.options.target, label_sep=label_sep)
+            missing = y.isna()
+            missing = missing.any(axis=1) if isinstance(missing, pd.DataFrame) else missing
+            keep = ~missing.to_numpy()
+            rows = chunk.rows[keep]
+            self.dropped += int((~keep).sum())
+            if not keep.all():
+                X, y = X[keep].reset_index(drop=True), y[keep].reset_index(drop=True)
+            yield X, y, rows
+
+
+def survey(stream: TableStream, estimator, seed: int, val_size: float, test_size: float):
+    """The first pass (see the module's docstring) -> ``Survey``."""
+    schema, statistics, labels, columns = None, None, [], []
+    counts = dict.fromkeys((TRAIN, VALIDATION, TEST), 0)
+    samples = {part: Sample(cap, seed + part) for part, cap in SAMPLE_CAPS.items()}
+    for X, y, rows in stream:
+        if schema is None:
+            if len(X) == 0:
+                continue
+            schema, columns = estimator.infer_schema(X, y), list(X.columns)
+            statistics = StreamStatistics(schema.numeric, schema.categorical)
+        if isinstance(y, pd.Series):
+            labels.append(pd.Series(pd.unique(y)))
+        part = split_of(rows, seed, val_size, test_size)
+        for p in counts:
+            chosen = part == p
+            counts[p] += int(chosen.sum())
+            both = pd.concat([X[chosen], y[chosen]], axis=1, ignore_index=False)
+            samples[p].add(both.reset_index(drop=True), rows[chosen])
+        train = part == TRAIN
+        statistics.add(schema.check(X[train].reset_index(drop=True)), rows[train])
+    if schema is None or counts[TRAIN] == 0:
+        raise DataError(f"'{stream.path}' has no training rows with a target.")
+    return Survey(
+        _all_labels(schema, labels, estimator), statistics, counts, samples, stream.header,
+        columns, stream.dropped,
+    )  # fmt: skip
+
+
+def _all_labels(schema, labels: list[pd.Series], estimator):
+    """The schema with every label of the table, not only the first chunk's."""
+    if schema.task == "multilabel":
+        return schema
+    every = pd.Series(pd.unique(pd.concat(labels, ignore_index=True)))
+    _, task, classes = infer_target(every, estimator.task)
+    if classes == list(schema.classes):
+        return schema
+    return replace(schema, task=task, classes=classes)
+
+
+def split_sample(survey: Survey, part: int) -> tuple[pd.DataFrame, pd.Series | pd.DataFrame]:
+    """A split's sample as features and targets."""
+    frame = survey.samples[part].frame
+    if frame is None:
+        frame = pd.DataFrame(columns=survey.columns + survey.schema.target)
+    target = survey.schema.target
+    y = frame[target] if survey.schema.task == "multilabel" else frame[target[0]]
+    return frame[survey.columns], y
+
+
+class TrainingBlocks:
+    """Each epoch's pass over the training rows: encoded chunk by chunk, in blocks of
+    ``rows`` (a multiple of the batch) as tensors on ``device``."""
+
+    def __init__(self, stream, schema, prep, split, rows: int, device) -> None:
+        self.stream, self.schema, self.prep, self.split = stream, schema, prep, split
+        self.rows, self.device = rows, device
+
+    def __call__(self, epoch: int) -> Iterator:
+        from .engine.config import TensorData
+
+        parts, held = [], 0
+        for X, y, rows in self.stream:
+            train = self.split(rows) == TRAIN
+            if not train.any():
+                continue
+            X, y = X[train].reset_index(drop=True), y[train].reset_index(drop=True)
+            x_num, x_cat = self.prep.transform(self.schema.check(X))
+            parts.append((x_num, x_cat, self.schema.encode_target(y)))
+            held += len(x_num)
+            while held >= self.rows:
+                block, parts, held = _take(parts, self.rows)
+                yield TensorData.from_arrays(*block, self.device)
+        if held:
+            block, _, _ = _take(parts, held)
+            yield TensorData.from_arrays(*block, self.device)
+
+
+def _take(parts: list, rows: int):
+    """The first ``rows`` rows of a list of (x_num, x_cat, y) parts -> them, the rest."""
+    joined = [np.concatenate(arrays) for arrays in zip(*parts)]
+    block = [a[:rows] for a in joined]
+    rest = [a[rows:] for a in joined]
+    return block, ([tuple(rest)] if len(rest[0]) else []), len(rest[0])
+
+
+def buffer_rows(memory: int, prep, batch: int) -> int:
+    """Rows per block for a memory budget: what the budget leaves beside this process's
+    memory now (the interpreter, the samples) and a reserve for evaluating and reporting,
+    over a row's bytes in every copy a block has at once (the encoded chunks, the block's
+    tensors, its encoded inputs and the epoch's batches)."""
+    row = 4 * len(prep.numeric) + 8 * len(prep.categorical) + 8
+    encoded = 4 * (len(prep.numeric) + sum(prep.indicators) + 16 * len(prep.categorical))
+    per_row = 3 * row + encoded + 32
+    rows = (memory - resident_bytes() - RESERVE_BYTES) // per_row
+    return max(MIN_BUFFER_ROWS, rows // batch * batch)
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux; elsewhere its peak so far)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def fit_streaming(estimator, stream: TableStream, found: Survey, seed, sizes, memory, on_epoch):
+    """Train the estimator's network on the stream -> the fitted estimator."""
+    import torch
+
+    from .engine.config import Member, StreamData, TensorData, device_of
+    from .engine.train import fit_stack
+    from .ensemble_net import build_network
+
+    schema = found.schema
+    if estimator.threshold == "auto":
+        raise UsageError("--threshold auto is not available with --stream yet; give a number.")
+    prep = found.statistics.preprocessor(
+        params.recipe(estimator).scaling, estimator.missing_indicator
+    )
+    members = estimator.n_members
+    config = params.network_config(estimator, schema, prep, members)
+    model = build_network(config)
+    for k in range(members):
+        model.encoder.set_statistics(k, prep)
+    device = device_of(estimator.device)
+    model.to(device)
+    X_val, y_val = split_sample(found, VALIDATION)
+    x_num, x_cat = prep.transform(schema.check(X_val))
+    validation = TensorData.from_arrays(x_num, x_cat, schema.encode_target(y_val), device)
+    train_config = params.train_config(estimator, found.counts[TRAIN])
+    split = lambda rows: split_of(rows, seed, *sizes)  # noqa: E731
+    rows = buffer_rows(memory, prep, train_config.batch_size)
+    data = StreamData(
+        validation,
+        found.counts[TRAIN],
+        TrainingBlocks(stream, schema, prep, split, rows, device),
+    )
+    seeds = [int(estimator.random_state or 0) + k for k in range(members)]
+    row_sets = [Member(np.arange(0), np.arange(len(y_val)), s) for s in seeds]
+    X_train, y_train = split_sample(found, TRAIN)
+    weights = params.loss_weights(estimator, schema, schema.encode_target(y_train))
+    history = fit_stack(
+        model, data, row_sets, schema.task, train_config, on_epoch=on_epoch,
+        class_weight=None if weights is None else weights.to(device),
+    )  # fmt: skip
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise DataError("Training diverged: lower the learning rate (lr).")
+    return type(estimator).from_fitted(
+        estimator.get_params(), schema=schema, preprocessor=prep, model_config=config,
+        train_config=train_config, model=model, history=history,
+        threshold=float(estimator.threshold), n_features_in=len(found.columns),
+        feature_names_in=found.columns,
+    ), rows  # fmt: skip
+
+
+def stream_train_workflow(
+    path, options, estimator, *, out, val_size=0.15, test_size=0.15, memory=None,
+    on_epoch=None, outputs=None,
+):  # fmt: skip
+    """``train_workflow`` for a table larger than memory; returns the same ``TrainResult``
+    (its evaluation on the test sample)."""
+    from .engine.distributed import World
+    from .evaluation.holdout import holdout_evaluation
+    from .report import builders
+    from .workflows import Outputs, TrainResult, check_model_out, save_with_report
+
+    if World.current().size > 1:
+        raise UsageError("--stream trains in one process for now; start it without torchrun.")
+    if options.target is None:
+        raise UsageError("--target is required: name the column(s) to predict.")
+    outputs = outputs or Outputs()
+    if out is not None:
+        check_model_out(out)
+    memory = memory or _available_memory()
+    first = table_files(path)[0]
+    header = options.header if options.header is not None else detect_header(first, sep=options.sep)
+    stream = TableStream(path, options, header)
+    seed, sizes = int(estimator.random_state or 0), (val_size, test_size)
+    started = time.perf_counter()
+    found = survey(stream, estimator, seed, *sizes)
+    surveyed = time.perf_counter() - started
+    estimator, block_rows = fit_streaming(estimator, stream, found, seed, sizes, memory, on_epoch)
+    seconds = time.perf_counter() - started
+    samples = [split_sample(found, part) for part in (TRAIN, VALIDATION, TEST)]
+    X = pd.concat([s[0] for s in samples], ignore_index=True)
+    y = pd.concat([s[1] for s in samples], ignore_index=True)
+    ends = np.cumsum([0] + [len(s[0]) for s in samples])
+    train, val, test = (np.arange(ends[i], ends[i + 1]) for i in range(3))
+    evaluation = holdout_evaluation(estimator, X.iloc[train], y.iloc[train], X, y, test)
+    evaluation["sampled_from"] = found.counts[TEST]
+    rows = {"train": found.counts[TRAIN], "validation": found.counts[VALIDATION],
+            "test": found.counts[TEST]}  # fmt: skip
+    streamed = {
+        "memory_budget": memory, "block_rows": block_rows, "survey_seconds": surveyed,
+        "samples": {"train": len(train), "validation": len(val), "test": len(test)},
+        "quantile_rank_error": found.statistics.rank_error,
+    }  # fmt: skip
+    result = TrainResult(
+        model_dir=None, task=estimator.task_, classes=list(estimator.schema_.classes),
+        rows=rows, dropped_columns=dict(estimator.schema_.dropped),
+        dropped_targets=found.dropped_targets, best_epochs=list(estimator.history_.best_epoch),
+        seconds=seconds, evaluation=evaluation, params=estimator.get_params(),
+        source={"file": Path(path).name, "rows": sum(found.counts.values()) + found.dropped_targets,
+                "columns": len(found.columns) + len(found.schema.target), "header": header,
+                "text": first.suffix.lower() not in (".parquet", ".pq")},
+    )  # fmt: skip
+    if out is not None:
+        training = {
+            "source": Path(path).name, "read_options": {**vars(options), "header": header},
+            "target_columns": list(found.schema.target), "rows": rows, "split_seed": seed,
+            "split": "hash of the row number", "val_size": val_size, "test_size": test_size,
+            "seconds": seconds, "streamed": streamed,
+        }  # fmt: skip
+        splits = {"train": train, "validation": val, "test": test}
+        data = builders.train_report(
+            estimator, X, y, splits, evaluation, Path(path).name, with_importance=outputs.report
+        )
+        extra = {"evaluation": evaluation, "training": training}
+        result.model_dir, result.report = save_with_report(estimator, out, extra, data, outputs)
+    return result

@@ -100,14 +100,16 @@ class StreamStatistics:
     """Statistics of the numeric and categorical columns of checked frames, added one
     chunk at a time; ``preprocessor`` turns them into what ``Preprocessor.fit`` gives."""
 
-    def __init__(self, numeric: list[str], categorical: list[str]) -> None:
+    def __init__(
+        self, numeric: list[str], categorical: list[str], sample_rows: int = SAMPLE_ROWS
+    ) -> None:
         self.numeric, self.categorical = list(numeric), list(categorical)
         self.rows = 0
         self.moments = NumericMoments(len(numeric))
         self.missing = np.zeros(len(numeric), dtype=np.int64)
         self.low = np.full(len(numeric), np.inf)
         self.high = np.full(len(numeric), -np.inf)
-        self.sample = RowSample(len(numeric))
+        self.sample = RowSample(len(numeric), sample_rows)
         self.counts = [Counter() for _ in categorical]
         self.categorical_missing = [False] * len(categorical)
 

@@ -232,8 +232,6 @@ def fit_streaming(estimator, stream: TableStream, found: Survey, seed, sizes, me
     from .ensemble_net import build_network
 
     schema = found.schema
-    if estimator.threshold == "auto":
-        raise UsageError("--threshold auto is not available with --stream yet; give a number.")
     prep = found.statistics.preprocessor(
         params.recipe(estimator).scaling, estimator.missing_indicator
     )
@@ -288,6 +286,8 @@ def stream_train_workflow(
         raise UsageError("--stream trains in one process for now; start it without torchrun.")
     if options.target is None:
         raise UsageError("--target is required: name the column(s) to predict.")
+    if estimator.threshold == "auto":
+        raise UsageError("--threshold auto is not available with --stream yet; give a number.")
     outputs = outputs or Outputs()
     if out is not None:
         check_model_out(out)

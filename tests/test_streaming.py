@@ -1,0 +1,217 @@
+"""Training on tables larger than memory: the streaming statistics against the exact ones,
+the hash split, the engine's block-by-block epochs against its in-memory ones, and
+``tabnn train --stream`` on a directory of Parquet files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import tabnn
+from tabnn.data.stream import TEST, TRAIN, VALIDATION, Sample, row_hash, split_of
+from tabnn.engine.config import Member, StreamData, TensorData, TrainConfig
+from tabnn.engine.train import fit_stack
+from tabnn.model import TabularMLP, build_config
+from tabnn.preprocess import Preprocessor
+from tabnn.sketches import StreamStatistics, rank_error
+
+pytest.importorskip("pyarrow")
+
+
+def mixed_frame(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": np.where(rng.random(n) < 0.2, np.nan, rng.exponential(size=n)),
+            "c": rng.choice(list("xyzw"), n),
+            "d": np.where(rng.random(n) < 0.1, None, rng.choice(["p", "q"], n)),
+        }
+    )
+
+
+def streamed(frame: pd.DataFrame, chunk: int, **options) -> StreamStatistics:
+    stats = StreamStatistics(["a", "b"], ["c", "d"], **options)
+    for start in range(0, len(frame), chunk):
+        part = frame.iloc[start : start + chunk]
+        stats.add(part, np.arange(start, start + len(part)))
+    return stats
+
+
+@pytest.mark.parametrize("scaling", ["clipped", "standard", "quantile", "robust"])
+def test_streamed_statistics_equal_the_exact_ones_when_the_sample_holds_every_row(scaling):
+    frame = mixed_frame(30_000)
+    exact = Preprocessor.fit(frame, ["a", "b"], ["c", "d"], scaling=scaling)
+    stats = streamed(frame, 7_001)
+    got = stats.preprocessor(scaling, "auto")
+    assert stats.rank_error == 0.0
+    for name in ("medians", "centers", "scales", "ranges"):
+        np.testing.assert_allclose(getattr(got, name), getattr(exact, name), rtol=1e-9)
+    np.testing.assert_allclose(got.quantiles or [[0]], exact.quantiles or [[0]], rtol=1e-9)
+    for name in ("indicators", "vocabularies", "missing_seen"):
+        assert getattr(got, name) == getattr(exact, name)
+
+
+def test_sampled_quantiles_are_within_the_stated_rank_error():
+    """With a sample of 20,000 of 300,000 rows every quartile, median and quantile knot
+    has an exact rank within the DKW bound; moments, ranges and counts stay exact."""
+    frame = mixed_frame(300_000, seed=1)
+    stats = streamed(frame, 65_536, sample_rows=20_000)
+    bound = stats.rank_error
+    assert bound == pytest.approx(rank_error(20_000)) and bound < 0.012
+    prep = stats.preprocessor("quantile", "auto")
+    exact = Preprocessor.fit(frame, ["a", "b"], ["c", "d"], scaling="quantile")
+    a = np.sort(frame["a"].to_numpy())
+    knots = np.linspace(0, 1, len(prep.quantiles[0]))
+    ranks = np.searchsorted(a, prep.quantiles[0], side="right") / len(a)
+    assert np.abs(ranks[1:-1] - knots[1:-1]).max() <= bound
+    # the mean is exact; with missing values (column b) it also counts them as the median
+    np.testing.assert_allclose(prep.centers[0], exact.centers[0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(prep.ranges[0], exact.ranges[0])
+    assert prep.vocabularies == exact.vocabularies
+
+
+def test_the_split_depends_only_on_the_row_number_and_seed():
+    rows = np.arange(200_000)
+    split = split_of(rows, 3, 0.15, 0.15)
+    pieces = np.concatenate([split_of(r, 3, 0.15, 0.15) for r in np.array_split(rows, 7)])
+    assert np.array_equal(split, pieces)
+    shares = np.bincount(split, minlength=3) / len(rows)
+    assert shares[TEST] == pytest.approx(0.15, abs=0.005)
+    assert shares[VALIDATION] == pytest.approx(0.15, abs=0.005)
+    assert shares[TRAIN] == pytest.approx(0.70, abs=0.005)
+    assert not np.array_equal(split, split_of(rows, 4, 0.15, 0.15))
+    h = row_hash(rows, 0)
+    assert h.min() >= 0 and h.max() < 1
+
+
+def test_a_sample_is_bounded_uniform_and_the_same_however_the_rows_come():
+    frame = pd.DataFrame({"r": np.arange(100_000)})
+    whole, chunked = Sample(1_000, 0), Sample(1_000, 0)
+    whole.add(frame, frame["r"].to_numpy())
+    for part in np.array_split(np.arange(100_000), 13):
+        chunked.add(frame.iloc[part].reset_index(drop=True), part)
+    assert len(chunked.frame) == 1_000 and chunked.seen == 100_000
+    assert sorted(whole.frame["r"]) == sorted(chunked.frame["r"])
+    assert chunked.frame["r"].mean() == pytest.approx(50_000, rel=0.06)
+
+
+def test_streamed_epochs_over_one_block_train_the_in_memory_model():
+    """The engine shuffles a block's rows with the member's own generator, so a stream of
+    one block holding every training row is the in-memory fit, step for step."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 4)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] ** 2 > 1).astype(np.float32)
+    columns = [f"x{j}" for j in range(4)]
+    prep = Preprocessor.fit(pd.DataFrame(x[:500], columns=columns), columns, [])
+    no_cat = np.zeros((len(x), 0), dtype=np.int64)
+    config = TrainConfig(epochs=4, batch_size=64, patience=100)
+
+    def model():
+        network = TabularMLP(build_config(prep, 1, preset=[16, 8], n_members=1))
+        network.encoder.set_statistics(0, prep)
+        return network
+
+    cpu = torch.device("cpu")
+    in_memory = model()
+    whole = TensorData.from_arrays(x, no_cat, y, cpu)
+    fit_stack(in_memory, whole, [Member(np.arange(500), np.arange(500, 600), 7)], "binary", config)
+    streaming = model()
+    train = TensorData.from_arrays(x[:500], no_cat[:500], y[:500], cpu)
+    val = TensorData.from_arrays(x[500:], no_cat[500:], y[500:], cpu)
+    data = StreamData(val, 500, lambda epoch: [train])
+    history = fit_stack(
+        streaming, data, [Member(np.arange(0), np.arange(100), 7)], "binary", config
+    )
+    for a, b in zip(in_memory.parameters(), streaming.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert len(history.epochs) == 4
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def run_tabnn(*args) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "tabnn", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def parquet_dir(tmp_path_factory) -> Path:
+    """Three Parquet files, 75,000 rows in all (more than one chunk): the third class
+    first appears in the last file, after the schema was read from the first chunk."""
+    folder = tmp_path_factory.mktemp("table")
+    rng = np.random.default_rng(0)
+    for i, n in enumerate((30_000, 30_000, 15_000)):
+        x = rng.normal(size=(n, 3))
+        city = rng.choice(["paris", "rome", "oslo"], n)
+        label = np.where(x[:, 0] + (city == "rome") > 0.5, "high", "low")
+        if i == 2:
+            label = np.where(x[:, 1] > 1.2, "top", label)
+        frame = pd.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "x2": x[:, 2], "city": city})
+        frame["label"] = label
+        frame.to_parquet(folder / f"part-{i:05d}.parquet", row_group_size=10_000)
+    return folder
+
+
+def test_train_streams_a_directory_and_the_model_predicts(parquet_dir, tmp_path):
+    out = tmp_path / "model"
+    args = ["--target", "label", "--epochs", "3", "--json", "--no-report"]
+    result = run_tabnn("train", parquet_dir, *args, "--stream", "--memory", "1G", "-o", out)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["classes"] == ["high", "low", "top"]
+    assert sum(summary["rows"].values()) == 75_000
+    assert summary["evaluation"]["scores"]["model"]["accuracy"] > 0.85
+    meta = json.loads((out / "tabnn.json").read_text())
+    assert meta["training"]["streamed"]["block_rows"] >= 4_096
+    model = tabnn.load(out)
+    rows = pd.read_parquet(parquet_dir / "part-00002.parquet").head(50)
+    assert set(model.predict(rows.drop(columns="label"))) <= {"high", "low", "top"}
+
+
+def test_streamed_accuracy_matches_the_in_memory_run(parquet_dir, tmp_path):
+    whole = pd.concat([pd.read_parquet(p) for p in sorted(parquet_dir.iterdir())])
+    whole.to_parquet(tmp_path / "whole.parquet")
+    args = ["--target", "label", "--epochs", "3", "--json", "--no-report"]
+    scores = []
+    for mode in ("--stream", "--no-stream"):
+        result = run_tabnn("train", tmp_path / "whole.parquet", *args, mode, "-o", tmp_path / mode)
+        assert result.returncode == 0, result.stderr
+        scores.append(json.loads(result.stdout)["evaluation"]["scores"]["model"]["accuracy"])
+    assert abs(scores[0] - scores[1]) < 0.02
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--memory", "lots"], "--memory must be a size such as 1.5G"),
+        (["--memory", "100M"], "is too small"),
+        (["--threshold", "auto"], "--threshold auto is not available with --stream"),
+    ],
+)
+def test_bad_streaming_options_are_refused(parquet_dir, tmp_path, args, message):
+    result = run_tabnn("train", parquet_dir, "--target", "label", "--stream", *args, "-o",
+                       tmp_path / "m")  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_directory_of_files_with_different_columns_is_refused(tmp_path):
+    pd.DataFrame({"a": [1.0, 2.0], "y": [0, 1]}).to_parquet(tmp_path / "part-0.parquet")
+    pd.DataFrame({"b": [1.0, 2.0], "y": [0, 1]}).to_parquet(tmp_path / "part-1.parquet")
+    result = run_tabnn("train", tmp_path, "--target", "y", "--stream", "-o", tmp_path / "m")
+    assert result.returncode == 2
+    assert "every file must have the same columns" in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_tabnn("train", empty, "--target", "y", "--stream", "-o", tmp_path / "m2")
+    assert result.returncode == 2 and "without table files" in result.stderr

@@ -53,17 +53,23 @@ def memory_bytes(text: str) -> int:
 
 
 def should_stream(path, memory: int | None) -> bool:
-    """Stream when the table, as pandas would hold it, would not fit in half the memory
-    budget (or, without one, half the memory available now). Parquet's own count of its
+    """Stream a directory, and a file that, as pandas would hold it, would not fit in half
+    the memory budget (or, without one, half the memory available now). Parquet's own count of its
     uncompressed bytes stands for its size in memory; text takes about twice its size."""
+    if Path(path).is_dir():
+        return True  # the in-memory reader takes one file
+    if not Path(path).is_file():
+        return False  # reading it will say what is wrong
     budget = memory or _available_memory()
-    files = table_files(path)
     size = 0
-    for file in files:
+    for file in table_files(path):
         if file.suffix.lower() in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
-            meta = pq.ParquetFile(file).metadata
+            try:
+                meta = pq.ParquetFile(file).metadata
+            except (OSError, ValueError):  # not Parquet after all: reading it will say so
+                return False
             size += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         else:
             size += 2 * file.stat().st_size

@@ -11,6 +11,10 @@ import torch
 from .engine.train import predict_logits
 from .model import probabilities
 
+# rows per forward pass on one torch thread (``bulk``): a block's activations stay in the
+# CPU's caches; on one thread 1,024-row blocks run twice as fast as 8,192-row ones
+BLOCK_ROWS = 1024
+
 
 def float64_network(model: torch.nn.Module) -> torch.nn.Module:
     """A float64 copy of a CPU model in eval mode, for inference: float32 matmuls and
@@ -19,8 +23,16 @@ def float64_network(model: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(model).double().eval()
 
 
-def member_probabilities(network, task: str, x_num: np.ndarray, x_cat: np.ndarray) -> np.ndarray:
-    """(members, rows, outputs) float64 probabilities of a float64 CPU network. The network
-    is only read (no_grad, eval mode), so concurrent calls on one model are safe."""
-    logits = predict_logits(network, x_num, x_cat, torch.device("cpu"))
+def member_probabilities(
+    network, task: str, x_num: np.ndarray, x_cat: np.ndarray, block_rows: int | None = None
+) -> np.ndarray:
+    """(members, rows, outputs) probabilities of a CPU network (float64, or float32 for a
+    float32 network), ``block_rows`` rows per forward pass (``predict_logits``' own when
+    None). The network is only read (no_grad, eval mode), so concurrent calls on one model
+    are safe."""
+    cpu = torch.device("cpu")
+    if block_rows is None:
+        logits = predict_logits(network, x_num, x_cat, cpu)
+    else:
+        logits = predict_logits(network, x_num, x_cat, cpu, chunk=block_rows)
     return probabilities(logits, task).numpy()

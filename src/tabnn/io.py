@@ -241,8 +241,20 @@ def write_dir_atomic(target: Path, files: Mapping[str, bytes], *, replace: bool)
     then renamed onto ``target``. With ``replace`` an existing ``target`` is moved aside
     first and deleted only once the new one is in place; any failure restores it. Once it
     is in place, the :func:`leftovers` of earlier interrupted writes are removed."""
-    staging = _write_staging_dir(target, files)
+    with atomic_dir(target, replace=replace) as staging:
+        for name, data in files.items():
+            write_synced(staging / name, data)
+
+
+@contextmanager
+def atomic_dir(target: Path, *, replace: bool) -> Iterator[Path]:
+    """Yield a fresh hidden sibling of ``target`` (``.NAME.tmp-XXXXXXXX``) to fill; when
+    the block ends it is flushed and renamed onto ``target`` as :func:`write_dir_atomic`
+    does, and on any error (Ctrl-C included) it is deleted, ``target`` left as it was."""
+    staging = _fresh_sibling(target, "tmp")
     try:
+        yield staging
+        fsync_dir(staging)
         _move_into_place(staging, target, replace)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -350,19 +362,6 @@ def _known_file(entry: Path, names: Collection[str]) -> bool:
         return False
     temporary = _TEMPORARY.fullmatch(entry.name)
     return (temporary.group(1) if temporary else entry.name) in names
-
-
-def _write_staging_dir(target: Path, files: Mapping[str, bytes]) -> Path:
-    """A fresh hidden sibling of ``target`` holding every file, flushed to disk."""
-    staging = _fresh_sibling(target, "tmp")
-    try:
-        for name, data in files.items():
-            write_synced(staging / name, data)
-        fsync_dir(staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return staging
 
 
 def _fresh_sibling(target: Path, kind: str) -> Path:

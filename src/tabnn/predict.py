@@ -1,27 +1,36 @@
-"""Predicting a file with a saved model: the prediction frame (row, label(s), one
-probability per class), read and written in chunks so memory stays bounded, written
-atomically. Shared by ``tabnn predict``, the demo and the coming server.
+"""Predicting a file or a directory of files with a saved model: the prediction frame
+(row, label(s), one probability per class), read and written in chunks so memory stays
+bounded, written atomically: to one CSV or Parquet file, or to a directory of Parquet parts
+(``parts``). Shared by ``tabnn predict``, the demo and ``tabnn.spark``.
 
 Rows are named by their 0-based position among the data rows of the file (the header line
-not counted), the numbering of the ``row`` column of every prediction output.
+not counted), or of a directory's files one after the other in name order: the numbering
+of the ``row`` column of every prediction output. Parquet chunks are encoded from Arrow
+without pandas (``arrow_encode``) when their columns allow it.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from . import artifact
-from .data.read import ReadOptions, iter_table_chunks, read_table
+from .arrow_encode import ArrowEncoder
+from .bulk import BulkPredictor, prefetched
+from .data.read import ReadOptions, batch_frame, iter_table_chunks, read_table
 from .drift import describe, outside_training
 from .errors import DataError, UsageError
 from .fast_encode import checked_frame
 from .frames import aligned
 from .io import atomic_output
+from .parts import PartsWriter, check_parts_out, is_parts_output
+from .preprocess import EncodedInputs
 
 PREDICTION_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -43,7 +52,13 @@ def training_info(estimator) -> dict:
 def prediction_frame(estimator, X: pd.DataFrame, first_row: int, threshold: float) -> pd.DataFrame:
     """Row index, predicted label(s) in their original values, one probability per class."""
     proba = estimator.predict_proba(aligned(estimator, X))
-    out = pd.DataFrame({"row": np.arange(first_row, first_row + len(X))})
+    return proba_frame(estimator, proba, first_row, threshold)
+
+
+def proba_frame(estimator, proba: np.ndarray, first_row: int, threshold: float) -> pd.DataFrame:
+    """The prediction frame of probabilities from ``predict_proba`` (rows numbered from
+    ``first_row``): the columns of every prediction output."""
+    out = pd.DataFrame({"row": np.arange(first_row, first_row + len(proba))})
     names = [str(c) for c in estimator.schema_.classes]
     if estimator.task_ == "multilabel":
         chosen = proba >= threshold
@@ -67,30 +82,52 @@ def predict_file(
     chunksize: int = 50_000,
     on_chunk=None,
     outside: bool = False,
+    precision: str = "float64",
 ):
-    """Predict a file chunk by chunk (bounded memory). With ``out``, write CSV or Parquet
-    atomically (a temporary file renamed into place) and return the row count; without,
-    return the predictions as one frame. ``outside``: add the ``outside_training`` column
-    (per row, the inputs unlike training's; see ``drift``)."""
-    if out is not None:
+    """Predict a file, or a directory of files, chunk by chunk (bounded memory).
+
+    With ``out``, write atomically and return the row count: a ``.csv`` or ``.parquet``
+    file (a temporary file renamed into place), or, when ``out`` is a directory or a name
+    without a suffix, a directory of Parquet parts (see ``parts``; an existing ``out``
+    must be empty or an earlier such output). Without ``out``, return the predictions as
+    one frame. ``outside``: add the ``outside_training`` column (per row, the inputs
+    unlike training's; see ``drift``). ``on_chunk(rows)`` is called with the running row
+    count after each chunk. ``precision``: the network's arithmetic, ``"float64"`` (exactly
+    ``predict_proba``) or ``"float32"`` (faster, checked; see ``bulk``)."""
+    parts = out is not None and is_parts_output(Path(out))
+    replace = False
+    if parts:
+        replace = check_parts_out(Path(out))
+    elif out is not None:
         _check_prediction_out(Path(out))
     estimator = artifact.load(model_dir)
-    threshold = _threshold(estimator, threshold)
+    threshold = resolve_threshold(estimator, threshold)
     saved = training_info(estimator).get("read_options", {})
     header = read_header(options.header, saved)
-    chunks = iter_table_chunks(path, sep=options.sep, header=header, chunksize=chunksize)
-    predict_chunk = functools.partial(
-        _predict_chunk, estimator, threshold=threshold, outside=outside
+    encoder = ArrowEncoder(estimator)
+    chunks = iter_table_chunks(
+        path,
+        sep=options.sep,
+        header=header,
+        chunksize=chunksize,
+        columns=encoder.columns,
+        arrow=True,
     )
-    if out is None:
-        frames, first = [], 0
-        for chunk in chunks:
-            frames.append(predict_chunk(chunk, first))
-            first += len(chunk)
-        if not frames:
-            raise DataError(f"'{path}' has no rows to predict.")
-        return pd.concat(frames, ignore_index=True)
-    return _write_predictions(chunks, Path(out), predict_chunk, on_chunk)
+    encoded = _encoded_chunks(estimator, encoder, chunks, path, outside=outside)
+    with BulkPredictor(estimator, precision=precision) as bulk, prefetched(encoded) as ready:
+        frames = (
+            _prediction(estimator, bulk, chunk, threshold=threshold, outside=outside)
+            for chunk in ready
+        )
+        if out is None:
+            collected = list(frames)
+            if not collected:
+                raise DataError(f"'{path}' has no rows to predict.")
+            return pd.concat(collected, ignore_index=True)
+        if parts:
+            about = {"model": os.path.abspath(model_dir), "data": os.path.abspath(path)}
+            return _write_parts(frames, Path(out), on_chunk, replace, about)
+        return _write_predictions(frames, Path(out), on_chunk)
 
 
 def predict_rows(model_dir, path, options: ReadOptions, rows) -> pd.DataFrame:
@@ -108,7 +145,7 @@ def predict_rows(model_dir, path, options: ReadOptions, rows) -> pd.DataFrame:
     return predictions
 
 
-def _threshold(estimator, threshold: float | None) -> float:
+def resolve_threshold(estimator, threshold: float | None) -> float:
     """The user's threshold, else the model's own (fixed or tuned at training)."""
     if threshold is None:
         return estimator.threshold_
@@ -120,29 +157,76 @@ def _threshold(estimator, threshold: float | None) -> float:
     return threshold
 
 
-def _predict_chunk(estimator, chunk: pd.DataFrame, first_row: int, *, threshold, outside):
-    chunk = chunk.set_axis(range(first_row, first_row + len(chunk)), axis=0)
-    frame = prediction_frame(estimator, chunk, first_row, threshold)
+class _Encoded(NamedTuple):
+    """A chunk ready for the network: its first row's number, its rows as a frame (None
+    when the Arrow encoder read it), and the network's inputs."""
+
+    first_row: int
+    frame: pd.DataFrame | None
+    inputs: EncodedInputs
+
+
+def _encoded_chunks(estimator, encoder, chunks, source, *, outside) -> Iterator[_Encoded]:
+    """Each chunk (a frame, or a record batch of Parquet) encoded: through Arrow when the
+    encoder takes it, else (and for every chunk with ``outside``) through pandas, whose
+    checks name a bad value's row by its number in the whole input."""
+    first = 0
+    for chunk in chunks:
+        frame, inputs = None, None
+        if not (outside or isinstance(chunk, pd.DataFrame)):
+            inputs = encoder.encode(chunk)
+        if inputs is None:
+            frame = chunk if isinstance(chunk, pd.DataFrame) else batch_frame(chunk, source)
+            frame = frame.set_axis(range(first, first + len(frame)), axis=0)
+            inputs = estimator.encode(aligned(estimator, frame))
+        yield _Encoded(first, frame, inputs)
+        first += len(inputs.numeric)
+
+
+def _prediction(estimator, bulk, chunk: _Encoded, *, threshold, outside) -> pd.DataFrame:
+    """The prediction frame of one encoded chunk."""
+    frame = proba_frame(estimator, bulk.proba(chunk.inputs), chunk.first_row, threshold)
     if outside:
-        flags = outside_training(estimator.preprocessor_, *checked_frame(estimator, chunk))
-        frame["outside_training"] = [describe(pairs) for pairs in flags]
+        checked = checked_frame(estimator, chunk.frame)
+        frame["outside_training"] = [
+            describe(pairs) for pairs in outside_training(estimator.preprocessor_, *checked)
+        ]
     return frame
 
 
 def _check_prediction_out(out: Path) -> None:
     """Refuse an output the predictions cannot go to, before any work."""
-    if out.is_dir():
-        raise UsageError(f"--out '{out}' is a directory; give a file name such as preds.csv.")
     if out.suffix.lower() not in PREDICTION_SUFFIXES:
-        raise UsageError(f"--out must end in .csv or .parquet; got '{out.name}'.")
+        raise UsageError(
+            f"--out must end in .csv or .parquet, or name a directory for Parquet parts (no "
+            f"suffix); got '{out.name}'."
+        )
 
 
-def _write_predictions(chunks, out: Path, predict_chunk, on_chunk) -> int:
+def _write_predictions(frames, out: Path, on_chunk) -> int:
+    with _made_dirs_removed_on_error(out), atomic_output(out) as temp:
+        return _write_chunks(frames, temp, out.suffix.lower(), on_chunk)
+
+
+def _write_parts(frames, out: Path, on_chunk, replace: bool, about) -> int:
+    """Write prediction frames into a directory of Parquet parts; -> the row count."""
+    with _made_dirs_removed_on_error(out), PartsWriter(out, replace=replace, about=about) as parts:
+        for frame in frames:
+            parts.write(_arrow_table(frame))
+            if on_chunk is not None:
+                on_chunk(parts.rows)
+        if parts.rows == 0:
+            raise DataError("The input has no rows to predict.")
+    return parts.rows
+
+
+@contextlib.contextmanager
+def _made_dirs_removed_on_error(out: Path):
+    """Make the parent directories of ``out``; on any error remove those it made."""
     made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with atomic_output(out) as temp:
-            return _write_chunks(chunks, temp, out.suffix.lower(), predict_chunk, on_chunk)
+        yield
     except BaseException:
         for directory in made:  # leave no directory behind that this command made
             if directory.is_dir() and not any(directory.iterdir()):
@@ -150,14 +234,14 @@ def _write_predictions(chunks, out: Path, predict_chunk, on_chunk) -> int:
         raise
 
 
-def _write_chunks(chunks, temp: Path, suffix: str, predict_chunk, on_chunk) -> int:
-    """Predict chunk after chunk into the temporary file; -> the number of rows."""
+def _write_chunks(frames, temp: Path, suffix: str, on_chunk) -> int:
+    """Write prediction frames one after the other into the temporary file; -> the
+    number of rows."""
     writer, rows = None, 0
     try:
-        for chunk in chunks:
-            frame = predict_chunk(chunk, rows)
+        for frame in frames:
             writer = _append(frame, temp, suffix, writer)
-            rows += len(chunk)
+            rows += len(frame)
             if on_chunk is not None:
                 on_chunk(rows)
     finally:
@@ -173,11 +257,16 @@ def _append(frame: pd.DataFrame, temp: Path, suffix: str, writer):
     if suffix == ".csv":
         frame.to_csv(temp, mode="a" if writer else "w", header=not writer, index=False)
         return True
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = _arrow_table(frame)
     if writer is None:
         writer = pq.ParquetWriter(temp, table.schema)
     writer.write_table(table.cast(writer.schema))
     return writer
+
+
+def _arrow_table(frame: pd.DataFrame):
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)

@@ -9,6 +9,7 @@ is when they start.
 from __future__ import annotations
 
 import os
+import time
 from contextlib import contextmanager
 
 from . import render
@@ -49,15 +50,45 @@ def design_progress(designs: list[str], epochs: int | None, quiet: bool):
 
 
 @contextmanager
-def chunk_progress(quiet: bool):
-    """A running count of the rows predicted so far; nothing when quiet, piped or in CI."""
+def chunk_progress(quiet: bool, count=None):
+    """A bar over the rows predicted so far, with their rate, when ``count()`` gives the
+    number of rows to expect (Parquet files say it in their footers); a running count of
+    rows otherwise; nothing when quiet, piped or in CI."""
     if not show_progress(quiet):
         yield None
         return
-    with render.err_console.status("predicting") as status:
+    total = count() if count is not None else None
+    if total is None:
+        with render.err_console.status("predicting") as status:
+
+            def on_chunk(rows: int) -> None:
+                status.update(f"predicted {rows:,} rows")
+
+            yield on_chunk
+        return
+    with _rows_bar(total) as on_chunk:
+        yield on_chunk
+
+
+@contextmanager
+def _rows_bar(total: int):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [
+        TextColumn("predicting"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=render.err_console, transient=True) as progress:
+        bar = progress.add_task("predict", total=total, rate="")
+        start = time.monotonic()
 
         def on_chunk(rows: int) -> None:
-            status.update(f"predicted {rows:,} rows")
+            elapsed = time.monotonic() - start
+            rate = f"{rows / elapsed:,.0f} rows/s" if elapsed > 0 else ""
+            progress.update(bar, completed=rows, rate=rate)
 
         yield on_chunk
 

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import DataError, TabnnWarning, UsageError
+from ..errors import DataError, InputNotFoundError, TabnnError, TabnnWarning, UsageError
 from .cells import check_unique, clean_text, error_reason, existing_file, raise_no_rows
 from .text import Header, check_utf8, finish_text_chunk, iter_text, parse_text, prepare_text
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+# the files of a directory read as one table (see table_files)
+TABLE_SUFFIXES = (*PARQUET_SUFFIXES, ".csv", ".tsv", ".gz")
 
 
 @dataclass
@@ -93,6 +95,8 @@ def iter_table_chunks(
     sep: str | None = None,
     header: Header = "auto",
     chunksize: int = 50_000,
+    columns: list[str] | None = None,
+    arrow: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """Yield a table in frames of about ``chunksize`` rows, with bounded memory.
 
@@ -104,19 +108,29 @@ def iter_table_chunks(
     Parameters
     ----------
     path : str or path-like
-        CSV/TSV (optionally gzip), Parquet or ARFF file. ARFF comes as a single chunk.
+        CSV/TSV (optionally gzip), Parquet or ARFF file, or a directory of such files, read
+        one after the other in name order (see :func:`table_files`). ARFF comes as a single
+        chunk.
     sep : str, optional
         Delimiter of a text file; detected when omitted.
     header : bool or "auto", default "auto"
         Whether the first line of a text file holds the column names (see
         :func:`detect_header` for "auto").
     chunksize : int, default 50_000
-        Rows per chunk (with a header, the first text chunk is one row shorter).
+        Rows per chunk (with a header, the first text chunk is one row shorter; a chunk
+        never spans two files).
+    columns : list of str, optional
+        The columns needed (stripped names): a Parquet file whose columns include them all
+        is read for these only; otherwise, and for text, every column is read.
+    arrow : bool, default False
+        Yield the chunks of Parquet files as pyarrow ``RecordBatch`` es with stripped,
+        unique column names instead of frames (:func:`batch_frame` turns one into the frame
+        that would have come); text and ARFF chunks stay frames.
 
     Yields
     ------
     pandas.DataFrame
-        One chunk of rows, with the same column names in every chunk.
+        One chunk of rows, with the same column names in every chunk of a file.
 
     Examples
     --------
@@ -124,14 +138,77 @@ def iter_table_chunks(
     """
     if chunksize < 1:
         raise UsageError(f"chunksize must be a positive integer. Got {chunksize} instead.")
-    path = existing_file(path)
-    suffix = path.suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
-        yield from _iter_parquet(path, chunksize)
-    elif suffix == ".arff":
-        yield _read_arff(path)
-    else:
-        yield from iter_text(path, sep=sep, header=header, chunksize=chunksize)
+    for file in table_files(path):
+        suffix = file.suffix.lower()
+        if suffix in PARQUET_SUFFIXES:
+            yield from _iter_parquet(file, chunksize, columns, arrow)
+        elif suffix == ".arff":
+            yield _read_arff(file)
+        else:
+            yield from iter_text(file, sep=sep, header=header, chunksize=chunksize)
+
+
+def table_files(path: str | os.PathLike) -> list[Path]:
+    """The files of a table: the file itself, or a directory's table files (``*.parquet``,
+    ``*.pq``, ``*.csv``, ``*.tsv``, ``*.gz``) in name order, as Spark and Hive lay out
+    ``part-*`` files; names starting with ``.`` or ``_`` (``_SUCCESS``, ``.crc``) and
+    sub-directories are skipped.
+
+    Raises
+    ------
+    InputNotFoundError
+        The path does not exist, or is a directory without table files.
+    UsageError
+        A directory that mixes Parquet and text files.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return [existing_file(path)]
+    files = sorted(
+        p
+        for p in path.iterdir()
+        if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES and not p.name.startswith((".", "_"))
+    )
+    if not files:
+        raise InputNotFoundError(
+            f"'{path}' is a directory without table files; expected *.parquet or *.csv files "
+            f"(names starting with . or _ are skipped)."
+        )
+    parquet = [p.name for p in files if p.suffix.lower() in PARQUET_SUFFIXES]
+    if parquet and len(parquet) < len(files):
+        text = [p.name for p in files if p.suffix.lower() not in PARQUET_SUFFIXES]
+        raise UsageError(
+            f"'{path}' mixes Parquet files ({_few(parquet)}) with text files ({_few(text)}); "
+            f"expected files of one kind. Move one kind elsewhere."
+        )
+    return files
+
+
+def count_rows(path: str | os.PathLike) -> int | None:
+    """The number of data rows of a Parquet file or directory, from the files' footers
+    (nothing else is read); None for text files, whose rows are known only once read, and
+    for a path that cannot be read (reading it says why)."""
+    try:
+        files = table_files(path)
+        if any(p.suffix.lower() not in PARQUET_SUFFIXES for p in files):
+            return None
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in files)
+    except Exception:  # pyarrow raises several unrelated types for a damaged file
+        return None
+
+
+def batch_frame(batch, path: str | os.PathLike) -> pd.DataFrame:
+    """A record batch from ``iter_table_chunks(..., arrow=True)`` as the frame the reader
+    gives without ``arrow`` (nested values as JSON text); ``path`` names the source in
+    notes."""
+    return _named(_arrow_to_pandas(batch, Path(path)), Path(path))
+
+
+def _few(names: list[str], limit: int = 3) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def detect_header(path: str | os.PathLike, *, sep: str | None = None) -> bool:
@@ -201,14 +278,29 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _iter_parquet(path: Path, chunksize: int) -> Iterator[pd.DataFrame]:
-    """Yield record batches of a Parquet file as frames."""
+def _iter_parquet(
+    path: Path, chunksize: int, columns: list[str] | None = None, arrow: bool = False
+) -> Iterator:
+    """Yield record batches of a Parquet file as frames (or as batches with stripped
+    names, with ``arrow``), reading only ``columns`` when the file has them all."""
     import pyarrow.parquet as pq
 
     try:
         parquet = pq.ParquetFile(path)
-        for batch in parquet.iter_batches(batch_size=chunksize):
-            yield _named(_arrow_to_pandas(batch, path), path)
+        names = parquet.schema_arrow.names
+        stripped = [str(name).strip() for name in names]
+        check_unique(stripped, path)
+        selected = None
+        if columns is not None and set(columns) <= set(stripped):
+            wanted = set(columns)
+            selected = [n for n, s in zip(names, stripped) if s in wanted]
+        for batch in parquet.iter_batches(batch_size=chunksize, columns=selected):
+            if arrow:
+                yield batch.rename_columns([str(name).strip() for name in batch.schema.names])
+            else:
+                yield _named(_arrow_to_pandas(batch, path), path)
+    except TabnnError:
+        raise
     except (OSError, ValueError) as err:
         raise _bad_parquet(path, err) from None
 

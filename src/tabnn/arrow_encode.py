@@ -1,0 +1,116 @@
+"""Parquet record batches -> the network's inputs without pandas, for bulk prediction.
+
+Turning a Parquet chunk into a pandas frame, then ``Schema.check`` and
+``Preprocessor.transform``, costs more than the network: every text cell becomes a Python
+object, twice. Here a pyarrow ``RecordBatch`` goes straight to the arrays ``transform``
+gives. Numeric columns are cast to float64 in Arrow (null -> NaN), and each categorical
+column is dictionary-encoded, so that ``label_key`` (the canonical text) and the vocabulary
+lookup run once per distinct value rather than once per row.
+
+Only what reads the same both ways takes this path: numeric columns of integer, floating or
+null type (and booleans without nulls), categorical columns of string, integer, floating,
+boolean or null type (or dictionaries of them). Anything else declines (None): a model with
+date columns, a missing column, text in a numeric column, an infinity, nested or temporal
+values. The caller then takes the pandas path, which also words the errors, so both paths
+give the same inputs and the same messages (``tests/test_arrow_encode.py`` checks the
+arrays are identical).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .labels import label_key
+from .preprocess import VALUE_LIMIT, EncodedInputs
+
+
+class ArrowEncoder:
+    """The encoding of one fitted model, made once and applied to every batch."""
+
+    def __init__(self, estimator) -> None:
+        schema, prep = estimator.schema_, estimator.preprocessor_
+        self.numeric = list(prep.numeric)
+        self.categorical = list(prep.categorical)
+        # a model with date columns makes numeric parts from text: the pandas path does that
+        self.usable = not schema.dates
+        self.columns = list(schema.features)
+        self.lookups = [
+            {value: code for code, value in enumerate(vocab, start=1)}
+            for vocab in prep.vocabularies
+        ]
+
+    def encode(self, batch) -> EncodedInputs | None:
+        """A ``pyarrow.RecordBatch`` (stripped column names, as ``iter_table_chunks(...,
+        arrow=True)`` yields) -> the network's inputs, or None to decline."""
+        names = set(batch.schema.names)
+        if not self.usable or not all(name in names for name in self.columns):
+            return None
+        numeric = np.empty((batch.num_rows, len(self.numeric)), dtype=np.float64)
+        for j, name in enumerate(self.numeric):
+            values = numeric_values(batch.column(name))
+            if values is None:
+                return None
+            numeric[:, j] = values
+        if np.isinf(numeric).any():
+            return None  # refused by Schema.check, which names the column and rows
+        codes = np.zeros((batch.num_rows, len(self.categorical)), dtype=np.int64)
+        for j, name in enumerate(self.categorical):
+            column = category_codes(batch.column(name), self.lookups[j])
+            if column is None:
+                return None
+            codes[:, j] = column
+        values = np.clip(numeric, -VALUE_LIMIT, VALUE_LIMIT).astype(np.float32)
+        return EncodedInputs(np.ascontiguousarray(values), codes)
+
+
+def numeric_values(column) -> np.ndarray | None:
+    """A numeric feature as float64 with NaN for nulls, as ``Schema.check`` reads the
+    pandas column it becomes; None for a type that needs pandas' rules (text, dates)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    # a boolean column with nulls becomes an object column in pandas: leave it to pandas
+    plain = pa.types.is_boolean(kind) and column.null_count == 0
+    number = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)
+    if not (number or plain):
+        return None
+    # unsafe: int64 -> float64 rounds beyond 2**53, as pandas' astype does
+    return pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+
+
+def category_codes(column, lookup: dict[str, int]) -> np.ndarray | None:
+    """A categorical feature's vocabulary codes (0 for unseen or missing), computing each
+    distinct value's canonical text once; None for a type pandas may read differently."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(column.type):
+        encoded = column
+    elif _plain_category(column.type):
+        encoded = pc.dictionary_encode(column)
+    else:
+        return None
+    dictionary = encoded.dictionary
+    if not _plain_category(dictionary.type):
+        return None
+    if pa.types.is_integer(dictionary.type) and column.null_count:
+        # pandas holds integers with missing values as float64: 2**53 + 1 reads 2**53
+        dictionary = pc.cast(dictionary, pa.float64(), safe=False)
+    keys = [label_key(value) for value in dictionary.to_pylist()]
+    table = np.array([lookup.get(key, 0) for key in keys] + [0], dtype=np.int64)
+    indices = encoded.indices.fill_null(len(keys)).to_numpy(zero_copy_only=False)
+    return table[indices]
+
+
+def _plain_category(kind) -> bool:
+    import pyarrow as pa
+
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_null(kind)
+    )

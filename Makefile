@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint format bench clean chromium
+.PHONY: demo test test-spark lint format bench clean chromium
 
 $(BIN)/tabnn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ test: $(BIN)/tabnn chromium
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/pytest -q
+
+# the Spark tests alone (pyspark is in the test extra; Spark also needs Java 17+:
+# apt-get install openjdk-17-jre-headless)
+test-spark: $(BIN)/tabnn
+	$(BIN)/pip install -q -e ".[spark]"
+	$(BIN)/pytest -q tests/test_spark.py
 
 lint: $(BIN)/tabnn
 	$(BIN)/ruff check src tests benchmarks

@@ -215,3 +215,20 @@ def test_a_directory_of_files_with_different_columns_is_refused(tmp_path):
     empty.mkdir()
     result = run_tabnn("train", empty, "--target", "y", "--stream", "-o", tmp_path / "m2")
     assert result.returncode == 2 and "without table files" in result.stderr
+
+
+def test_torchrun_ranks_share_the_stream(parquet_dir, tmp_path):
+    """Two processes stream the same table, each training on its own rows (row number
+    mod 2) of every block; rank 0 writes the model; its accuracy is the one-process run's."""
+    args = ["train", parquet_dir, "--target", "label", "--stream", "--epochs", "3", "--json",
+            "--no-report"]  # fmt: skip
+    one = run_tabnn(*args, "-o", tmp_path / "one")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc-per-node=2", "-m", "tabnn", *map(str, args),
+                "-o", str(tmp_path / "two")]  # fmt: skip
+    two = subprocess.run(torchrun, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    scores = [json.loads(r.stdout)["evaluation"]["scores"]["model"] for r in (one, two)]
+    assert scores[1]["accuracy"] > 0.85
+    assert abs(scores[0]["accuracy"] - scores[1]["accuracy"]) < 0.02
+    assert tabnn.load(tmp_path / "two").classes_.tolist() == ["high", "low", "top"]

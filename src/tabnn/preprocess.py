@@ -96,7 +96,7 @@ class Preprocessor:
                 f"got {missing_indicator!r}."
             )
         prep = cls(list(numeric), list(categorical), scaling)
-        values = np.array(frame[list(numeric)], dtype=np.float64).reshape(len(frame), -1)
+        values = np.array(frame[list(numeric)], dtype=np.float64).reshape(len(frame), len(numeric))
         prep._fit_numeric(np.clip(values, -VALUE_LIMIT, VALUE_LIMIT), missing_indicator)
         for name in categorical:
             prep.vocabularies.append(_vocabulary(frame[name]))
@@ -136,7 +136,9 @@ class Preprocessor:
         """Arrays for the model: numeric float32 ``(n, n_numeric)`` with NaN kept for the
         encoder to fill, and category indices int64 ``(n, n_categorical)``, 0 = unknown."""
         # np.array copies: pandas 3 hands out read-only views, which torch warns about
-        values = np.array(frame[self.numeric], dtype=np.float64).reshape(len(frame), -1)
+        values = np.array(frame[self.numeric], dtype=np.float64).reshape(
+            len(frame), len(self.numeric)
+        )
         numeric = np.clip(values, -VALUE_LIMIT, VALUE_LIMIT).astype(np.float32)
         codes = np.zeros((len(frame), len(self.categorical)), dtype=np.int64)
         for j, name in enumerate(self.categorical):

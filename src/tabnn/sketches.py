@@ -116,7 +116,9 @@ class StreamStatistics:
     def add(self, frame: pd.DataFrame, rows: np.ndarray) -> None:
         """One chunk of rows, already passed through ``Schema.check``, and their numbers."""
         self.rows += len(frame)
-        values = np.array(frame[self.numeric], dtype=np.float64).reshape(len(frame), -1)
+        values = np.array(frame[self.numeric], dtype=np.float64).reshape(
+            len(frame), len(self.numeric)
+        )
         values = np.clip(values, -VALUE_LIMIT, VALUE_LIMIT)
         self.moments.add_values(values)
         missing = np.isnan(values)

@@ -26,7 +26,16 @@ import pandas as pd
 
 from . import params
 from .data import detect_header, split_target
-from .data.stream import TEST, TRAIN, VALIDATION, Sample, iter_chunks, split_of, table_files
+from .data.stream import (
+    CHUNK_ROWS,
+    TEST,
+    TRAIN,
+    VALIDATION,
+    Sample,
+    iter_chunks,
+    split_of,
+    table_files,
+)
 from .errors import DataError, UsageError
 from .labels import infer_target
 from .sketches import StreamStatistics
@@ -172,28 +181,36 @@ def split_sample(survey: Survey, part: int) -> tuple[pd.DataFrame, pd.Series | p
 
 class TrainingBlocks:
     """Each epoch's pass over the training rows: encoded chunk by chunk, in blocks of
-    ``rows`` (a multiple of the batch) as tensors on ``device``."""
+    ``rows`` (a multiple of the batch) as tensors on ``device``.
 
-    def __init__(self, stream, schema, prep, split, rows: int, device) -> None:
+    Across processes (``world``) each rank keeps its own rows (row number mod ranks) and
+    every rank cuts its blocks at the same chunks, so that all take a block's steps
+    together, whatever their share of it."""
+
+    def __init__(self, stream, schema, prep, split, rows: int, device, world) -> None:
         self.stream, self.schema, self.prep, self.split = stream, schema, prep, split
-        self.rows, self.device = rows, device
+        self.rows, self.device, self.world = rows, device, world
 
     def __call__(self, epoch: int) -> Iterator:
         from .engine.config import TensorData
 
-        parts, held = [], 0
+        parts, held, chunks = [], 0, 0
+        per_block = max(1, self.rows // CHUNK_ROWS)  # across processes: chunks per block
+        across = self.world.size > 1
         for X, y, rows in self.stream:
-            train = self.split(rows) == TRAIN
-            if not train.any():
-                continue
+            chunks += 1
+            train = (self.split(rows) == TRAIN) & self.world.owns(rows)
             X, y = X[train].reset_index(drop=True), y[train].reset_index(drop=True)
-            x_num, x_cat = self.prep.transform(self.schema.check(X))
+            x_num, x_cat = self.prep.transform(self.schema.check(X))  # maybe no rows: shapes
             parts.append((x_num, x_cat, self.schema.encode_target(y)))
             held += len(x_num)
-            while held >= self.rows:
+            if across and chunks % per_block == 0:
+                block, parts, held = _take(parts, held)
+                yield TensorData.from_arrays(*block, self.device)
+            while not across and held >= self.rows:
                 block, parts, held = _take(parts, self.rows)
                 yield TensorData.from_arrays(*block, self.device)
-        if held:
+        if held or (across and chunks % per_block and parts):
             block, _, _ = _take(parts, held)
             yield TensorData.from_arrays(*block, self.device)
 
@@ -234,6 +251,7 @@ def fit_streaming(estimator, stream: TableStream, found: Survey, seed, sizes, me
     import torch
 
     from .engine.config import Member, StreamData, TensorData, device_of
+    from .engine.distributed import World
     from .engine.train import fit_stack
     from .ensemble_net import build_network
 
@@ -248,16 +266,20 @@ def fit_streaming(estimator, stream: TableStream, found: Survey, seed, sizes, me
         model.encoder.set_statistics(k, prep)
     device = device_of(estimator.device)
     model.to(device)
+    world = World.current()  # under torchrun: every rank surveyed alike, each trains its rows
     X_val, y_val = split_sample(found, VALIDATION)
-    x_num, x_cat = prep.transform(schema.check(X_val))
-    validation = TensorData.from_arrays(x_num, x_cat, schema.encode_target(y_val), device)
+    own = world.own_rows(len(y_val))
+    x_num, x_cat = prep.transform(schema.check(X_val.iloc[own]))
+    y_own = schema.encode_target(y_val.iloc[own])
+    validation = TensorData.from_arrays(x_num, x_cat, y_own, device)
     train_config = params.train_config(estimator, found.counts[TRAIN])
     split = lambda rows: split_of(rows, seed, *sizes)  # noqa: E731
     rows = buffer_rows(memory, prep, train_config.batch_size)
+    rows = int(world.broadcast_(torch.tensor([rows], device=device)).item())  # rank 0's
     data = StreamData(
         validation,
         found.counts[TRAIN],
-        TrainingBlocks(stream, schema, prep, split, rows, device),
+        TrainingBlocks(stream, schema, prep, split, rows, device, world),
     )
     seeds = [int(estimator.random_state or 0) + k for k in range(members)]
     row_sets = [Member(np.arange(0), np.arange(len(y_val)), s) for s in seeds]
@@ -265,7 +287,7 @@ def fit_streaming(estimator, stream: TableStream, found: Survey, seed, sizes, me
     weights = params.loss_weights(estimator, schema, schema.encode_target(y_train))
     history = fit_stack(
         model, data, row_sets, schema.task, train_config, on_epoch=on_epoch,
-        class_weight=None if weights is None else weights.to(device),
+        class_weight=None if weights is None else weights.to(device), world=world,
     )  # fmt: skip
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
         raise DataError("Training diverged: lower the learning rate (lr).")
@@ -288,13 +310,12 @@ def stream_train_workflow(
     from .report import builders
     from .workflows import Outputs, TrainResult, check_model_out, save_with_report
 
-    if World.current().size > 1:
-        raise UsageError("--stream trains in one process for now; start it without torchrun.")
+    main = World.current().is_main
     if options.target is None:
         raise UsageError("--target is required: name the column(s) to predict.")
     if estimator.threshold == "auto":
         raise UsageError("--threshold auto is not available with --stream yet; give a number.")
-    outputs = outputs or Outputs()
+    outputs = (outputs or Outputs()) if main else Outputs(report=False)
     if out is not None:
         check_model_out(out)
     memory = memory or _available_memory()
@@ -307,6 +328,8 @@ def stream_train_workflow(
     surveyed = time.perf_counter() - started
     estimator, block_rows = fit_streaming(estimator, stream, found, seed, sizes, memory, on_epoch)
     seconds = time.perf_counter() - started
+    if not main:  # torchrun's other ranks: rank 0 evaluates and writes
+        return None
     samples = [split_sample(found, part) for part in (TRAIN, VALIDATION, TEST)]
     X = pd.concat([s[0] for s in samples], ignore_index=True)
     y = pd.concat([s[1] for s in samples], ignore_index=True)

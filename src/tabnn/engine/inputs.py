@@ -99,9 +99,12 @@ class Epoch:
     world: World | None = None  # a run across processes: batch losses are summed over ranks
 
     @classmethod
-    def shuffle(cls, members, generators, live, steps, batch, data, loss_fn, world=None) -> Epoch:
+    def shuffle(
+        cls, members, generators, live, steps, batch, data, loss_fn, world=None, local=False
+    ) -> Epoch:
         """Each live member's rows in a fresh order from its generator, cut into batches;
-        across processes, the rows of each global batch that this rank holds."""
+        across processes, the rows of each global batch that this rank holds, or with
+        ``local`` this rank's own rows (a stream's), its batches its share of the step's."""
         device = data.y.device
         index = np.zeros((len(members), steps * batch), dtype=np.int64)
         sizes = np.zeros((len(members), 1), dtype=np.int64)
@@ -113,8 +116,11 @@ class Epoch:
         counts = np.clip(sizes - batch * np.arange(steps), 0, batch).T  # (steps, K)
         index = index.reshape(len(members), steps, batch).transpose(1, 0, 2)
         global_counts = counts
-        if world is not None and world.size > 1:
+        if world is not None and world.size > 1 and not local:
             index, counts = _own_share(index, counts, world)
+        elif world is not None and world.size > 1:
+            summed = world.sum_(torch.from_numpy(counts.astype(np.float64)).to(device))
+            global_counts = summed.cpu().numpy()
         widths = counts.max(1, initial=0)
         if world is not None and world.size > 1:
             widths = np.maximum(widths, 1)  # a rank with no rows of a step still takes it

@@ -191,7 +191,7 @@ def run_epochs(
         if streaming:
             train_loss = stream_epoch(
                 model, data.blocks(epoch_number), members, generators, live, plan, config,
-                loss_fn, steps,
+                loss_fn, steps, world,
             )  # fmt: skip
         else:
             epoch = Epoch.shuffle(
@@ -219,20 +219,40 @@ def run_epochs(
     return records
 
 
-def stream_epoch(model, blocks, members, generators, live, plan, config, loss_fn, steps):
+def stream_epoch(model, blocks, members, generators, live, plan, config, loss_fn, steps, world):
     """One epoch over a stream's blocks: each block's rows shuffled and cut into batches,
-    its steps taking the next share of the epoch's plan -> each member's mean loss."""
+    its steps taking the next share of the epoch's plan -> each member's mean loss.
+
+    Across processes each rank holds its own rows of the same blocks: a block takes as
+    many steps as all its rows need, each rank's batches its even share of them, and the
+    losses' scale is the batch's weight summed over ranks."""
     batch, done, total, rows = config.batch_size, 0, 0.0, 0
     for block in blocks:
         n = len(block.y)
         count = math.ceil(n / batch)
+        local_batch = batch
+        if world.size > 1:
+            every = world.sum_(torch.tensor([float(n)], device=block.y.device))
+            count = max(1, math.ceil(int(every.item()) / batch))
+            local_batch = max(1, math.ceil(n / count))
+            block = block if n else padding_row(block)  # a step with no rows of its own
         everyone = [Member(np.arange(n), np.arange(0), m.seed) for m in members]
-        epoch = Epoch.shuffle(everyone, generators, live, count, batch, block, loss_fn)
+        epoch = Epoch.shuffle(
+            everyone, generators, live, count, local_batch, block, loss_fn, world, local=True
+        )
         inputs = EpochInputs(EncodedInputs(model, block), epoch)
-        row_loss = steps.epoch(epoch, inputs, plan[done : done + count])
+        share = plan[done : done + count]
+        share += plan[-1:] * (count - len(share))  # blocks cut apart: a step or two more
+        row_loss = steps.epoch(epoch, inputs, share)
         total = total + epoch.member_loss(row_loss).cpu() * n
         done, rows = done + count, rows + n
     return (total / max(rows, 1)).tolist() if rows else [math.nan] * len(members)
+
+
+def padding_row(block: TensorData) -> TensorData:
+    """One all-zero row shaped like the block's (its mask keeps it out of every loss)."""
+    zeros = [t.new_zeros((1, *t.shape[1:])) for t in (block.x_num, block.x_cat, block.y)]
+    return TensorData(*zeros)
 
 
 class MemberClock:

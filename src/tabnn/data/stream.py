@@ -12,42 +12,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import InputNotFoundError, UsageError
-from .read import iter_table_chunks
+from ..errors import UsageError
+from .read import iter_table_chunks, table_files
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 CHUNK_ROWS = 65_536
-TABLE_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".gz")
-
-
-def table_files(path: str | os.PathLike) -> list[Path]:
-    """A table's files: the file itself, or a directory's table files sorted by name
-    (Spark's and Hive's ``part-*.parquet`` layout; hidden and ``_SUCCESS`` files skipped)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputNotFoundError(f"No such file or directory: '{path}'.")
-    if not path.is_dir():
-        return [path]
-    files = sorted(
-        p
-        for p in path.iterdir()
-        if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES and not p.name.startswith((".", "_"))
-    )
-    if not files:
-        raise UsageError(
-            f"'{path}' is a directory without table files; expected *.parquet or *.csv files."
-        )
-    return files
-
-
-def table_bytes(path: str | os.PathLike) -> int:
-    """The table's size on disk (all its files)."""
-    return sum(f.stat().st_size for f in table_files(path))
 
 
 @dataclass

@@ -232,3 +232,19 @@ def test_torchrun_ranks_share_the_stream(parquet_dir, tmp_path):
     assert scores[1]["accuracy"] > 0.85
     assert abs(scores[0]["accuracy"] - scores[1]["accuracy"]) < 0.02
     assert tabnn.load(tmp_path / "two").classes_.tolist() == ["high", "low", "top"]
+
+
+def test_a_multilabel_csv_streams_and_prints_its_summary(tmp_path):
+    """Label sets in one column (--label-sep), from a CSV file, with the usual output."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3_000, 3))
+    tags = ["|".join(t for t, on in (("a", u > 0), ("b", v > 0)) if on) for u, v, _ in x]
+    frame = pd.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "x2": x[:, 2], "tags": tags})
+    frame.to_csv(tmp_path / "tags.csv", index=False)
+    out = tmp_path / "model"
+    result = run_tabnn("train", tmp_path / "tags.csv", "--target", "tags", "--label-sep", "|",
+                       "--stream", "--epochs", "5", "--no-report", "-o", out)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "hamming_loss" in result.stdout and "model saved to" in result.stdout
+    model = tabnn.load(out)
+    assert model.task_ == "multilabel" and list(model.schema_.classes) == ["a", "b"]

@@ -104,6 +104,7 @@ class Survey:
     header: bool
     columns: list[str]
     dropped_targets: int
+    target_columns: list  # y's columns as the samples hold them (labels with --label-sep)
 
 
 class TableStream:
@@ -131,7 +132,7 @@ class TableStream:
 
 def survey(stream: TableStream, estimator, seed: int, val_size: float, test_size: float):
     """The first pass (see the module's docstring) -> ``Survey``."""
-    schema, statistics, labels, columns = None, None, [], []
+    schema, statistics, labels, columns, targets = None, None, [], [], []
     counts = dict.fromkeys((TRAIN, VALIDATION, TEST), 0)
     samples = {part: Sample(cap, seed + part) for part, cap in SAMPLE_CAPS.items()}
     for X, y, rows in stream:
@@ -139,6 +140,7 @@ def survey(stream: TableStream, estimator, seed: int, val_size: float, test_size
             if len(X) == 0:
                 continue
             schema, columns = estimator.infer_schema(X, y), list(X.columns)
+            targets = list(y.columns) if isinstance(y, pd.DataFrame) else [y.name]
             statistics = StreamStatistics(schema.numeric, schema.categorical)
         if isinstance(y, pd.Series):
             labels.append(pd.Series(pd.unique(y)))
@@ -154,7 +156,7 @@ def survey(stream: TableStream, estimator, seed: int, val_size: float, test_size
         raise DataError(f"'{stream.path}' has no training rows with a target.")
     return Survey(
         _all_labels(schema, labels, estimator), statistics, counts, samples, stream.header,
-        columns, stream.dropped,
+        columns, stream.dropped, targets,
     )  # fmt: skip
 
 
@@ -172,10 +174,10 @@ def _all_labels(schema, labels: list[pd.Series], estimator):
 def split_sample(survey: Survey, part: int) -> tuple[pd.DataFrame, pd.Series | pd.DataFrame]:
     """A split's sample as features and targets."""
     frame = survey.samples[part].frame
+    targets = survey.target_columns
     if frame is None:
-        frame = pd.DataFrame(columns=survey.columns + survey.schema.target)
-    target = survey.schema.target
-    y = frame[target] if survey.schema.task == "multilabel" else frame[target[0]]
+        frame = pd.DataFrame(columns=survey.columns + targets)
+    y = frame[targets] if survey.schema.task == "multilabel" else frame[targets[0]]
     return frame[survey.columns], y
 
 
@@ -351,6 +353,7 @@ def stream_train_workflow(
         seconds=seconds, evaluation=evaluation, params=estimator.get_params(),
         source={"file": Path(path).name, "rows": sum(found.counts.values()) + found.dropped_targets,
                 "columns": len(found.columns) + len(found.schema.target), "header": header,
+                "header_detected": options.header is None,
                 "text": first.suffix.lower() not in (".parquet", ".pq")},
     )  # fmt: skip
     if out is not None:

@@ -305,3 +305,12 @@ def test_float32_predictions_are_within_1e_6(model, rows, tmp_path):
     np.testing.assert_allclose(got[["proba_no", "proba_yes"]], proba, rtol=0, atol=1e-6)
     wrong = invoke("predict", model, data, "-o", tmp_path / "x", "--precision", "half")
     assert wrong.exit_code == 2 and "float64" in wrong.stderr
+
+
+def test_outside_training_goes_to_the_parts_too(model, rows, tmp_path):
+    data = write_parts(tmp_path / "data", rows, [100, 130])
+    result = invoke("predict", model, data, "-o", tmp_path / "out", "--outside-training")
+    assert result.exit_code == 0, result.stderr
+    got = read_parts(tmp_path / "out")
+    assert "colour:unseen_category" in got.loc[5, "outside_training"]
+    assert list(got.columns) == ["row", "prediction", "proba_no", "proba_yes", "outside_training"]

@@ -226,14 +226,14 @@ def _take(parts: list, rows: int):
 
 
 def buffer_rows(memory: int, prep, batch: int) -> int:
-    """Rows per block for a memory budget: what the budget leaves beside this process's
-    memory now (the interpreter, the samples) and a reserve for evaluating and reporting,
+    """Rows per block for a memory budget: three quarters of what the budget leaves beside
+    this process's memory now (the interpreter, the samples) and a reserve for evaluating,
     over a row's bytes in every copy a block has at once (the encoded chunks, the block's
     tensors, its encoded inputs and the epoch's batches)."""
     row = 4 * len(prep.numeric) + 8 * len(prep.categorical) + 8
     encoded = 4 * (len(prep.numeric) + sum(prep.indicators) + 16 * len(prep.categorical))
     per_row = 3 * row + encoded + 32
-    rows = (memory - resident_bytes() - RESERVE_BYTES) // per_row
+    rows = (memory - resident_bytes() - RESERVE_BYTES) // per_row // 4 * 3  # a margin
     return max(MIN_BUFFER_ROWS, rows // batch * batch)
 
 

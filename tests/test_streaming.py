@@ -248,3 +248,19 @@ def test_a_multilabel_csv_streams_and_prints_its_summary(tmp_path):
     assert "hamming_loss" in result.stdout and "model saved to" in result.stdout
     model = tabnn.load(out)
     assert model.task_ == "multilabel" and list(model.schema_.classes) == ["a", "b"]
+
+
+def test_a_bad_value_late_in_the_stream_names_its_data_row(tmp_path):
+    """Text in a numeric column past the first chunk: the message gives the row of the file
+    (0-based among its data rows), not a position inside a chunk; nothing is written."""
+    rng = np.random.default_rng(0)
+    n = 70_000
+    frame = pd.DataFrame({"a": rng.normal(size=n).round(3).astype(object), "b": rng.normal(size=n)})
+    frame["y"] = np.where(frame["b"] > 0, "p", "q")
+    frame.loc[68_000, "a"] = "abc"
+    frame.to_csv(tmp_path / "late.csv", index=False)
+    out = tmp_path / "model"
+    result = run_tabnn("train", tmp_path / "late.csv", "--target", "y", "--stream", "-o", out)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "data row 68000 (0-based)" in result.stderr and "'abc'" in result.stderr
+    assert not out.exists()

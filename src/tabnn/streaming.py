@@ -126,7 +126,8 @@ class TableStream:
             rows = chunk.rows[keep]
             self.dropped += int((~keep).sum())
             if not keep.all():
-                X, y = X[keep].reset_index(drop=True), y[keep].reset_index(drop=True)
+                X, y = X[keep], y[keep]
+            X.index = y.index = rows  # so that a bad value's message names its data row
             yield X, y, rows
 
 
@@ -151,7 +152,7 @@ def survey(stream: TableStream, estimator, seed: int, val_size: float, test_size
             both = pd.concat([X[chosen], y[chosen]], axis=1, ignore_index=False)
             samples[p].add(both.reset_index(drop=True), rows[chosen])
         train = part == TRAIN
-        statistics.add(schema.check(X[train].reset_index(drop=True)), rows[train])
+        statistics.add(schema.check(X[train]), rows[train])
     if schema is None or counts[TRAIN] == 0:
         raise DataError(f"'{stream.path}' has no training rows with a target.")
     return Survey(
@@ -202,7 +203,7 @@ class TrainingBlocks:
         for X, y, rows in self.stream:
             chunks += 1
             train = (self.split(rows) == TRAIN) & self.world.owns(rows)
-            X, y = X[train].reset_index(drop=True), y[train].reset_index(drop=True)
+            X, y = X[train], y[train]
             x_num, x_cat = self.prep.transform(self.schema.check(X))  # maybe no rows: shapes
             parts.append((x_num, x_cat, self.schema.encode_target(y)))
             held += len(x_num)

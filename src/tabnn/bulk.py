@@ -32,8 +32,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from .errors import DataError, TabnnWarning, UsageError
-from .inference import BLOCK_ROWS, member_probabilities
+from .errors import TabnnWarning, UsageError
+from .inference import BLOCK_ROWS, check_finite, mean_probabilities, member_probabilities
 from .preprocess import EncodedInputs
 
 PRECISIONS = ("float64", "float32")
@@ -199,14 +199,5 @@ def _mean_proba(members: np.ndarray, task: str, *, check: bool = True) -> np.nda
     """Members' probabilities (members, rows, outputs) -> ``predict_proba``'s array, as
     ``TabNNClassifier.predict_proba`` computes it."""
     if check:
-        unscored = np.flatnonzero(~np.isfinite(members).all(axis=(0, 2)))
-        if len(unscored):  # never a label without finite probabilities behind it
-            raise DataError(
-                f"The network gives no finite probabilities for {len(unscored)} row(s) "
-                f"(0-based within the chunk: {', '.join(map(str, unscored[:5]))}); its "
-                f"weights or these inputs are not finite."
-            )
-    proba = members.astype(np.float64, copy=False).mean(0)
-    if task == "binary":
-        return np.column_stack([1 - proba[:, 0], proba[:, 0]])
-    return proba
+        check_finite(members, " within the chunk")
+    return mean_probabilities(members, task)

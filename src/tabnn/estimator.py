@@ -21,7 +21,7 @@ from .engine.train import fit_stack
 from .ensemble_net import build_network
 from .errors import DataError, UsageError
 from .frames import array_numeric, as_frame, as_target, column_names
-from .inference import float64_network, member_probabilities
+from .inference import check_finite, float64_network, mean_probabilities, member_probabilities
 from .model import ModelConfig, TabularMLP
 from .params import validate_params
 from .preprocess import EncodedInputs, Preprocessor
@@ -362,15 +362,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         """(members, rows, outputs) float64 probabilities of every member, for X or for
         inputs from ``encode``; binary tasks have one output, P(positive)."""
         inputs = self.encode(X)
-        proba = member_probabilities(self.inference_model_, self.task_, *inputs)
-        unscored = np.flatnonzero(~np.isfinite(proba).all(axis=(0, 2)))
-        if len(unscored):  # never a label without finite probabilities behind it
-            raise DataError(
-                f"The network gives no finite probabilities for {len(unscored)} row(s) "
-                f"(0-based: {', '.join(map(str, unscored[:5]))}); its weights or these "
-                f"inputs are not finite."
-            )
-        return proba
+        return check_finite(member_probabilities(self.inference_model_, self.task_, *inputs))
 
     def _schema_of(self, X, frame: pd.DataFrame, target) -> Schema:
         categorical, numeric, drop = map(column_names, (self.categorical, self.numeric, self.drop))
@@ -510,10 +502,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         """Probabilities (float64): (n, 2) for binary, (n, classes) for multi-class,
         (n, labels) of per-label probabilities for multi-label (as ``MLPClassifier``);
         averaged over members. Safe to call from several threads at once."""
-        proba = self.member_proba(X).mean(0)
-        if self.task_ == "binary":
-            return np.column_stack([1 - proba[:, 0], proba[:, 0]])
-        return proba
+        return mean_probabilities(self.member_proba(X), self.task_)
 
     def predict(self, X) -> np.ndarray:
         """Labels in their original values; a 0/1 matrix for multi-label. Binary and

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .engine.train import predict_logits
+from .errors import DataError
 from .model import probabilities
 
 # rows per forward pass on one torch thread (``bulk``): a block's activations stay in the
@@ -36,3 +37,26 @@ def member_probabilities(
     else:
         logits = predict_logits(network, x_num, x_cat, cpu, chunk=block_rows)
     return probabilities(logits, task).numpy()
+
+
+def check_finite(members: np.ndarray, where: str = "") -> np.ndarray:
+    """Members' probabilities (members, rows, outputs), refused with a DataError naming the
+    rows (0-based, ``where`` saying of what) that have any that is not finite: never a
+    label without finite probabilities behind it."""
+    unscored = np.flatnonzero(~np.isfinite(members).all(axis=(0, 2)))
+    if len(unscored):
+        raise DataError(
+            f"The network gives no finite probabilities for {len(unscored)} row(s) "
+            f"(0-based{where}: {', '.join(map(str, unscored[:5]))}); its weights or these "
+            f"inputs are not finite."
+        )
+    return members
+
+
+def mean_probabilities(members: np.ndarray, task: str) -> np.ndarray:
+    """Members' probabilities (members, rows, outputs) -> ``predict_proba``'s float64 array:
+    their mean, with P(negative) in front for binary tasks."""
+    proba = members.astype(np.float64, copy=False).mean(0)
+    if task == "binary":
+        return np.column_stack([1 - proba[:, 0], proba[:, 0]])
+    return proba

@@ -115,14 +115,14 @@ class Epoch:
                 sizes[k] = len(rows)
         counts = np.clip(sizes - batch * np.arange(steps), 0, batch).T  # (steps, K)
         index = index.reshape(len(members), steps, batch).transpose(1, 0, 2)
-        global_counts = counts
-        if world is not None and world.size > 1 and not local:
+        global_counts, across = counts, world is not None and world.size > 1
+        if across and not local:
             index, counts = _own_share(index, counts, world)
-        elif world is not None and world.size > 1:
+        elif across:
             summed = world.sum_(torch.from_numpy(counts.astype(np.float64)).to(device))
             global_counts = summed.cpu().numpy()
         widths = counts.max(1, initial=0)
-        if world is not None and world.size > 1:
+        if across:
             widths = np.maximum(widths, 1)  # a rank with no rows of a step still takes it
         padded = (counts < widths[:, None]).any(1)
         width = index.shape[-1]

@@ -712,3 +712,69 @@ def test_early_stopping_resets_patience_on_a_clear_gain():
         stopping.update(epoch, [loss, loss])
     assert stopping.best_epoch == [3, 0]
     assert stopping.stopped == [False, False]  # member 2 has no validation rows
+
+
+# --- members with their own settings (the trials of a search) -------------------------
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel"])
+@pytest.mark.parametrize("backward", ["manual", "autograd"])
+def test_members_with_their_own_lr_decay_and_smoothing_train_as_if_alone(task, backward):
+    x, y, n_outputs = task_data(task, n=400)
+    own = [(0.02, 1e-3, 0.0), (0.005, 0.1, 0.2), (0.01, 0.0, 0.05)]
+    members = [
+        Member(r, v, s, lr=lr, weight_decay=wd, label_smoothing=ls)
+        for r, v, s, (lr, wd, ls) in zip(ROWS, VAL_ROWS, SEEDS, own)
+    ]
+    settings = {"epochs": 10, "batch_size": 32, "patience": 4}
+    stack = stack_model(x, ROWS, n_outputs=n_outputs)
+    history = fit_stack(stack, tensors(x, y), members, task, TrainConfig(**settings),
+                        backward=backward)  # fmt: skip
+    for k, (lr, wd, ls) in enumerate(own):
+        alone = stack_model(x, [ROWS[k]], n_outputs=n_outputs)
+        config = TrainConfig(**settings, lr=lr, weight_decay=wd, label_smoothing=ls)
+        plain = Member(ROWS[k], VAL_ROWS[k], SEEDS[k])
+        alone_history = fit_stack(alone, tensors(x, y), [plain], task, config, backward=backward)
+        assert history.best_epoch[k] == alone_history.best_epoch[0]
+        for record, alone_record in zip(history.epochs, alone_history.epochs):
+            for key in ("train_loss", "val_loss"):
+                np.testing.assert_allclose(record[key][k], alone_record[key][0], rtol=1e-5)
+        for name, value in member_state(alone, 0).items():
+            torch.testing.assert_close(member_state(stack, k)[name], value, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel"])
+def test_label_smoothing_trains_the_same_by_hand_and_by_autograd(task):
+    x, y, n_outputs = task_data(task, n=400)
+    config = TrainConfig(epochs=6, batch_size=32, lr=0.01, label_smoothing=0.15)
+    models = []
+    for backward in ("manual", "autograd"):
+        model = stack_model(x, ROWS, n_outputs=n_outputs)
+        members = [Member(r, v, s) for r, v, s in zip(ROWS, VAL_ROWS, SEEDS)]
+        fit_stack(model, tensors(x, y), members, task, config, backward=backward)
+        models.append(model)
+    for name, value in models[1].state_dict().items():
+        torch.testing.assert_close(models[0].state_dict()[name], value, atol=1e-5, rtol=0)
+
+
+def test_members_returned_by_on_epoch_stop_now_and_keep_their_best_weights():
+    x, y = table()
+    members = [Member(r, v, s) for r, v, s in zip(ROWS, VAL_ROWS, SEEDS)]
+    model = stack_model(x, ROWS)
+    seen = []
+
+    def prune_second_after_three(record):
+        seen.append(record["train_loss"][1])
+        return [1] if record["epoch"] == 3 else None
+
+    history = fit_stack(model, tensors(x, y), members, "binary", TrainConfig(epochs=8, lr=0.01))
+    pruned = stack_model(x, ROWS)
+    pruned_history = fit_stack(
+        pruned, tensors(x, y), members, "binary", TrainConfig(epochs=8, lr=0.01),
+        on_epoch=prune_second_after_three,
+    )  # fmt: skip
+    assert seen[3:] == [None] * 5  # member 1 took no step after epoch 3
+    assert pruned_history.best_epoch[1] <= 3 and len(history.epochs) == 8
+    for k in (0, 2):  # the others train on untouched
+        for name, value in member_state(model, k).items():
+            torch.testing.assert_close(member_state(pruned, k)[name], value, atol=1e-6, rtol=0)

@@ -37,11 +37,22 @@ class TrainConfig:
 
 @dataclass
 class Member:
-    """One member's share of the data: row indices into the stack's tensors, and a seed."""
+    """One member's share of the data: row indices into the stack's tensors, and a seed;
+    optionally its own learning rate, weight decay and label smoothing (tuning trials as
+    members of one stack), each None for the stack's ``TrainConfig`` value."""
 
     train_rows: np.ndarray
     val_rows: np.ndarray
     seed: int
+    lr: float | None = None
+    weight_decay: float | None = None
+    label_smoothing: float | None = None
+
+
+def member_values(members: list[Member], config: TrainConfig, name: str) -> list[float]:
+    """Each member's value of ``lr``, ``weight_decay`` or ``label_smoothing``."""
+    shared = getattr(config, name)
+    return [shared if (own := getattr(m, name)) is None else own for m in members]
 
 
 @dataclass

@@ -105,15 +105,20 @@ class BestWeights:
 
 
 def make_optimizer(
-    model, config: TrainConfig, flat: FlatParameters | None = None, kernels: Kernels | None = None
+    model,
+    config: TrainConfig,
+    flat: FlatParameters | None = None,
+    kernels: Kernels | None = None,
+    weight_decay: Sequence[float] | None = None,
 ) -> StackedAdam:
-    """Adam or AdamW over every parameter of a stack, with per-member state."""
+    """Adam or AdamW over every parameter of a stack, with per-member state (and, given
+    ``weight_decay`` per member, each member's own decay)."""
     kinds = {"adamw": True, "adam": False}
     if config.optimizer not in kinds:
         raise UsageError(f"optimizer must be adamw or adam; got {config.optimizer!r}.")
     return StackedAdam(
         [p for p in model.parameters() if p.requires_grad],
-        weight_decay=config.weight_decay,
+        weight_decay=config.weight_decay if weight_decay is None else weight_decay,
         decoupled=kinds[config.optimizer],
         betas=(0.9, config.beta2),
         flat=flat,
@@ -128,10 +133,11 @@ class StackedAdam:
     stacked weight, and moves every member at every step: a member with an empty batch
     (fewer rows than the longest member, or stopped early) would still see its moments
     decay, its weights decay and its bias correction advance. Here each member has its
-    own step count and learning rate, and a member that sits a step out is left exactly
-    as it was. The update is torch's fused Adam kernel: over the whole flat buffer (or
-    every tensor) while every member has taken every step (folds of equal size before any
-    stops early), then over each member's slices, once per distinct learning rate.
+    own step count and learning rate (and may have its own weight decay), and a member
+    that sits a step out is left exactly as it was. The update is torch's fused Adam
+    kernel: over the whole flat buffer (or every tensor) while every member has taken
+    every step with one rate and decay (folds of equal size before any stops early), then
+    over each member's slices, once per distinct learning rate and decay.
 
     Examples
     --------
@@ -148,7 +154,7 @@ class StackedAdam:
         self,
         params: Sequence[torch.Tensor],
         *,
-        weight_decay: float = 0.0,
+        weight_decay: float | Sequence[float] = 0.0,
         decoupled: bool = True,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
@@ -159,13 +165,10 @@ class StackedAdam:
         self.flat = flat
         # torch.optim.adam's fused path minus its per-call grouping of tensors by device
         self.kernels = Kernels() if kernels is None else kernels
-        self.options = {
-            "beta1": betas[0],
-            "beta2": betas[1],
-            "weight_decay": weight_decay,
-            "eps": eps,
-            "decoupled": decoupled,
-        }
+        members = self.params[0].shape[0]
+        decays = [weight_decay] * members if isinstance(weight_decay, float | int) else None
+        self.decays = [float(d) for d in (decays or weight_decay)]
+        self.options = {"beta1": betas[0], "beta2": betas[1], "eps": eps, "decoupled": decoupled}
         if flat is None:
             self.weights = [p.detach() for p in self.params]
             self.exp_avg = [torch.zeros_like(w) for w in self.weights]
@@ -179,8 +182,8 @@ class StackedAdam:
         device = self.weights[0].device
         self.shared_steps = 0  # while in lockstep
         self.step_values: list[torch.Tensor] = []
-        self.lockstep = True
-        members = self.weights[0].shape[0]
+        # one kernel over everything while members share a rate, a decay and every step
+        self.lockstep = self.decays.count(self.decays[0]) == members
         self.member_steps = [torch.zeros((), device=device) for _ in range(members)]
         self.member_state = [
             ([w[k] for w in self.weights], [m[k] for m in self.exp_avg])
@@ -219,7 +222,10 @@ class StackedAdam:
                 weights, moments, squares = self.weights, self.exp_avg, self.exp_avg_sq
                 grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
                 steps = [step] * len(weights)
-            self.kernels.adam_(weights, grads, moments, squares, steps, lr=lr, **self.options)
+            self.kernels.adam_(
+                weights, grads, moments, squares, steps, lr=lr, weight_decay=self.decays[0],
+                **self.options,
+            )  # fmt: skip
             return
         if self.flat is not None:
             grads = self.flat.grads
@@ -229,11 +235,11 @@ class StackedAdam:
             self.lockstep = False
             for count in self.member_steps:
                 count.fill_(self.shared_steps)
-        by_lr: dict[float, list[int]] = {}
+        groups: dict[tuple[float, float], list[int]] = {}
         for k, (rate, on) in enumerate(zip(lrs, active)):
             if on:
-                by_lr.setdefault(rate, []).append(k)
-        for rate, ks in by_lr.items():
+                groups.setdefault((rate, self.decays[k]), []).append(k)
+        for (rate, decay), ks in groups.items():
             self.kernels.add_([self.member_steps[k] for k in ks], 1)
             weights, moments, squares = (
                 [t for k in ks for t in self.member_state[k][i]] for i in range(3)
@@ -241,5 +247,6 @@ class StackedAdam:
             member_grads = [g[k] for k in ks for g in grads]
             steps = [self.member_steps[k] for k in ks for _ in grads]
             self.kernels.adam_(
-                weights, member_grads, moments, squares, steps, lr=rate, **self.options
-            )
+                weights, member_grads, moments, squares, steps, lr=rate, weight_decay=decay,
+                **self.options,
+            )  # fmt: skip

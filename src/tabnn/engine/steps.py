@@ -19,8 +19,12 @@ class LossFunction:
     before the loss: the ``*_with_logits`` functions do that stably."""
 
     def __init__(
-        self, task: str, class_weight: torch.Tensor | None = None, label_smoothing: float = 0.0
+        self,
+        task: str,
+        class_weight: torch.Tensor | None = None,
+        label_smoothing: float | torch.Tensor = 0.0,
     ) -> None:
+        """``label_smoothing``: one share for the stack, or a (K,) tensor of each member's."""
         self.task, self.class_weight, self.label_smoothing = task, class_weight, label_smoothing
 
     def __call__(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,16 +54,30 @@ class LossFunction:
             k, e, b, out = logits.shape
             y = y[:, None].expand(k, e, *y.shape[1:]).reshape(k, e * b, *y.shape[2:])
             logits = logits.reshape(k, e * b, out)
-        smoothing = self.label_smoothing
-        if not smoothing:
+        smoothing = self.smoothing(dims=2)
+        if smoothing is None:
             loss = self.rows(logits, y)
         elif self.task == "multiclass":
-            loss = F.cross_entropy(
-                logits.float().transpose(1, 2), y, reduction="none", label_smoothing=smoothing
-            )
+            # cross-entropy against (1 - s) one-hot + s / classes, as torch's label_smoothing
+            log_p = torch.log_softmax(logits.float(), -1)
+            nll = -log_p.gather(-1, y[..., None])[..., 0]
+            loss = (1 - smoothing) * nll - smoothing * log_p.mean(-1)
         else:
-            loss = self.rows(logits, y * (1 - smoothing) + smoothing / 2)
+            loss = self.rows(logits, self.smoothed(y))
         return loss.view(k, e, b).mean(1) if ensemble else loss
+
+    def smoothing(self, dims: int) -> torch.Tensor | float | None:
+        """The smoothing share, shaped to broadcast against (K, B, ...) of ``dims`` axes
+        (None without smoothing)."""
+        s = self.label_smoothing
+        if not torch.is_tensor(s):
+            return s or None
+        return s.view(-1, *[1] * (dims - 1))
+
+    def smoothed(self, y: torch.Tensor) -> torch.Tensor:
+        """Sigmoid targets moved towards 1/2 by the smoothing share (y: (..., K, B[, L]))."""
+        s = self.smoothing(dims=2 if self.task == "binary" else 3)
+        return y if s is None else y * (1 - s) + s / 2
 
     def row_weight(self, y: torch.Tensor) -> torch.Tensor | None:
         """Per-row weight (K, B) from the class weights, or None when every row weighs 1."""
@@ -78,7 +96,10 @@ class LossFunction:
         softmax for multi-class, the sigmoid otherwise. y (..., B[, labels]) -> a and c
         (..., B, outputs) and the factor (1 / labels for the per-label mean)."""
         if self.task == "multiclass":
-            return None, F.one_hot(y, n_outputs).float(), 1.0
+            s = self.smoothing(dims=3)
+            one_hot = F.one_hot(y, n_outputs).float()
+            return None, one_hot if s is None else one_hot * (1 - s) + s / n_outputs, 1.0
+        y = self.smoothed(y)  # label smoothing moves the targets, and so the gradient
         if self.task == "binary":
             return None, y[..., None], 1.0
         factor = 1.0 / y.shape[-1]
@@ -299,7 +320,7 @@ class ManualSteps:
                 y = epoch.y[step][:, :width]
                 offset, slope = self.targets(y, step_scale[step][:, :width])
                 outputs = self.forward(x)
-                row_loss[step, :, :width] = loss_fn.rows(outputs[-1], y)
+                row_loss[step, :, :width] = loss_fn.train_rows(outputs[-1], y)
             elif width == batch:
                 offset, slope = offsets[step], slopes[step]
                 outputs = self.forward(x, out=step_logits[step])
@@ -316,6 +337,8 @@ class ManualSteps:
             optimizer.step(rates, active)
         if not whole:
             return row_loss
+        if loss_fn.smoothing(dims=2) is not None:  # what autograd reports: the smoothed loss
+            return torch.stack([loss_fn.train_rows(z, y) for z, y in zip(logits, epoch.y)])
         flat_logits = logits.view(steps * members, batch, -1)
         flat_y = epoch.y.view(steps * members, *epoch.y.shape[2:])
         return loss_fn.rows(flat_logits, flat_y).view(steps, members, batch)

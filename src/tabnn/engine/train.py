@@ -30,7 +30,7 @@ import torch
 
 from ..errors import UsageError
 from ..model import Dropout, StackedNorm, TabularMLP
-from .config import History, Member, StreamData, TensorData, TrainConfig
+from .config import History, Member, StreamData, TensorData, TrainConfig, member_values
 from .cpu import cpu_matmuls_for, cpu_threads_for
 from .distributed import World
 from .inputs import EncodedInputs, Epoch, EpochInputs
@@ -61,7 +61,7 @@ def fit_stack(
     config: TrainConfig,
     *,
     class_weight: torch.Tensor | None = None,
-    on_epoch: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[dict], object] | None = None,
     backward: str = "auto",
     private_kernels: bool = True,
     world: World | None = None,
@@ -91,6 +91,10 @@ def fit_stack(
     ``data`` may be a ``StreamData``: the training rows then come block by block, each
     epoch a new pass, and the members' ``train_rows`` are not read (their ``val_rows`` index
     the stream's validation tensors).
+
+    A member may have its own learning rate, weight decay and label smoothing (``Member``:
+    the trials of a search). ``on_epoch`` may return the indices of members to stop now
+    (a search's pruned trials): they stop as early stopping would have stopped them.
 
     ``world``: this process's share of a run across processes (``engine.distributed``):
     ``data`` then holds only this rank's rows, while ``members`` keep the row numbers of
@@ -125,7 +129,11 @@ def _fit_stack(
 ) -> History:  # fmt: skip
     for i, member in enumerate(members):
         model.reset_member(i, member.seed)
-    loss_fn = LossFunction(task, class_weight, config.label_smoothing)
+    smoothing = member_values(members, config, "label_smoothing")
+    if smoothing.count(smoothing[0]) < len(smoothing):  # trials of a search: one per member
+        smoothing = torch.tensor(smoothing, device=inputs.data.y.device)
+    smoothing = smoothing if torch.is_tensor(smoothing) else smoothing[0]
+    loss_fn = LossFunction(task, class_weight, smoothing)
     # dropout masks: one stream for the stack (each rank its own), never torch's global one
     dropouts = [m for m in model.modules() if isinstance(m, Dropout)]
     for dropout in dropouts:
@@ -138,7 +146,8 @@ def _fit_stack(
     flat = FlatParameters([p for p in model.parameters() if p.requires_grad])
     world.broadcast_(flat.weight)  # as DDP: every rank starts from rank 0's weights
     try:
-        optimizer = make_optimizer(model, config, flat, kernels)
+        decays = member_values(members, config, "weight_decay")
+        optimizer = make_optimizer(model, config, flat, kernels, decays)
         if manual:
             steps = ManualSteps(model, optimizer, loss_fn, config, matmuls, world)
             validation.forward = steps.logits  # the same kernels as model.mlp, no modules
@@ -180,7 +189,7 @@ def run_epochs(
     generators = [torch.Generator().manual_seed(m.seed + 1) for m in members]
     streaming = isinstance(data, StreamData)
     sizes = [data.n_train if streaming else len(m.train_rows) for m in members]
-    clock = MemberClock(config, sizes)
+    clock = MemberClock(config, sizes, member_values(members, config, "lr"))
     has_val = validation.has_val
     records = []
     model.train()
@@ -212,8 +221,9 @@ def run_epochs(
             record["val_loss"] = [v if h else None for v, h in zip(val_loss, has_val)]
             record["val_accuracy"] = [v if h else None for v, h in zip(val_accuracy, has_val)]
         records.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
+        halted = on_epoch(record) if on_epoch is not None else None
+        if halted:  # members the caller stops now (a search's pruned trials)
+            stopping.halt(halted)
         if all(stopping.stopped):
             break
     return records
@@ -260,8 +270,10 @@ class MemberClock:
     an epoch and follows the schedule on its own step count, exactly as it would alone;
     the stack runs as many steps as its longest live member."""
 
-    def __init__(self, config: TrainConfig, train_sizes: Sequence[int]) -> None:
-        self.config = config
+    def __init__(
+        self, config: TrainConfig, train_sizes: Sequence[int], lrs: Sequence[float]
+    ) -> None:
+        self.config, self.lrs = config, list(lrs)
         self.per_epoch = [math.ceil(n / config.batch_size) for n in train_sizes]
         self.steps = [0] * len(train_sizes)
 
@@ -276,7 +288,7 @@ class MemberClock:
         return plan
 
     def _lr(self, k: int, step: int) -> float:
-        return self.config.lr * lr_factor(self.config, self.steps[k] + step, self.per_epoch[k])
+        return self.lrs[k] * lr_factor(self.config, self.steps[k] + step, self.per_epoch[k])
 
 
 class EarlyStopping:
@@ -304,9 +316,15 @@ class EarlyStopping:
                 self.since_best[k] = 0 if clear_gain else self.since_best[k] + 1
             if better:
                 self.best_loss[k], self.best_epoch[k] = loss, epoch
-            self.stopped[k] = self.has_val[k] and self.since_best[k] >= self.patience
+            patience_out = self.has_val[k] and self.since_best[k] >= self.patience
+            self.stopped[k] = self.stopped[k] or patience_out  # halted members stay stopped
             improved.append(better)
         return improved
+
+    def halt(self, members) -> None:
+        """Stop these members for good now (they keep their best weights so far)."""
+        for k in members:
+            self.stopped[k] = True
 
 
 @torch.no_grad()

@@ -413,6 +413,7 @@ def save(estimator, path: PathLike, *, extra_meta: dict | None = None, extra_fil
         "n_features_in": estimator.n_features_in_,
         "feature_names_in": getattr(estimator, "feature_names_in_", None),
         "threshold": threshold_info(estimator),
+        "temperature": temperature_info(estimator),
         **(extra_meta or {}),
     }
     tensors = dict(estimator.model_.state_dict())
@@ -426,6 +427,33 @@ def threshold_info(estimator) -> dict:
     ``rows`` (validation rows), ``members`` and ``members_per_row`` when it was chosen on
     validation rows (see ``TabNNClassifier.threshold_tuning_``)."""
     return {"value": estimator.threshold_, "tuning": estimator.threshold_tuning_}
+
+
+def temperature_info(estimator) -> list[float] | None:
+    """The temperatures a fitted estimator divides its logits by, as stored under
+    ``"temperature"`` in ``tabnn.json``: a list of one number (binary, multi-class) or one
+    per label (multi-label), or None when it was not calibrated (``calibrate=False``)."""
+    temperature = getattr(estimator, "temperature_", None)
+    return None if temperature is None else [float(t) for t in temperature]
+
+
+def _saved_temperature(meta: dict, path: PathLike, outputs: int) -> list[float] | None:
+    """The temperatures in ``tabnn.json``; None for a model saved before calibration
+    existed or without it. Each must be a positive finite number, one for binary and
+    multi-class models, one per label for multi-label ones (``outputs``)."""
+    saved = meta.get("temperature")
+    if saved is None:
+        return None
+    numbers = isinstance(saved, list) and all(
+        isinstance(t, int | float) and not isinstance(t, bool) and 0 < t < float("inf")
+        for t in saved
+    )
+    if not numbers or len(saved) != outputs:
+        raise ModelError(
+            f"'{path}' has no usable temperature in {META_FILE}: expected a list of "
+            f"{outputs} positive number(s), got {saved!r}."
+        )
+    return [float(t) for t in saved]
 
 
 def _saved_threshold(meta: dict, path: PathLike) -> tuple[float, dict | None]:
@@ -471,8 +499,14 @@ def load(path: PathLike):
             f"'{path}' does not describe a model this tabnn can rebuild: {error}"
         ) from error
     threshold, tuning = _saved_threshold(meta, path)
+    schema = parts["schema"]
+    outputs = len(schema.classes) if schema.task == "multilabel" else 1
     estimator = TabNNClassifier.from_fitted(
-        params, **parts, threshold=threshold, threshold_tuning=tuning
+        params,
+        **parts,
+        threshold=threshold,
+        threshold_tuning=tuning,
+        temperature=_saved_temperature(meta, path, outputs),
     )
     estimator.metadata_ = meta
     return estimator

@@ -70,6 +70,7 @@ class BulkPredictor:
         self.precision = precision
         self.workers = max(1, workers or available_cpus())
         self.network = estimator.inference_model_
+        self.temperature = getattr(estimator, "temperature_", None)  # calibrate=True's
         if precision == "float32":  # the float64 copy holds the float32 weights exactly
             self.network = copy.deepcopy(estimator.inference_model_).float()
         self._checked = precision == "float64"
@@ -110,7 +111,12 @@ class BulkPredictor:
 
     def _members(self, x_num, x_cat) -> np.ndarray:
         return member_probabilities(
-            self.network, self.estimator.task_, x_num, x_cat, block_rows=BLOCK_ROWS
+            self.network,
+            self.estimator.task_,
+            x_num,
+            x_cat,
+            block_rows=BLOCK_ROWS,
+            temperature=self.temperature,
         )
 
     def _check_float32(self, inputs: EncodedInputs) -> None:
@@ -123,7 +129,9 @@ class BulkPredictor:
         with np.errstate(invalid="ignore"):
             difference = np.abs(
                 _mean_proba(
-                    member_probabilities(exact, task, *rows, block_rows=BLOCK_ROWS),
+                    member_probabilities(
+                        exact, task, *rows, block_rows=BLOCK_ROWS, temperature=self.temperature
+                    ),
                     task,
                     check=False,
                 )

@@ -14,7 +14,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from . import params
+from . import calibration, params
 from .engine.config import History, Member, TensorData, TrainConfig, device_of
 from .engine.distributed import World
 from .engine.train import fit_stack
@@ -79,6 +79,9 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         recall whose precision is at least P). See
         :func:`tabnn.evaluation.threshold.tune_threshold`.
         Ignored for a numeric threshold.
+    calibrate : bool, default=False
+        Temperature scaling fitted on the validation rows after training (one per label for
+        multi-label; ``"auto"`` thresholds are tuned after it): :mod:`tabnn.calibration`.
     scaling : {"auto", "standard", "robust", "quantile", "clipped"}, default="auto"
         ``clipped`` is robust scaling (median, IQR) followed by smooth clipping to
         (-3, 3); ``auto`` means ``clipped`` for the default design, else ``standard``.
@@ -131,6 +134,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     threshold_ : float
         The decision threshold ``predict`` applies: ``threshold`` itself, or the one
         chosen on validation rows (scikit-learn's ``best_threshold_``).
+    temperature_ : ndarray of shape (1,) or (n_labels,), or None
+        What ``calibrate=True`` fitted (members' logits are divided by it); None if not.
     threshold_tuning_ : dict or None
         How ``threshold="auto"`` chose it: ``metric``, ``score`` (scikit-learn's
         ``best_score_``), validation ``precision`` and ``recall``, ``rows``, ``members``
@@ -164,6 +169,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         pos_weight=None,
         threshold=0.5,
         threshold_metric="f1",
+        calibrate=False,
         scaling="auto",
         missing_indicator="auto",
         n_members=1,
@@ -191,6 +197,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         self.pos_weight = pos_weight
         self.threshold = threshold
         self.threshold_metric = threshold_metric
+        self.calibrate = calibrate
         self.scaling = scaling
         self.missing_indicator = missing_indicator
         self.n_members = n_members
@@ -361,7 +368,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     def member_proba(self, X) -> np.ndarray:
         """(members, rows, outputs) float64 probabilities of every member, for X or for
         inputs from ``encode``; binary tasks have one output, P(positive)."""
-        inputs = self.encode(X)
+        inputs = (*self.encode(X), getattr(self, "temperature_", None))  # x_num, x_cat, T
         return check_finite(member_probabilities(self.inference_model_, self.task_, *inputs))
 
     def _schema_of(self, X, frame: pd.DataFrame, target) -> Schema:
@@ -387,6 +394,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             from .evaluation.threshold import check_threshold_tuning  # fit time only
 
             check_threshold_tuning(schema, y_all, member_rows)
+        if self.calibrate:
+            calibration.check_calibration(member_rows)
         union = np.unique(np.concatenate([train for train, _ in member_rows]))
         vocabulary_rows = union if vocabulary_rows is None else vocabulary_rows
         world = World.current()  # torchrun's processes: rank 0 fits the statistics
@@ -424,15 +433,18 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         model = model.cpu().eval()
         network = float64_network(model)
         # chosen before anything is marked fitted: a threshold not found leaves no half-fit
-        threshold, tuning = self.threshold, None
+        threshold, tuning, temperature = self.threshold, None, None
+        if self.calibrate:  # first: threshold="auto" is tuned on calibrated probabilities
+            temperature = calibration.network_temperature(network, x_num, x_cat, y_all, member_rows)
         if threshold == "auto":
             from .evaluation.threshold import tune_network_threshold
 
             threshold, tuning = tune_network_threshold(
-                network, x_num, x_cat, y_all, member_rows, self.threshold_metric
+                network, x_num, x_cat, y_all, member_rows, self.threshold_metric, temperature
             )
         self._set_fitted(schema, shared, config, train_config, model, network)
         self.threshold_, self.threshold_tuning_ = float(threshold), tuning
+        self.temperature_ = temperature
 
     def _preprocessor(self, schema: Schema, frame: pd.DataFrame) -> Preprocessor:
         return Preprocessor.fit(
@@ -469,6 +481,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         history: History,
         threshold: float,
         threshold_tuning: dict | None = None,
+        temperature=None,
         n_features_in: int,
         feature_names_in=None,
     ) -> TabNNClassifier:
@@ -481,6 +494,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         estimator._set_fitted(schema, preprocessor, model_config, train_config, model, network)
         estimator.history_ = history
         estimator.threshold_, estimator.threshold_tuning_ = float(threshold), threshold_tuning
+        estimator.temperature_ = None if temperature is None else np.asarray(temperature, float)
         estimator.n_features_in_ = int(n_features_in)
         if feature_names_in is not None:
             estimator.feature_names_in_ = np.asarray(feature_names_in, dtype=object)

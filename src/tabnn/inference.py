@@ -24,18 +24,33 @@ def float64_network(model: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(model).double().eval()
 
 
+def member_logits(
+    network, x_num: np.ndarray, x_cat: np.ndarray, block_rows: int | None = None
+) -> torch.Tensor:
+    """(members, rows, outputs) logits of a CPU network, ``block_rows`` rows per forward
+    pass (``predict_logits``' own when None)."""
+    cpu = torch.device("cpu")
+    if block_rows is None:
+        return predict_logits(network, x_num, x_cat, cpu)
+    return predict_logits(network, x_num, x_cat, cpu, chunk=block_rows)
+
+
 def member_probabilities(
-    network, task: str, x_num: np.ndarray, x_cat: np.ndarray, block_rows: int | None = None
+    network,
+    task: str,
+    x_num: np.ndarray,
+    x_cat: np.ndarray,
+    temperature: np.ndarray | None = None,
+    block_rows: int | None = None,
 ) -> np.ndarray:
     """(members, rows, outputs) probabilities of a CPU network (float64, or float32 for a
     float32 network), ``block_rows`` rows per forward pass (``predict_logits``' own when
-    None). The network is only read (no_grad, eval mode), so concurrent calls on one model
-    are safe."""
-    cpu = torch.device("cpu")
-    if block_rows is None:
-        logits = predict_logits(network, x_num, x_cat, cpu)
-    else:
-        logits = predict_logits(network, x_num, x_cat, cpu, chunk=block_rows)
+    None). ``temperature`` (a fitted estimator's ``temperature_``: one value, or one per
+    label) divides every member's logits first (:mod:`tabnn.calibration`). The network is
+    only read (no_grad, eval mode), so concurrent calls on one model are safe."""
+    logits = member_logits(network, x_num, x_cat, block_rows)
+    if temperature is not None:
+        logits = logits / torch.as_tensor(np.asarray(temperature), dtype=logits.dtype)
     return probabilities(logits, task).numpy()
 
 

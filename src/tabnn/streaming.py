@@ -253,10 +253,12 @@ def fit_streaming(estimator, stream: TableStream, found: Survey, seed, sizes, me
     """Train the estimator's network on the stream -> the fitted estimator."""
     import torch
 
+    from .calibration import check_calibration, network_temperature
     from .engine.config import Member, StreamData, TensorData, device_of
     from .engine.distributed import World
     from .engine.train import fit_stack
     from .ensemble_net import build_network
+    from .inference import float64_network
 
     schema = found.schema
     prep = found.statistics.preprocessor(
@@ -271,6 +273,9 @@ def fit_streaming(estimator, stream: TableStream, found: Survey, seed, sizes, me
     model.to(device)
     world = World.current()  # under torchrun: every rank surveyed alike, each trains its rows
     X_val, y_val = split_sample(found, VALIDATION)
+    every = [(np.arange(0), np.arange(len(y_val)))] * members  # each member's validation rows
+    if estimator.calibrate:
+        check_calibration(every)
     own = world.own_rows(len(y_val))
     x_num, x_cat = prep.transform(schema.check(X_val.iloc[own]))
     y_own = schema.encode_target(y_val.iloc[own])
@@ -294,11 +299,16 @@ def fit_streaming(estimator, stream: TableStream, found: Survey, seed, sizes, me
     )  # fmt: skip
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
         raise DataError("Training diverged: lower the learning rate (lr).")
+    temperature = None
+    if estimator.calibrate:  # on the whole validation sample: the same on every rank
+        network = float64_network(model.cpu().eval())
+        inputs = prep.transform(schema.check(X_val))
+        temperature = network_temperature(network, *inputs, schema.encode_target(y_val), every)
     return type(estimator).from_fitted(
         estimator.get_params(), schema=schema, preprocessor=prep, model_config=config,
         train_config=train_config, model=model, history=history,
         threshold=float(estimator.threshold), n_features_in=len(found.columns),
-        feature_names_in=found.columns,
+        feature_names_in=found.columns, temperature=temperature,
     ), rows  # fmt: skip
 
 
@@ -308,6 +318,7 @@ def stream_train_workflow(
 ):  # fmt: skip
     """``train_workflow`` for a table larger than memory; returns the same ``TrainResult``
     (its evaluation on the test sample)."""
+    from .artifact import temperature_info
     from .engine.distributed import World
     from .evaluation.holdout import holdout_evaluation
     from .report import builders
@@ -352,6 +363,7 @@ def stream_train_workflow(
         rows=rows, dropped_columns=dict(estimator.schema_.dropped),
         dropped_targets=found.dropped_targets, best_epochs=list(estimator.history_.best_epoch),
         seconds=seconds, evaluation=evaluation, params=estimator.get_params(),
+        temperature=temperature_info(estimator),
         source={"file": Path(path).name, "rows": sum(found.counts.values()) + found.dropped_targets,
                 "columns": len(found.columns) + len(found.schema.target), "header": header,
                 "header_detected": options.header is None,

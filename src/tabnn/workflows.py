@@ -96,6 +96,7 @@ class TrainResult:
     test_rows: list[int] = field(default_factory=list)  # file data rows held out for test
     source: dict = field(default_factory=dict)  # how the file was read (see TrainingTable)
     threshold: dict = field(default_factory=dict)  # as artifact.threshold_info
+    temperature: list[float] | None = None  # as artifact.temperature_info (calibrate=True)
     report: Path | None = None  # the HTML report, when one was written
     tracking: list[str] = field(default_factory=list)  # where the run was logged
 
@@ -243,6 +244,7 @@ def _train_result(estimator, table, path, splits, seconds: float, evaluation) ->
         test_rows=[int(r) for r in table.file_rows[test]],
         source=table.source(path),
         threshold=artifact.threshold_info(estimator),
+        temperature=artifact.temperature_info(estimator),
     )
 
 

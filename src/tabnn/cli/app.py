@@ -31,6 +31,7 @@ from .options import (
     ActivationOpt,
     AsJson,
     BatchSizeOpt,
+    CalibrateOpt,
     CategoricalOpt,
     ClassWeightOpt,
     DataFile,
@@ -121,6 +122,7 @@ def train(
         ),
     ] = "0.5",
     threshold_metric: ThresholdMetricOpt = None,
+    calibrate: CalibrateOpt = False,
     scaling: ScalingOpt = "auto",
     ensemble: Annotated[
         int, typer.Option(help="Members trained together, averaged.", callback=at_least(1))

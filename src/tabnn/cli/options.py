@@ -274,6 +274,14 @@ ThresholdMetricOpt = Annotated[
         show_default=False,
     ),
 ]
+CalibrateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--calibrate",
+        help="Temperature scaling fitted on the validation rows after training (one "
+        "temperature, one per label for multi-label), applied by predict, serve and export.",
+    ),
+]
 ClassWeightOpt = Annotated[
     str | None,
     typer.Option(help="'balanced' to weight classes by rarity.", callback=choice("balanced")),
@@ -330,6 +338,7 @@ def estimator_params(options: dict) -> dict:
         patience=options["patience"],
         class_weight=options["class_weight"],
         pos_weight=options["pos_weight"],
+        calibrate=options.get("calibrate", False),
         scaling=options["scaling"],
         categorical=names(options["categorical"]),
         numeric=names(options["numeric"]),

@@ -100,6 +100,8 @@ def show_training(result, *, metrics: list[str] | None = None) -> None:
         f"trained in {result.seconds:.1f} s, best epoch {', '.join(map(str, result.best_epochs))}"
     )
     show_threshold(result.threshold)
+    if getattr(result, "temperature", None):
+        out_console.print(f"calibrated: {_t(temperature_text(result.temperature, result.classes))}")
     show_scores(result.evaluation, title="Test rows (never used for any choice)", metrics=metrics)
     show_outputs(result)
 
@@ -133,6 +135,14 @@ def show_threshold(threshold: dict) -> None:
     tuning = (threshold or {}).get("tuning")
     if tuning:
         out_console.print(f"threshold {threshold_text(threshold)}")
+
+
+def temperature_text(temperature: list, labels: list) -> str:
+    """'temperature 1.31 (fitted on the validation rows)', or one per label."""
+    if len(temperature) == 1:
+        return f"temperature {temperature[0]:.3g} (fitted on the validation rows)"
+    each = ", ".join(f"{label} {t:.3g}" for label, t in zip(labels, temperature))
+    return f"temperatures per label {each} (fitted on the validation rows)"
 
 
 def threshold_text(threshold: dict) -> str:
@@ -323,6 +333,10 @@ _INFO_FIELDS = {
 }
 _OPTIONAL_FIELDS = {
     "threshold": (lambda v: v is None or isinstance(v, dict), "an object"),
+    "temperature": (
+        lambda v: v is None or (isinstance(v, list) and all(map(_is_number, v))),
+        "a list of numbers",
+    ),
     "training": (lambda v: v is None or isinstance(v, dict), "an object"),
     "training.rows": (lambda v: isinstance(v, dict), "an object of split: rows"),
     "evaluation": (lambda v: isinstance(v, dict), "an object"),
@@ -419,6 +433,8 @@ def _info_parts(model_dir, meta: dict) -> list:
     threshold = meta.get("threshold")
     if schema["task"] != "multiclass" and threshold:
         parts.append(f"decision threshold {_t(threshold_text(threshold))}")
+    if meta.get("temperature"):  # models saved before calibration have none
+        parts.append(f"calibrated: {_t(temperature_text(meta['temperature'], schema['classes']))}")
     training = meta.get("training")
     if training:
         rows = training.get("rows", {})

@@ -215,11 +215,16 @@ def tune_on_validation_rows(y_all, rows, proba, member_rows, metric: str) -> tup
     return threshold, {**tuning, "members": len(member_rows), "members_per_row": per_row}
 
 
-def tune_network_threshold(network, x_num, x_cat, y_all, member_rows, metric: str) -> tuple:
+def tune_network_threshold(
+    network, x_num, x_cat, y_all, member_rows, metric: str, temperature=None
+) -> tuple:
     """The threshold ``threshold="auto"`` picks for a trained binary network: tuned on the
-    members' validation rows of the encoded inputs -> (threshold, tuning)."""
+    members' validation rows of the encoded inputs -> (threshold, tuning). With a
+    ``temperature`` (``calibrate=True``), on the calibrated probabilities ``predict``
+    applies it to."""
     from ..inference import member_probabilities  # torch: only once a network is trained
 
     rows = validation_union(member_rows)
-    proba = member_probabilities(network, "binary", x_num[rows], x_cat[rows])[..., 0]
+    x_num, x_cat = x_num[rows], x_cat[rows]
+    proba = member_probabilities(network, "binary", x_num, x_cat, temperature=temperature)[..., 0]
     return tune_on_validation_rows(y_all, rows, proba, member_rows, metric)

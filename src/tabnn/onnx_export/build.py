@@ -17,6 +17,7 @@ import onnx
 from onnx import TensorProto
 
 from .. import __version__
+from ..artifact import temperature_info
 from ..errors import ModelError
 from ..labels import plain_value
 from .encoder import encode
@@ -42,7 +43,8 @@ def build_onnx(estimator) -> onnx.ModelProto:
     g = Graph()
     encoded = encode(g, network.encoder, prep)
     # the stack members' mean, as predict_proba
-    proba = g.mean(member_probabilities(g, network, encoded), axis=0)
+    temperature = getattr(estimator, "temperature_", None)  # None: not calibrated
+    proba = g.mean(member_probabilities(g, network, encoded, temperature), axis=0)
     add_outputs(g, estimator, proba)
     return g.model("tabnn", metadata(estimator), DOC)
 
@@ -112,6 +114,7 @@ def metadata(estimator) -> dict[str, str]:
         "task": estimator.task_,
         "classes": json.dumps([plain_value(c) for c in schema.classes]),
         "threshold": repr(float(estimator.threshold_)),
+        "temperature": json.dumps(temperature_info(estimator)),
         "numeric_inputs": json.dumps(prep.numeric),
         "categorical_inputs": json.dumps(prep.categorical),
         "date_columns": json.dumps(schema.dates),

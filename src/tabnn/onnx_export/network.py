@@ -2,7 +2,8 @@
 ensemble ``EnsembleMLP`` (tabnn.ensemble_net), with their activations and norms.
 
 Each returns every stack member's probabilities (members, rows, outputs), which the
-caller averages as ``predict_proba`` does. Weights are the float64 inference copy's, and
+caller averages as ``predict_proba`` does; a calibrated model's temperatures divide each
+member's logits first (``tabnn.calibration``). Weights are the float64 inference copy's, and
 every operation keeps float64, so that the graph matches ``predict_proba`` to rounding.
 """
 
@@ -66,13 +67,14 @@ def check_exportable(config) -> None:
             )
 
 
-def member_probabilities(g: Graph, network, encoded: Encoded) -> str:
+def member_probabilities(g: Graph, network, encoded: Encoded, temperature=None) -> str:
     """Per stack member, the probabilities (members, rows, outputs) that ``probabilities``
-    gives for the network's logits: sigmoid, or softmax for multi-class."""
+    gives for the network's logits (divided by ``temperature`` when it is not None):
+    sigmoid, or softmax for multi-class."""
     config = network.config
     activation = ACTIVATIONS[config.activation]
     if config.network == "ensemble":
-        return ensemble_probabilities(g, network, encoded, activation)
+        return ensemble_probabilities(g, network, encoded, activation, temperature)
     x = encoded.inputs
     for layer, norm in zip(network.hidden, network.norms):
         x = linear(g, x, layer)
@@ -81,7 +83,7 @@ def member_probabilities(g: Graph, network, encoded: Encoded) -> str:
         elif config.norm == "layer":
             x = layer_norm(g, x, norm)
         x = activation(g, x)
-    return to_probabilities(g, linear(g, x, network.head), config.task)
+    return to_probabilities(g, scaled(g, linear(g, x, network.head), temperature), config.task)
 
 
 def linear(g: Graph, x: str, layer, member_axis: bool = False) -> str:
@@ -113,17 +115,28 @@ def affine(g: Graph, x: str, norm) -> str:
     return g.add(g.mul(x, g.const(values(norm.weight))), g.const(values(norm.bias)))
 
 
+def scaled(g: Graph, logits: str, temperature) -> str:
+    """Logits divided by the temperatures (one, or one per output), or as they are."""
+    if temperature is None:
+        return logits
+    return g.div(logits, g.const(temperature))
+
+
 def to_probabilities(g: Graph, logits: str, task: str) -> str:
     if task == "multiclass":
         return g.op("Softmax", logits, axis=-1)
     return g.op("Sigmoid", logits)
 
 
-def ensemble_probabilities(g: Graph, network, encoded: Encoded, activation) -> str:
+def ensemble_probabilities(
+    g: Graph, network, encoded: Encoded, activation, temperature=None
+) -> str:
     """EnsembleMLP: periodic embeddings join the inputs, each ensemble member scales them
     by its adapter, the shared layers run on the (members, ensemble, rows, width) block,
     each head gives its logits; the prediction is the members' mean probability (which
-    ``ensemble_logits`` computes in log space, to the same value)."""
+    ``ensemble_logits`` computes in log space, to the same value). A calibrated model
+    divides the logits of that mean (``ensemble_logits``', built here the same way) by its
+    temperatures."""
     x = encoded.inputs
     if network.numeric_embedding is not None:
         embedded = periodic_embedding(g, network.numeric_embedding, encoded.scaled)
@@ -132,7 +145,30 @@ def ensemble_probabilities(g: Graph, network, encoded: Encoded, activation) -> s
     for layer in network.hidden:
         x = activation(g, linear(g, x, layer, member_axis=True))
     logits = linear(g, x, network.head)  # heads (K, E, hidden, out): one per member
-    return g.mean(to_probabilities(g, logits, network.config.task), axis=1)
+    task = network.config.task
+    if temperature is None:
+        return g.mean(to_probabilities(g, logits, task), axis=1)
+    mean = mean_logits(g, logits, task, network.config.ensemble_size)
+    return to_probabilities(g, scaled(g, mean, temperature), task)
+
+
+def mean_logits(g: Graph, logits: str, task: str, ensemble: int) -> str:
+    """``ensemble_logits``: (K, E, rows, out) -> (K, rows, out) logits of the members' mean
+    probability, in log space: log mean softmax, or log mean sigmoid(z) - log mean
+    sigmoid(-z)."""
+    if task == "multiclass":
+        log_p = g.op("LogSoftmax", logits, axis=-1)
+        total = g.op("ReduceLogSumExp", log_p, g.ints(1), keepdims=0)
+        return g.sub(total, g.const(math.log(ensemble)))
+    positive = g.op("ReduceLogSumExp", log_sigmoid(g, logits), g.ints(1), keepdims=0)
+    negative = g.op("ReduceLogSumExp", log_sigmoid(g, g.op("Neg", logits)), g.ints(1), keepdims=0)
+    return g.sub(positive, negative)
+
+
+def log_sigmoid(g: Graph, x: str) -> str:
+    """F.logsigmoid's stable form: min(x, 0) - log(1 + exp(-|x|))."""
+    tail = g.op("Log", g.add(g.const(1.0), g.op("Exp", g.op("Neg", g.op("Abs", x)))))
+    return g.sub(g.op("Min", x, g.const(0.0)), tail)
 
 
 def periodic_embedding(g: Graph, embedding, scaled: str) -> str:

@@ -53,7 +53,8 @@ def train_report(
     """The report of ``tabnn train``: data, training curves, validation and test rows
     (scores beside the baselines), class balance and permutation importance on the
     validation rows (left out when ``with_importance`` is False: no page will show it,
-    e.g. ``--no-report``; the report data then says so)."""
+    e.g. ``--no-report``; the report data then says so) and, for a calibrated model,
+    temperature scaling's effect on the test rows (:func:`calibration_summary`)."""
     held_out = {s: splits[s] for s in ("validation", "test") if len(splits.get(s, []))}
     validation = splits.get("validation", [])
     if not with_importance:
@@ -63,6 +64,7 @@ def train_report(
         scores, scope = importance(estimator, X.iloc[validation], y.iloc[validation])
     else:
         scores, scope = {}, {"skipped": "no validation rows"}
+    test = splits.get("test", []) if getattr(estimator, "temperature_", None) is not None else []
     return ReportData(
         **_common(estimator, "train", f"{source} \u2192 {_target_name(estimator)}"),
         dataset=dataset_summary(
@@ -73,7 +75,39 @@ def train_report(
         class_counts={s: _counts(estimator, y.iloc[r]) for s, r in splits.items() if len(r)},
         importance=scores,
         importance_scope=scope,
+        calibration=calibration_summary(estimator, X.iloc[test], y.iloc[test]) if len(test) else {},
     )
+
+
+def calibration_summary(estimator, X: pd.DataFrame, y) -> dict:
+    """What temperature scaling did on these rows (the test rows of ``train``): the
+    temperatures, and the log loss, expected calibration error and reliability diagram's
+    points of the probabilities before (T = 1) and after it (``predict_proba``'s), in the
+    shape of ``ReportData.calibration``."""
+    from ..calibration import BINS, expected_calibration_error, reliability, uncalibrated_proba
+    from ..evaluation.metrics import log_loss
+
+    task = estimator.task_
+    y_true = estimator.schema_.encode_target(y)
+    inputs = estimator.encode(aligned(estimator, X))
+    sides = {
+        "before": uncalibrated_proba(estimator, inputs),
+        "after": estimator.predict_proba(inputs),
+    }
+    summary = {
+        "temperature": [float(t) for t in estimator.temperature_],
+        "split": "test",
+        "rows": len(y_true),
+        "bins": BINS,
+    }
+    for side, proba in sides.items():
+        p = proba[:, 1] if task == "binary" else proba
+        summary[side] = {
+            "log_loss": log_loss(y_true, p, task),
+            "ece": expected_calibration_error(y_true, p, task),
+            "reliability": reliability(y_true, p, task),
+        }
+    return summary
 
 
 def evaluate_report(

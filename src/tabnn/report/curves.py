@@ -12,7 +12,7 @@ Drawn like every report figure (:mod:`tabnn.report.plots`: object API, Agg canva
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -35,6 +35,7 @@ __all__ = [
     "plot_confusion",
     "plot_precision_recall",
     "plot_roc",
+    "plot_temperature_scaling",
     "plot_threshold",
 ]
 
@@ -304,6 +305,60 @@ def plot_calibration(
     add_legend(curve_ax, "upper left")
     hist_ax.set_xlabel(xlabel)
     hist_ax.set_ylabel("rows")
+    return fig
+
+
+def plot_temperature_scaling(calibration: Mapping, task: str) -> Figure:
+    """Temperature scaling's reliability diagram, before and after, over the rows per bin.
+
+    ``calibration`` is ``ReportData.calibration``: each side's ``reliability`` holds the
+    mean confidence, accuracy and count of each of the expected calibration error's
+    equal-width bins (:func:`tabnn.calibration.reliability`); a point per bin with rows,
+    its ECE in the legend. Confidence is the probability of the predicted class (of each
+    label's predicted value for multi-label, all labels pooled).
+
+    Examples
+    --------
+    >>> side = {"ece": 0.1, "reliability": {"confidence": [0.6, 0.9], "accuracy": [0.5, 1.0],
+    ...     "count": [3, 5]}}
+    >>> fig = plot_temperature_scaling({"before": side, "after": side, "bins": 2}, "binary")
+    >>> fig.get_suptitle()
+    'Temperature scaling: reliability before and after'
+    """
+    fig = new_figure(WIDTH, HEIGHT + 0.8)
+    curve_ax, hist_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    curve_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    bins = int(calibration.get("bins") or 15)
+    edges = np.linspace(0, 1, bins + 1)
+    width = 0.4 / bins
+    styles = {"before": ("tab:red", "s", "--", -1), "after": ("tab:blue", "o", "-", 1)}
+    for side, (color, marker, line, shift) in styles.items():
+        points = calibration.get(side) or {}
+        curve = points.get("reliability") or {}
+        pairs = [
+            (c, a)
+            for c, a, n in zip(curve.get("confidence", []), curve.get("accuracy", []),
+                               curve.get("count", []))
+            if n and c is not None and a is not None
+        ]  # fmt: skip
+        name = "before (T = 1)" if side == "before" else "after temperature scaling"
+        ece = points.get("ece")
+        label = f"{name}, ECE {ece:.3f}" if isinstance(ece, int | float) else name
+        if pairs:
+            x, y = zip(*pairs)
+            curve_ax.plot(x, y, marker=marker, linestyle=line, color=color, label=label)
+        counts = list(curve.get("count", []))[:bins]
+        centers = (edges[:-1] + edges[1:])[: len(counts)] / 2 + shift * width / 2
+        hist_ax.bar(centers, counts, width=width, color=color, alpha=0.8)
+    fig.suptitle("Temperature scaling: reliability before and after")
+    curve_ax.set_ylabel("accuracy" if task != "multilabel" else "share predicted right")
+    curve_ax.set_xlim(0.0 if task == "multiclass" else 0.45, 1.01)
+    curve_ax.set_ylim(-0.01, 1.01)
+    curve_ax.grid(alpha=0.3)
+    add_legend(curve_ax, "lower right")  # high confidence, low accuracy: rarely a point
+    what = "label's predicted value" if task == "multilabel" else "predicted class"
+    hist_ax.set_xlabel(f"confidence: probability of the {what} ({bins} bins)")
+    hist_ax.set_ylabel("rows" if task != "multilabel" else "row-labels")
     return fig
 
 

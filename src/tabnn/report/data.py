@@ -90,6 +90,12 @@ class ReportData:
         What the importance covers: ``rows``/``rows_available``, ``columns``/
         ``columns_available``, ``repeats``; ``chosen_by`` and ``budget`` when a wide table
         was measured on fewer rows or columns; ``skipped`` (why) when it was not computed.
+    calibration : dict
+        Temperature scaling's effect, when the model was calibrated, as
+        :func:`~tabnn.report.builders.calibration_summary` builds it: ``temperature``
+        (a list), ``split`` and ``rows`` (where it was measured), ``bins``, and under
+        ``before`` and ``after``: ``log_loss``, ``ece`` and ``reliability`` (the
+        diagram's points per bin); empty otherwise.
     created : str
         When the results were produced (ISO 8601), shown under the title.
 
@@ -118,6 +124,7 @@ class ReportData:
     importance: dict[str, tuple[float, float]] = field(default_factory=dict)
     importance_metric: str = "log_loss"
     importance_scope: dict = field(default_factory=dict)
+    calibration: dict = field(default_factory=dict)
     created: str = ""
 
     def __post_init__(self) -> None:
@@ -131,6 +138,9 @@ class ReportData:
         if not isinstance(self.importance_scope, Mapping):
             raise ModelError("The stored report data has an importance_scope that is not a map.")
         self.importance_scope = dict(self.importance_scope)
+        if not isinstance(self.calibration, Mapping):
+            raise ModelError("The stored report data has a calibration that is not a map.")
+        self.calibration = dict(self.calibration)
 
     def __eq__(self, other: object) -> bool:
         # arrays compare element-wise, so the dataclass default would raise

@@ -56,6 +56,7 @@ def render_html(data: ReportData) -> str:
         _data_section(data),
         _training_section(data),
         *(_split_section(data, split) for split in _split_order(data.predictions)),
+        _calibration_section(data),
         _comparison_section(data),
         _importance_section(data),
     ]
@@ -335,6 +336,42 @@ def _split_section(data: ReportData, split: str):
     per_class = f"<div><h3>Per {noun}</h3>{_per_class_html(data, y, proba, threshold)}</div>"
     figures = _split_figures(data, split, y, proba, threshold)
     return sid, heading, f"<p>{len(y)} rows.{rule}</p>" + _grid(per_class, *figures)
+
+
+def _calibration_section(data: ReportData):
+    """Temperature scaling (``calibrate=True``): its temperatures, the log loss and expected
+    calibration error before and after it, and the reliability diagram of both."""
+    from . import curves
+
+    calibration = data.calibration
+    if not calibration:
+        return None
+    temperature = [float(t) for t in calibration.get("temperature", [])]
+    if data.task == "multilabel" and len(temperature) == len(data.class_names):
+        values = ", ".join(f"{_e(n)} {t:.3g}" for n, t in zip(data.class_names, temperature))
+        said = f"by each label's temperature ({values})"
+    else:
+        said = f"by the temperature T = {', '.join(f'{t:.3g}' for t in temperature)}"
+    text = (
+        f"<p>The network's logits are divided {said}, fitted after training on the "
+        "validation rows by minimising their log loss (T above 1 softens over-confident "
+        "probabilities, below 1 sharpens them; multi-class predictions do not change). On the "
+        f"{_e(calibration.get('rows', '?'))} {_e(calibration.get('split', 'test'))} rows:</p>"
+    )
+    before, after = calibration.get("before", {}), calibration.get("after", {})
+    rows = [
+        [_e(name + " \u2193"), _number(before.get(key)), _number(after.get(key))]
+        for key, name in (("log_loss", "log loss"), ("ece", "expected calibration error"))
+    ]
+    table = _table(["metric", "before (T = 1)", "after"], rows, "numbers")
+    caption = (
+        f"Rows binned by confidence ({_e(calibration.get('bins', 15))} equal-width bins, "
+        "the expected calibration error's): points on the diagonal mean the confidence can "
+        "be read as a frequency; the ECE is the rows' mean distance from it. Bottom: rows per bin."
+    )
+    fig = curves.plot_temperature_scaling(calibration, data.task)
+    content = text + _grid(f"<div>{table}</div>", _figure(fig, "temperature-scaling", caption))
+    return "calibration", "Calibration", content
 
 
 def _comparison_section(data: ReportData):

@@ -421,16 +421,19 @@ def check_tabnn_params(name: str, params: dict) -> None:
         raise SystemExit(f"--variant {name}: {error}") from None
 
 
-def select_models(names: list[str], variants: list[tuple[str, dict]]) -> list[Model]:
+def select_models(
+    names: list[str], variants: list[tuple[str, dict]], tabnn_params: dict | None = None
+) -> list[Model]:
     """The built-in models asked for (the optional packages that are missing skipped with
-    a note), then the variants."""
+    a note), then the variants; ``tabnn_params`` go to the built-in tabnn."""
     models = []
     for name in names:
         package = OPTIONAL_PACKAGES.get(name)
         if package and not installed(package):
             say(f"note: {package} is not installed (pip install -e '.[bench]'): {name} skipped")
             continue
-        models.append(tabnn_model("tabnn", {}) if name == "tabnn" else PEER_BUILDERS[name])
+        builtin = tabnn_model("tabnn", tabnn_params or {}) if name == "tabnn" else None
+        models.append(builtin or PEER_BUILDERS[name])
     return models + [tabnn_model(name, params) for name, params in variants]
 
 
@@ -450,6 +453,8 @@ class Record:
     fold_fit_seconds: list[float]
     fold_cpu_seconds: list[float]
     source: str = "this run"  # or the --merge file it came from
+    # --calibrate: per fold, the test rows' log loss and ECE at T = 1 and at the fitted T
+    fold_calibration: list[dict] = field(default_factory=list)
 
     @property
     def mean(self) -> float:
@@ -505,6 +510,8 @@ def evaluate(model: Model, dataset: Dataset, folds) -> Record:
         estimator = model.make(X_train, dataset.multilabel)
         wall, cpu = timed_fit(estimator, X_train, rows_of(y, train))
         score = dataset.score(rows_of(y, test), estimator.predict(X_test))
+        if getattr(estimator, "temperature_", None) is not None:  # tabnn, --calibrate
+            record.fold_calibration.append(calibration_scores(estimator, X_test, rows_of(y, test)))
         record.fold_scores.append(score)
         record.fold_fit_seconds.append(wall)
         record.fold_cpu_seconds.append(cpu)
@@ -513,6 +520,26 @@ def evaluate(model: Model, dataset: Dataset, folds) -> Record:
             f"fit {wall:7.2f}s  cpu {cpu:7.2f}s  {dataset.metric} {score:.3f}"
         )
     return record
+
+
+def calibration_scores(estimator, X_test, y_test) -> dict:
+    """One calibrated fit's test rows: log loss and expected calibration error (15 bins)
+    of its probabilities at T = 1 (``before``) and at its fitted temperatures (``after``):
+    the same network, so the difference is temperature scaling's alone."""
+    from tabnn.calibration import expected_calibration_error, uncalibrated_proba
+    from tabnn.evaluation.metrics import log_loss
+
+    task = estimator.task_
+    codes = estimator.schema_.encode_target(y_test)
+    scores = {"temperature": [float(t) for t in estimator.temperature_]}
+    for side, proba in (
+        ("before", uncalibrated_proba(estimator, X_test)),
+        ("after", estimator.predict_proba(X_test)),
+    ):
+        p = proba[:, 1] if task == "binary" else proba
+        scores[f"log_loss_{side}"] = log_loss(codes, p, task)
+        scores[f"ece_{side}"] = expected_calibration_error(codes, p, task)
+    return scores
 
 
 @dataclass
@@ -704,6 +731,71 @@ def summary_table(datasets: list[str], models: list[str], results: Results) -> s
     return format_table(header, rows)
 
 
+def calibration_table(datasets: list[str], models: list[str], results: Results) -> str:
+    """--calibrate: per dataset and model fitted with calibrate=True, the test log loss and
+    ECE at T = 1 and at the fitted T (means over folds), the mean temperature, then each
+    model's means over the datasets and on how many each measure improved."""
+    rows, summary = [], []
+    for model in models:
+        means = []
+        for name in datasets:
+            record = results.get(name, model)
+            if record is None or not record.fold_calibration:
+                continue
+            folds = record.fold_calibration
+            keys = ["log_loss_before", "log_loss_after", "ece_before", "ece_after"]
+            mean = {key: float(np.mean([fold[key] for fold in folds])) for key in keys}
+            temperatures = np.concatenate([fold["temperature"] for fold in folds])
+            means.append(mean)
+            rows.append(
+                [
+                    name,
+                    model,
+                    f"{np.mean(temperatures):.3f}",
+                    *(f"{mean[key]:.4f}" for key in keys),
+                    f"{mean['log_loss_after'] - mean['log_loss_before']:+.4f}",
+                    f"{mean['ece_after'] - mean['ece_before']:+.4f}",
+                ]
+            )
+        if means:
+            average = {key: float(np.mean([m[key] for m in means])) for key in means[0]}
+            better_loss = sum(m["log_loss_after"] < m["log_loss_before"] for m in means)
+            better_ece = sum(m["ece_after"] < m["ece_before"] for m in means)
+            summary.append(
+                [
+                    f"mean of {len(means)}",
+                    model,
+                    "",
+                    *(f"{average[key]:.4f}" for key in average),
+                    f"{average['log_loss_after'] - average['log_loss_before']:+.4f}",
+                    f"{average['ece_after'] - average['ece_before']:+.4f}",
+                ]
+            )
+            summary.append(
+                [
+                    "improved on",
+                    model,
+                    "",
+                    "",
+                    f"{better_loss}/{len(means)}",
+                    "",
+                    f"{better_ece}/{len(means)}",
+                    "",
+                    "",
+                ]
+            )
+    if not rows:
+        return ""
+    header = ["dataset", "model", "mean T", "log loss T=1", "log loss T", "ECE T=1", "ECE T",
+              "d log loss", "d ECE"]  # fmt: skip
+    note = (
+        "Calibration (--calibrate): test folds' log loss and expected calibration error (15 "
+        "equal-width bins; emotions: mean over labels) of the same fit at T = 1 and at the "
+        "temperature(s) fitted on its validation rows; means over folds."
+    )
+    return note + "\n" + format_table(header, rows + summary, text_columns=(0, 1))
+
+
 def merged_note(results: Results) -> str:
     by_model: dict[str, list[str]] = {}
     for record in results.records.values():
@@ -738,6 +830,10 @@ def print_report(datasets: list[str], models: list[str], args, results: Results)
         "\nmean rank and mean acc: single-label datasets; rank only for models that ran on all "
         f"of them. W/T/L: accuracy above/equal/below {BASELINE}'s. fit s, cpu s: all datasets."
     )
+    calibration = calibration_table(datasets, models, results)
+    if calibration:
+        print()
+        print(calibration)
     if results.failures:
         print("\nFailed (see the tracebacks on stderr):")
         for failure in results.failures:
@@ -814,6 +910,12 @@ def parse_args(argv=None):
     parser.add_argument("--out", type=Path, help="write every record and the options (JSON)")
     parser.add_argument("--merge", type=Path, help="records of an earlier --out to fill in")
     parser.add_argument("--list", action="store_true", help="load and describe, no training")
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit tabnn (and its variants) with calibrate=True and report each dataset's test "
+        "log loss and expected calibration error without and with temperature scaling",
+    )
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     return parser.parse_args(argv)
 
@@ -825,8 +927,12 @@ def main(argv=None) -> int:
         list_datasets(datasets, args)
         return 0
     variants = dict(parse_variant(text) for text in args.variant)
+    if args.calibrate:  # one fit gives both: the same network at T = 1 and at its T
+        variants = {name: {**params, "calibrate": True} for name, params in variants.items()}
     models = select_models(
-        names_list(args.models, BUILTIN_MODELS, "models"), list(variants.items())
+        names_list(args.models, BUILTIN_MODELS, "models"),
+        list(variants.items()),
+        {"calibrate": True} if args.calibrate else {},
     )
     results = Results()
     if args.merge:

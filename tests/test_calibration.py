@@ -82,10 +82,27 @@ def test_each_row_is_scored_by_the_members_that_held_it_out():
 
 
 def test_an_output_with_one_outcome_keeps_temperature_one():
-    z = np.linspace(-3, 3, 50)
-    labels = np.column_stack([(z > 0).astype(int), np.zeros(50, int)])
+    rng = np.random.default_rng(3)
+    z = rng.normal(scale=2.0, size=2000)
+    labels = np.column_stack([bernoulli(z, rng), np.zeros(2000, int)])
     temperature = fit_temperature(np.stack([z, z], 1)[None], labels, "multilabel")
     assert temperature[1] == 1.0 and temperature[0] != 1.0
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_validation_rows_all_predicted_right_keep_temperature_one(task):
+    """No minimum inside the bounds: the log loss falls as T goes to 0 (the fit would make
+    the model certain of everything)."""
+    rng = np.random.default_rng(4)
+    if task == "binary":
+        z = rng.normal(scale=2.0, size=(1, 11, 1))
+        y = (z[0, :, 0] > 0).astype(int)  # every row on the side its logit says
+    else:
+        z = rng.normal(size=(1, 11, 3))
+        y = z[0].argmax(1)
+    assert fit_temperature(z, y, task).tolist() == [1.0]
+    flipped = 1 - y if task == "binary" else (y + 1) % 3  # all wrong: T would grow unbounded
+    assert fit_temperature(z, flipped, task).tolist() == [1.0]
 
 
 # --------------------------------------------------------------------------- the measure

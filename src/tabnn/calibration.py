@@ -15,9 +15,14 @@ averaged, as ``predict_proba`` averages them, and each validation row is scored 
 members that held it out (all of them for an ensemble, its own fold's member for fold
 stacks). For the default efficient ensemble, a member's logits are those of its inner
 ensemble's mean probability (``tabnn.ensemble_net``). ``T`` is searched in
-``TEMPERATURE_BOUNDS`` by bounded Brent (scipy), which is deterministic. An output whose
-validation rows all carry the same target keeps ``T = 1``: with one outcome only, the log
-loss keeps falling as ``T`` goes to 0, whatever the logits say about the other outcome.
+``TEMPERATURE_BOUNDS`` by bounded Brent (scipy), which is deterministic.
+
+An output keeps ``T = 1`` when its validation rows cannot pin a temperature down: when they
+all carry the same target, or when the log loss has no minimum inside the bounds. Both
+happen on small validation sets: if every validation row is predicted right (iris's 11
+rows often are), the log loss keeps falling as ``T`` goes to 0, and fitting it would make
+the model certain of everything, so that its first mistake on new rows costs a log loss of
+tens. It also keeps 1 when the search finds nothing better than 1.
 
 :func:`expected_calibration_error` and :func:`reliability` measure what it gains (see
 there); scikit-learn has ``calibration_curve`` but no ECE.
@@ -44,6 +49,7 @@ __all__ = [
 
 BINS = 15  # equal-width confidence bins of the expected calibration error
 TEMPERATURE_BOUNDS = (0.05, 20.0)  # the search range of each temperature
+BOUND_MARGIN = 1e-3  # an optimum of log T this close to a bound is taken as none
 
 
 def check_calibration(member_rows) -> None:
@@ -124,12 +130,11 @@ def fit_temperature(logits, y, task: str, held_out: np.ndarray | None = None) ->
     def best(part: np.ndarray, target: np.ndarray) -> float:
         if len(np.unique(target)) < 2:  # one outcome: nothing to fit (module docstring)
             return 1.0
-        found = minimize_scalar(
-            lambda u: _mean_log_loss(part / math.exp(u), weights, target, task),
-            bounds=(low, high),
-            method="bounded",
-            options={"xatol": 1e-6},
-        )
+        loss = lambda u: _mean_log_loss(part / math.exp(u), weights, target, task)  # noqa: E731
+        found = minimize_scalar(loss, bounds=(low, high), method="bounded", options={"xatol": 1e-6})
+        at_bound = min(found.x - low, high - found.x) < BOUND_MARGIN
+        if at_bound or found.fun > loss(0.0):  # no finite optimum, or none better than T = 1
+            return 1.0
         return float(math.exp(found.x))
 
     if task == "multilabel":

@@ -355,7 +355,7 @@ def _calibration_section(data: ReportData):
     text = (
         f"<p>The network's logits are divided {said}, fitted after training on the "
         "validation rows by minimising their log loss (T above 1 softens over-confident "
-        "probabilities, below 1 sharpens them; multi-class predictions do not change). On the "
+        "probabilities, below 1 sharpens them; the likeliest class never changes). On the "
         f"{_e(calibration.get('rows', '?'))} {_e(calibration.get('split', 'test'))} rows:</p>"
     )
     before, after = calibration.get("before", {}), calibration.get("after", {})
@@ -369,6 +369,8 @@ def _calibration_section(data: ReportData):
         "the expected calibration error's): points on the diagonal mean the confidence can "
         "be read as a frequency; the ECE is the rows' mean distance from it. Bottom: rows per bin."
     )
+    if data.task == "multilabel":
+        caption += " The points pool every label; the ECE is the mean of each label's."
     fig = curves.plot_temperature_scaling(calibration, data.task)
     content = text + _grid(f"<div>{table}</div>", _figure(fig, "temperature-scaling", caption))
     return "calibration", "Calibration", content

@@ -17,14 +17,16 @@ _LAZY = {
     "compare": "tabnn.evaluation.compare",
     "load": "tabnn.artifact",
     "save": "tabnn.artifact",
+    "tune": "tabnn.tuning.tune",
 }
 
-__all__ = ["TabNNClassifier", "compare", "load", "save", "__version__"]
+__all__ = ["TabNNClassifier", "compare", "load", "save", "tune", "__version__"]
 
 if TYPE_CHECKING:
     from .artifact import load, save
     from .estimator import TabNNClassifier
     from .evaluation.compare import compare
+    from .tuning.tune import tune
 
 
 def __getattr__(name: str):

@@ -316,7 +316,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         return train, val
 
     def fit_members(
-        self, X, y, member_rows, *, schema=None, vocabulary_rows=None, on_epoch=None
+        self, X, y, member_rows, *, schema=None, vocabulary_rows=None, on_epoch=None, own=None
     ) -> TabNNClassifier:
         """Fit one stack whose member i learns from ``member_rows[i] = (train, val)``.
 
@@ -337,6 +337,10 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             Defaults to ``infer_schema(X, y)``; pass one to share it between stacks.
         vocabulary_rows : integer array, optional
         on_epoch : callable, optional
+            Called after each epoch with its record; may return members to stop now.
+        own : sequence of dict, optional
+            Member i's own ``lr``, ``weight_decay``, ``label_smoothing`` and ``seed`` (the
+            trials of a search), each overriding the estimator's.
 
         Returns
         -------
@@ -348,7 +352,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             raise DataError("fit_members needs a label for every row; some labels are missing.")
         y_all = schema.encode_target(target)
         self._fit_stack(
-            schema, schema.check(frame), y_all, list(member_rows), on_epoch, vocabulary_rows
+            schema, schema.check(frame), y_all, list(member_rows), on_epoch, vocabulary_rows, own
         )
         return self
 
@@ -387,7 +391,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         return 0 if self.random_state is None else int(self.random_state)
 
     def _fit_stack(
-        self, schema, x_all, y_all, member_rows, on_epoch=None, vocabulary_rows=None
+        self, schema, x_all, y_all, member_rows, on_epoch=None, vocabulary_rows=None, settings=None
     ) -> None:
         """Train the stack ``fit_members`` describes, on checked rows and encoded labels."""
         if self.threshold == "auto":  # refused before any training when it cannot work
@@ -412,7 +416,11 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         model.to(device)
         own = world.own_rows(len(y_all))  # each rank holds its share of the rows
         data = TensorData.from_arrays(x_num[own], x_cat[own], y_all[own], device)
-        members = [Member(tr, va, self._seed + k) for k, (tr, va) in enumerate(member_rows)]
+        settings = settings or [{}] * len(member_rows)
+        members = [
+            Member(tr, va, **{"seed": self._seed + k, **settings[k]})
+            for k, (tr, va) in enumerate(member_rows)
+        ]
         train_config = params.train_config(self, len(member_rows[0][0]))
         weights = params.loss_weights(self, schema, y_all[union])
         self.history_ = fit_stack(

@@ -1,6 +1,7 @@
 """The end-to-end workflows behind the command line, as typed functions with typed
 results: train-evaluate-save, evaluate a saved model on labelled rows, compare designs.
-They return plain data; the command line prints it. Predicting a file is in
+They return plain data; the command line prints it; tune's search is in
+:mod:`tabnn.tuning`. Predicting a file is in
 :mod:`tabnn.predict`.
 
 Rows are named everywhere by their 0-based position among the data rows of the file (the
@@ -52,6 +53,7 @@ __all__ = [
     "evaluate_workflow",
     "load_training_table",
     "train_workflow",
+    "tune_workflow",
 ]
 
 EVALUATIONS = "evaluations"  # a model directory's folder of evaluation reports
@@ -395,3 +397,50 @@ def _comparison_metrics(result) -> dict:
     comparison = result.comparison
     cv = {name: stats["mean"] for name, stats in comparison.summary.items()}
     return {f"cv_{comparison.metric}": cv, "test": result.test.get("scores", {}).get("model", {})}
+
+
+def tune_workflow(
+    path,
+    options: ReadOptions,
+    *,
+    out: str | os.PathLike | None,
+    params: dict,
+    settings: dict,
+    on_batch=None,
+    outputs: Outputs | None = None,
+):
+    """Read a table, tune the default model's hyperparameters by k-fold CV on its training
+    portion (:func:`tabnn.tuning.tune.tune`; ``settings`` are its keyword arguments),
+    refit the best, test it once beside the default and the baselines, and save it with
+    the study's summary and its report. Bad settings are refused before anything is read."""
+    from .tuning.search import import_optuna
+    from .tuning.tune import check_tune_settings, tune
+
+    outputs = outputs or Outputs()
+    seed = int(params.pop("random_state", 0) or 0)
+    check_tune_settings(settings.get("trials"), settings.get("time_limit"),
+                        settings.get("folds", 5), params)  # fmt: skip
+    import_optuna()
+    if out is not None:
+        check_model_out(out)
+    table = load_training_table(path, options)
+    with outputs.tracker(f"tune-{Path(path).stem}") as tracker:
+        tracker.log_params({"data": Path(path).name, **settings, **params})
+        result = tune(table.X, table.y, seed=seed, on_batch=on_batch, **settings, **params)
+        tracker.log_metrics({"test": result.test.get("scores", {}).get("model", {})})
+        result.model_dir, result.report = None, None
+        result.source = table.source(path)
+        if out is not None:
+            more = {"test_size": settings.get("test_size", 0.15)}
+            extra = {
+                "evaluation": result.test,
+                "tuning": {**result.summary, "default_test": result.default_test},
+                **_provenance(path, options, table, result.rows, seed, more),
+            }
+            data = builders.tune_report(result, table.X, table.y, Path(path).name)
+            result.model_dir, result.report = save_with_report(
+                result.estimator, out, extra, data, outputs
+            )
+            tracker.log_artifacts(result.model_dir)
+        result.tracking = list(tracker.destinations)
+    return result

@@ -76,6 +76,7 @@ from .options import (
 )
 from .progress import chunk_progress, design_progress, epoch_progress
 from .serve import serve
+from .tune import tune
 
 app = typer.Typer(
     add_completion=False,
@@ -507,6 +508,10 @@ app.command()(serve)
 # --------------------------------------------------------------------------- export
 
 app.command("export")(export)
+
+# --------------------------------------------------------------------------- tune
+
+app.command()(tune)
 
 
 # --------------------------------------------------------------------------- root

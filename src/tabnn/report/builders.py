@@ -148,6 +148,35 @@ def compare_report(result, X: pd.DataFrame, y, source: str) -> ReportData:
     )
 
 
+def tune_report(result, X: pd.DataFrame, y, source: str) -> ReportData:
+    """The report of ``tabnn tune``: the refit best model's curves and single test
+    evaluation beside the default's and the baselines, the best and the default
+    configuration's scores on the same CV folds, and the study (``tuning``)."""
+    estimator, summary = result.estimator, result.summary
+    test = np.asarray(result.test_rows, dtype=int)
+    train = np.setdiff1d(np.arange(len(X)), test)
+    title = f"{source} \u2192 {_target_name(estimator)}: tuned ({summary['metric']})"
+    metrics = dict(result.test.get("scores", {}))
+    if "model" in result.default_test.get("scores", {}):
+        metrics["default_model"] = result.default_test["scores"]["model"]
+    folds = {"tuned": summary["best"]["fold_scores"]}
+    if summary["default"] is not None:
+        folds["default"] = summary["default"]["fold_scores"]
+    return ReportData(
+        **_common(estimator, "tune", title),
+        dataset=dataset_summary(
+            estimator.schema_, X, {"train": len(train), "test": len(test)}, source=source
+        ),
+        metrics=metrics,
+        predictions={"test": _predictions(estimator, X.iloc[test], y.iloc[test])}
+        if len(test)
+        else {},
+        class_counts={"train": _counts(estimator, y.iloc[train])},
+        fold_scores=folds,
+        fold_metric=summary["metric"],
+    )
+
+
 def importance(estimator, X: pd.DataFrame, y) -> tuple[dict[str, tuple[float, float]], dict]:
     """Permutation importance of the columns the model uses, on held-out rows, within
     IMPORTANCE_WORK multiply-adds, and its scope: the rows and columns measured (out of

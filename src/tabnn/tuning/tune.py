@@ -22,7 +22,7 @@ from ..schema import drop_missing_targets
 from ..tasks import HIGHER_IS_BETTER
 from . import search, space
 
-__all__ = ["TuneResult", "check_tune_settings", "tune"]
+__all__ = ["TuneResult", "check_tune_settings", "prepare_folds", "tune"]
 
 # what the search sets itself; the user's value would be silently overridden
 SEARCHED = (
@@ -131,7 +131,7 @@ def tune(
     train, _, test = split_indices(y_split, task, val_size=0.0, test_size=test_size, seed=seed)
     X_train = frame.iloc[train].reset_index(drop=True)
     y_train = target.iloc[train].reset_index(drop=True)
-    prepared = _folds(probe, X_train, y_train, metric, folds, seed)
+    prepared = prepare_folds(probe, X_train, y_train, metric, folds, seed)
     record = _record(X_train, y_train, prepared.metric, folds, seed)
     name = study or f"tabnn-{record['data'][:12]}"
     opened = search.open_study(storage, name, record, seed)
@@ -151,7 +151,8 @@ def tune(
     return TuneResult(best, summary, test_scores, default_scores, rows, test, trials_list)
 
 
-def _folds(probe, X_train, y_train, metric, n_folds: int, seed: int) -> search.Folds:
+def prepare_folds(probe, X_train, y_train, metric, n_folds: int, seed: int) -> search.Folds:
+    """What every trial shares: the schema, the metric, the folds and their members."""
     schema = probe.infer_schema(X_train, y_train)
     codes = schema.encode_target(y_train)
     metric = check_metric(metric, schema.task)

@@ -31,7 +31,7 @@ import torch
 from ..errors import UsageError
 from ..model import Dropout, StackedNorm, TabularMLP
 from .config import History, Member, StreamData, TensorData, TrainConfig, member_values
-from .cpu import cpu_matmuls_for, cpu_threads_for
+from .cpu import cpu_matmuls_for, cpu_threads_for, denormals_flushed
 from .distributed import World
 from .inputs import EncodedInputs, Epoch, EpochInputs
 from .kernels import Kernels
@@ -86,7 +86,8 @@ def fit_stack(
     (``engine.kernels``), the reference they are tested against.
 
     No process-wide torch setting outlives the call: dropout draws from its own
-    generator, and the CPU thread count and matmul library (``engine.cpu``) are restored.
+    generator, and the CPU thread count, matmul library and flushing of subnormal floats
+    (``engine.cpu``) are restored.
 
     ``data`` may be a ``StreamData``: the training rows then come block by block, each
     epoch a new pass, and the members' ``train_rows`` are not read (their ``val_rows`` index
@@ -114,6 +115,7 @@ def fit_stack(
     inputs = EncodedInputs(model, held)  # a few large operations: on torch's threads
     device = held.y.device
     with (
+        denormals_flushed(device),
         cpu_threads_for(model, config.batch_size, device),
         cpu_matmuls_for(model, config.batch_size, device) as matmuls,
     ):

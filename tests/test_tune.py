@@ -95,6 +95,12 @@ def test_a_batch_shares_its_first_trials_shape():
     assert all(p["batch_size"] in space.batch_choices(200) for _, p in batch)
 
 
+def test_auto_stacks_one_trial_at_a_time_on_the_cpu():
+    from tabnn.tuning.tune import stack_size
+
+    assert stack_size("auto", "cpu") == 1 and stack_size(3, "cpu") == 3
+
+
 # --- the search and its result --------------------------------------------------------
 
 
@@ -144,6 +150,8 @@ def test_tune_stops_at_its_time_limit():
         ({"lr": 0.1}, "tune chooses lr itself"),
         ({"metric": "nope"}, "Unknown metric 'nope'"),
         ({"storage": "tune.db"}, "--storage must be a database URL"),
+        ({"trials_per_stack": 0}, "trials_per_stack must be 'auto' or at least 1"),
+        ({"trials_per_stack": "many"}, "trials_per_stack must be 'auto' or at least 1"),
     ],
 )
 def test_bad_settings_are_refused(settings, message):
@@ -167,7 +175,9 @@ def tune_cli(tmp_path, *args):
 
 def test_tune_saves_a_model_that_predict_takes(tmp_path):
     db = f"sqlite:///{tmp_path / 'tune.db'}"
-    result, out = tune_cli(tmp_path, "--trials", "3", "--storage", db, "--study", "heart")
+    result, out = tune_cli(
+        tmp_path, "--trials", "3", "--storage", db, "--study", "heart", "--calibrate"
+    )
     assert result.exit_code == 0, result.output
     assert "default model" in result.output and "Test rows" in result.output
     meta = json.loads((out / "tabnn.json").read_text())
@@ -176,9 +186,17 @@ def test_tune_saves_a_model_that_predict_takes(tmp_path):
     assert tuning["best"]["fold_scores"] and tuning["default"]["is_default"]
     assert "model" in tuning["default_test"]["scores"]
     model = tabnn.load(out)
+    assert model.temperature_ is not None  # --calibrate reaches the refit model
     X, _ = heart()
     assert model.predict_proba(X.head(5)).shape == (5, 2)
-    assert (out / "report.html").exists()
+    page = (out / "report.html").read_text()
+    assert 'id="tuning"' in page and "Best 3 trials" in page
+    assert 'data-plot="optimization-history"' in page and 'data-plot="fold-scores"' in page
+    stored = json.loads((out / "report.json").read_text())["tuning"]
+    assert len(stored["all_trials"]) == 3 and stored["all_trials"][0]["distributions"]
+    again = runner.invoke(app, ["report", str(out)])  # drawn again from the stored data
+    assert again.exit_code == 0, again.output
+    assert 'data-plot="optimization-history"' in (out / "report.html").read_text()
 
 
 @pytest.mark.parametrize(

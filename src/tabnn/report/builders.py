@@ -174,6 +174,7 @@ def tune_report(result, X: pd.DataFrame, y, source: str) -> ReportData:
         class_counts={"train": _counts(estimator, y.iloc[train])},
         fold_scores=folds,
         fold_metric=summary["metric"],
+        tuning={**summary, "all_trials": result.trials},
     )
 
 

@@ -49,7 +49,7 @@ class ReportData:
     ----------
     title : str
         The page heading, e.g. ``"sonar.csv -> Class"``.
-    command : {"train", "evaluate", "compare"}
+    command : {"train", "evaluate", "compare", "tune"}
         The command that produced the results.
     task : {"binary", "multiclass", "multilabel"}
     class_names : list of str
@@ -96,6 +96,10 @@ class ReportData:
         (a list), ``split`` and ``rows`` (where it was measured), ``bins``, and under
         ``before`` and ``after``: ``log_loss``, ``ece`` and ``reliability`` (the
         diagram's points per bin); empty otherwise.
+    tuning : dict
+        ``tabnn tune``'s study: its summary (``tabnn.tuning.tune.summarise``) with every
+        trial under ``all_trials`` (number, state, value, params and their Optuna
+        distributions as JSON); empty otherwise.
     created : str
         When the results were produced (ISO 8601), shown under the title.
 
@@ -125,6 +129,7 @@ class ReportData:
     importance_metric: str = "log_loss"
     importance_scope: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)
+    tuning: dict = field(default_factory=dict)
     created: str = ""
 
     def __post_init__(self) -> None:
@@ -141,6 +146,9 @@ class ReportData:
         if not isinstance(self.calibration, Mapping):
             raise ModelError("The stored report data has a calibration that is not a map.")
         self.calibration = dict(self.calibration)
+        if not isinstance(self.tuning, Mapping):
+            raise ModelError("The stored report data has a tuning summary that is not a map.")
+        self.tuning = dict(self.tuning)
 
     def __eq__(self, other: object) -> bool:
         # arrays compare element-wise, so the dataclass default would raise

@@ -21,6 +21,7 @@ from ..io import write_file_atomic
 from ..tasks import BASELINE_TITLES, HIGHER_IS_BETTER
 from .data import REPORT_HTML, ReportData
 from .summaries import counts_per_class
+from .tuning import tuning_section
 
 __all__ = ["render_html", "write_report"]
 
@@ -58,6 +59,7 @@ def render_html(data: ReportData) -> str:
         *(_split_section(data, split) for split in _split_order(data.predictions)),
         _calibration_section(data),
         _comparison_section(data),
+        tuning_section(data, _figure, _table),
         _importance_section(data),
     ]
     sections = [s for s in sections if s is not None]

@@ -82,7 +82,7 @@ def tune(
     seed: int = 0,
     storage: str | None = None,
     study: str | None = None,
-    trials_per_stack: int = 4,
+    trials_per_stack: int | str = "auto",
     prune: bool = True,
     on_batch: Callable[[list[dict]], None] | None = None,
     **params,
@@ -92,9 +92,9 @@ def tune(
     The test rows (``test_size``) are held out first and used once, at the end. Each trial
     is scored by stratified ``folds``-fold CV on the other rows (the folds fixed by
     ``seed``); trials sharing a shape train ``trials_per_stack`` at a time as one stack
-    (see :mod:`tabnn.tuning.search`). The default model is the first trial. The best
-    trial is refit on all training rows and tested once beside the default model (refit
-    the same way) and the baselines.
+    (see :mod:`tabnn.tuning.search`; ``auto``: see :func:`stack_size`). The default
+    model is the first trial. The best trial is refit on all training rows and tested
+    once beside the default model (refit the same way) and the baselines.
 
     Parameters
     ----------
@@ -122,8 +122,7 @@ def tune(
     >>> result.summary["best"]["value"], result.test["scores"]["model"]  # doctest: +SKIP
     """
     check_tune_settings(trials, time_limit, folds, params)
-    if not isinstance(trials_per_stack, int) or trials_per_stack < 1:
-        raise UsageError(f"trials_per_stack must be at least 1; got {trials_per_stack!r}.")
+    trials_per_stack = stack_size(trials_per_stack, params.get("device", "cpu"))
     probe = TabNNClassifier(**params, random_state=seed)
     frame, target = probe.as_frames(X, y)
     frame, target, _ = drop_missing_targets(frame, target)
@@ -149,6 +148,32 @@ def tune(
     rows = {"train": len(train), "test": len(test)}
     trials_list = [_trial_dict(t) for t in opened.get_trials(deepcopy=False)]
     return TuneResult(best, summary, test_scores, default_scores, rows, test, trials_list)
+
+
+# trials per stack on a GPU, where a step of small products costs its kernel launches and
+# four times the members cost little more; not measured yet (no GPU was at hand)
+GPU_TRIALS_PER_STACK = 4
+
+
+def stack_size(trials_per_stack: int | str, device: str) -> int:
+    """``auto``: one trial at a time on the CPU, ``GPU_TRIALS_PER_STACK`` on a GPU.
+
+    On 2 CPU cores a stack's step costs its arithmetic: the same 12 trials took 0.98x the
+    time stacked 4 at a time as one by one (``benchmarks/tune_speed.py``, 3 tables; 1.2x
+    for one-layer networks, 0.6x for ensembles of 8 x 256-wide layers), and a stack runs
+    until its slowest trial stops, so pruning a trial saves nothing while its stack runs.
+    """
+    from ..engine.config import device_of
+
+    if trials_per_stack == "auto":
+        return GPU_TRIALS_PER_STACK if device_of(device).type == "cuda" else 1
+    if isinstance(trials_per_stack, bool) or not isinstance(trials_per_stack, int):
+        trials_per_stack = -1
+    if trials_per_stack < 1:
+        raise UsageError(
+            f"trials_per_stack must be 'auto' or at least 1; got {trials_per_stack!r}."
+        )
+    return trials_per_stack
 
 
 def prepare_folds(probe, X_train, y_train, metric, n_folds: int, seed: int) -> search.Folds:
@@ -248,12 +273,16 @@ def summarise(study, folds: search.Folds, storage, seconds: float) -> dict:
 
 
 def _trial_dict(trial) -> dict:
+    from optuna.distributions import distribution_to_json
+
     attrs = trial.user_attrs
     return {
         "number": trial.number,
         "state": trial.state.name,
-        "value": trial.value,
+        "value": trial.value if trial.state.name == "COMPLETE" else None,
         "params": dict(trial.params),
+        # what the report needs to draw Optuna's plots again without the study
+        "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()},
         "fold_scores": attrs.get("fold_scores"),
         "is_default": bool(attrs.get("default")),
         "seconds": attrs.get("seconds"),

@@ -274,3 +274,15 @@ def test_a_study_killed_midway_resumes_where_it_stopped(tmp_path):
     assert sum(t.user_attrs.get("default", False) for t in study.trials) >= 1
     meta = json.loads((tmp_path / "model" / "tabnn.json").read_text())
     assert sum(meta["tuning"]["trials"].get(s, 0) for s in ("complete", "pruned")) == target
+
+
+def test_a_search_whose_every_trial_fails_stops_and_says_why(monkeypatch):
+    from tabnn.errors import DataError
+
+    def diverges(*args, **kwargs):
+        raise DataError("Training diverged: the network's weights are no longer finite.")
+
+    monkeypatch.setattr(search, "cross_validate", diverges)
+    X, y = heart()
+    with pytest.raises(DataError, match="No trial could be trained; the last one failed: "):
+        tabnn.tune(X, y, trials=50, folds=3)

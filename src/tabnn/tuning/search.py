@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DataError, UsageError
+from ..errors import TabnnError, UsageError
 from ..estimator import TabNNClassifier
 from ..evaluation.metrics import compute_metrics
 from ..tasks import HIGHER_IS_BETTER
@@ -36,6 +36,7 @@ from . import space
 STUDY_KEYS = ("data", "target", "metric", "folds", "seed", "space")
 SPACE_VERSION = 1
 FINISHED = ("COMPLETE", "PRUNED")
+TIME_UP = "stopped by the time limit"
 
 
 @dataclass
@@ -235,7 +236,7 @@ def run_batch(study, batch, folds: Folds, params: dict, seed: int, deadline, pru
             on_epoch=watch if prune or deadline is not None else None,
         )  # fmt: skip
         failure = ""
-    except DataError as error:  # a diverged stack: these trials fail, the search goes on
+    except TabnnError as error:  # diverged, or too large: these trials fail, the search goes on
         scores, failure = [None] * len(batch), str(error)
     seconds = time.perf_counter() - started
     outcomes = [_outcome(t, values, watch, failure) for t, values in enumerate(scores)]
@@ -248,7 +249,7 @@ def _outcome(t: int, values, watch: EpochWatch, failure: str) -> Outcome:
     if failure:
         return Outcome(None, "FAIL", failure)
     if watch.timed_out and t not in watch.pruned:
-        return Outcome(None, "FAIL", "stopped by the time limit")
+        return Outcome(None, "FAIL", TIME_UP)
     if t in watch.pruned:
         return Outcome(None, "PRUNED")
     if values is None:

@@ -150,6 +150,8 @@ def tune(
     return TuneResult(best, summary, test_scores, default_scores, rows, test, trials_list)
 
 
+FAILED_BATCHES = 3  # batches failing one after the other that end a search
+
 # trials per stack on a GPU, where a step of small products costs its kernel launches and
 # four times the members cost little more; not measured yet (no GPU was at hand)
 GPU_TRIALS_PER_STACK = 4
@@ -211,7 +213,7 @@ def _search(study, folds, params, seed, trials, time_limit, per_stack, prune, on
     started = time.monotonic()
     deadline = None if time_limit is None else started + time_limit
     _enqueue_default(study, folds.n_train)
-    last = 0.0
+    last, failed_batches, reason = 0.0, 0, ""
     while trials is None or search.finished(study) < trials:
         now = time.monotonic()
         if deadline is not None and now + last > deadline and search.finished(study):
@@ -220,11 +222,17 @@ def _search(study, folds, params, seed, trials, time_limit, per_stack, prune, on
             break
         size = per_stack if trials is None else min(per_stack, trials - search.finished(study))
         batch = search.ask_batch(study, size, folds.n_train)
-        search.run_batch(study, batch, folds, params, seed, deadline, prune)
+        outcomes = search.run_batch(study, batch, folds, params, seed, deadline, prune)
         last = time.monotonic() - now
+        failed = all(outcome.state == "FAIL" for outcome in outcomes)
+        failed_batches, reason = (failed_batches + 1, outcomes[0].reason) if failed else (0, "")
         if on_batch is not None:
             recorded = study.get_trials(deepcopy=False)
             on_batch([_trial_dict(recorded[trial.number]) for trial, _ in batch])
+        if failed_batches == FAILED_BATCHES and reason != search.TIME_UP:
+            if not search.finished(study):
+                raise DataError(f"No trial could be trained; the last one failed: {reason}")
+            break  # the search keeps failing: stop with what it has
     return time.monotonic() - started
 
 

@@ -190,6 +190,10 @@ def show_tuning(result) -> None:
     scores = dict(result.test.get("scores", {}))
     if "model" in result.default_test.get("scores", {}):
         scores["default_model"] = result.default_test["scores"]["model"]
+    render.out_console.print(
+        "model: the best configuration refit on all training rows; default model: the "
+        "default refit the same way"
+    )
     render.show_scores(
         {**result.test, "scores": scores}, title="Test rows (never used for any choice)"
     )

@@ -134,8 +134,8 @@ def tune(
     record = _record(X_train, y_train, prepared.metric, folds, seed)
     name = study or f"tabnn-{record['data'][:12]}"
     opened = search.open_study(storage, name, record, seed)
-    seconds = _search(opened, prepared, params, seed, trials, time_limit, trials_per_stack, prune,
-                      on_batch)  # fmt: skip
+    limits = (trials, time_limit, trials_per_stack, prune)
+    seconds = _search(opened, prepared, params, seed, limits, on_batch)
     summary = summarise(opened, prepared, storage, seconds)
     best = _refit(summary["best"]["params"], X_train, y_train, params, seed)
     default = (
@@ -207,9 +207,11 @@ def _record(X_train, y_train, metric: str, folds: int, seed: int) -> dict:
     }
 
 
-def _search(study, folds, params, seed, trials, time_limit, per_stack, prune, on_batch) -> float:
+def _search(study, folds, params, seed, limits, on_batch) -> float:
     """Ask, train and tell batch by batch until the study holds ``trials`` finished trials
-    or the time is up -> seconds spent."""
+    or the time is up -> seconds spent. ``limits``: trials, time limit, trials per stack
+    and whether to prune."""
+    trials, time_limit, per_stack, prune = limits
     started = time.monotonic()
     deadline = None if time_limit is None else started + time_limit
     _enqueue_default(study, folds.n_train)
@@ -302,7 +304,7 @@ def _trial_dict(trial) -> dict:
 def _refit(point: dict, X_train, y_train, params: dict, seed: int) -> TabNNClassifier:
     """The best point refit on every training row (its own validation rows for stopping)."""
     probe = TabNNClassifier(**params, random_state=seed)
-    n_train = len(probe.validation_rows(probe.infer_schema(X_train, y_train).encode_target(
-        y_train))[0])  # fmt: skip
+    codes = probe.infer_schema(X_train, y_train).encode_target(y_train)
+    n_train = len(probe.validation_rows(codes)[0])  # the rows its epochs are counted for
     chosen = {**space.estimator_params(point, n_train), **params}
     return TabNNClassifier(**chosen, random_state=seed).fit(X_train, y_train)

@@ -823,3 +823,18 @@ def test_python_dash_m_runs_the_command_line(module):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("tabnn ")
+
+
+def test_val_size_zero_trains_on_every_training_row_without_early_stopping(tmp_path):
+    from tabnn.estimator import TabNNClassifier
+    from tabnn.workflows import ReadOptions, train_workflow
+
+    data = tmp_path / "t.csv"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": x[:, 0] > 0}).to_csv(data)
+    estimator = TabNNClassifier(epochs=7)
+    result = train_workflow(data, ReadOptions(target="y"), estimator, out=None, val_size=0)
+    assert result.rows["validation"] == 0
+    assert estimator.history_.epochs[-1]["val_loss"] == [None]  # nothing held out inside
+    assert len(estimator.history_.epochs) == 7

@@ -187,9 +187,7 @@ def show_tuning(result) -> None:
         )
     elif best["is_default"]:
         render.out_console.print("  the default model itself scored best")
-    scores = dict(result.test.get("scores", {}))
-    if "model" in result.default_test.get("scores", {}):
-        scores["default_model"] = result.default_test["scores"]["model"]
+    scores = result.test_scores()
     render.out_console.print(
         "model: the best configuration refit on all training rows; default model: the "
         "default refit the same way"

@@ -166,8 +166,9 @@ class StackedAdam:
         # torch.optim.adam's fused path minus its per-call grouping of tensors by device
         self.kernels = Kernels() if kernels is None else kernels
         members = self.params[0].shape[0]
-        decays = [weight_decay] * members if isinstance(weight_decay, float | int) else None
-        self.decays = [float(d) for d in (decays or weight_decay)]
+        if isinstance(weight_decay, float | int):  # one decay for every member
+            weight_decay = [weight_decay] * members
+        self.decays = [float(d) for d in weight_decay]
         self.options = {"beta1": betas[0], "beta2": betas[1], "eps": eps, "decoupled": decoupled}
         if flat is None:
             self.weights = [p.detach() for p in self.params]

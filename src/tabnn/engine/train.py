@@ -133,9 +133,10 @@ def _fit_stack(
         model.reset_member(i, member.seed)
     smoothing = member_values(members, config, "label_smoothing")
     if smoothing.count(smoothing[0]) < len(smoothing):  # trials of a search: one per member
-        smoothing = torch.tensor(smoothing, device=inputs.data.y.device)
-    smoothing = smoothing if torch.is_tensor(smoothing) else smoothing[0]
-    loss_fn = LossFunction(task, class_weight, smoothing)
+        shares = torch.tensor(smoothing, device=inputs.data.y.device)
+        loss_fn = LossFunction(task, class_weight, shares)
+    else:
+        loss_fn = LossFunction(task, class_weight, smoothing[0])
     # dropout masks: one stream for the stack (each rank its own), never torch's global one
     dropouts = [m for m in model.modules() if isinstance(m, Dropout)]
     for dropout in dropouts:

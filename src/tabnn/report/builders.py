@@ -156,9 +156,6 @@ def tune_report(result, X: pd.DataFrame, y, source: str) -> ReportData:
     test = np.asarray(result.test_rows, dtype=int)
     train = np.setdiff1d(np.arange(len(X)), test)
     title = f"{source} \u2192 {_target_name(estimator)}: tuned ({summary['metric']})"
-    metrics = dict(result.test.get("scores", {}))
-    if "model" in result.default_test.get("scores", {}):
-        metrics["default_model"] = result.default_test["scores"]["model"]
     folds = {"tuned": summary["best"]["fold_scores"]}
     if summary["default"] is not None:
         folds["default"] = summary["default"]["fold_scores"]
@@ -167,7 +164,7 @@ def tune_report(result, X: pd.DataFrame, y, source: str) -> ReportData:
         dataset=dataset_summary(
             estimator.schema_, X, {"train": len(train), "test": len(test)}, source=source
         ),
-        metrics=metrics,
+        metrics=result.test_scores(),
         predictions={"test": _predictions(estimator, X.iloc[test], y.iloc[test])}
         if len(test)
         else {},

@@ -6,7 +6,6 @@ the trials stored in the report data (the study itself is not needed)."""
 from __future__ import annotations
 
 import html
-import math
 import warnings
 
 from .data import ReportData
@@ -78,14 +77,11 @@ def _versus_html(tuning: dict, table) -> str:
 
 
 def _score(trial: dict) -> str:
+    from ..evaluation.metrics import mean_std
+
     scores = trial.get("fold_scores") or []
-    spread = f" &plusmn; {_std(scores):.4f}" if len(scores) > 1 else ""
+    spread = f" &plusmn; {mean_std(scores)[1]:.4f}" if len(scores) > 1 else ""
     return f"{trial['value']:.4f}{spread}"
-
-
-def _std(values) -> float:
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def _top_html(tuning: dict, table) -> str:

@@ -43,6 +43,14 @@ class TuneResult:
     test_rows: np.ndarray
     trials: list[dict] = field(default_factory=list)  # every trial of the study
 
+    def test_scores(self) -> dict:
+        """The test scores of the tuned model (``model``), the baselines and the default
+        model (``default_model``), side by side."""
+        scores = dict(self.test.get("scores", {}))
+        if "model" in self.default_test.get("scores", {}):
+            scores["default_model"] = self.default_test["scores"]["model"]
+        return scores
+
     def to_dict(self) -> dict:
         return {
             "tuning": self.summary,
@@ -216,13 +224,13 @@ def _search(study, folds, params, seed, limits, on_batch) -> float:
     deadline = None if time_limit is None else started + time_limit
     _enqueue_default(study, folds.n_train)
     last, failed_batches, reason = 0.0, 0, ""
-    while trials is None or search.finished(study) < trials:
-        now = time.monotonic()
-        if deadline is not None and now + last > deadline and search.finished(study):
-            break  # the next batch would not finish in time (there is a score already)
-        if deadline is not None and now > deadline:
+    while True:
+        done, now = search.finished(study), time.monotonic()
+        if trials is not None and done >= trials:
             break
-        size = per_stack if trials is None else min(per_stack, trials - search.finished(study))
+        if deadline is not None and (now > deadline or (done and now + last > deadline)):
+            break  # time is up, or the next batch would not finish in time (with a score)
+        size = per_stack if trials is None else min(per_stack, trials - done)
         batch = search.ask_batch(study, size, folds.n_train)
         outcomes = search.run_batch(study, batch, folds, params, seed, deadline, prune)
         last = time.monotonic() - now
@@ -232,7 +240,7 @@ def _search(study, folds, params, seed, limits, on_batch) -> float:
             recorded = study.get_trials(deepcopy=False)
             on_batch([_trial_dict(recorded[trial.number]) for trial, _ in batch])
         if failed_batches == FAILED_BATCHES and reason != search.TIME_UP:
-            if not search.finished(study):
+            if not done:  # a failed batch scores nothing: still what it was
                 raise DataError(f"No trial could be trained; the last one failed: {reason}")
             break  # the search keeps failing: stop with what it has
     return time.monotonic() - started
@@ -248,7 +256,8 @@ def _enqueue_default(study, n_train: int) -> None:
 
 def summarise(study, folds: search.Folds, storage, seconds: float) -> dict:
     """The study as plain data: counts, the best trial, the default's, their paired test."""
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    every = study.get_trials(deepcopy=False)
+    complete = [t for t in every if t.state.name == "COMPLETE"]
     if not complete:
         raise DataError(
             "No trial finished: raise --time-limit (the first trials of a stack take the "
@@ -256,7 +265,7 @@ def summarise(study, folds: search.Folds, storage, seconds: float) -> dict:
         )
     best = study.best_trial
     default = next((t for t in complete if t.user_attrs.get("default")), None)
-    states = [t.state.name for t in study.get_trials(deepcopy=False)]
+    states = [t.state.name for t in every]
     fits = [len(fit) for fit, _ in folds.splits]
     held = [len(h) for _, h in folds.splits]
     paired = None
@@ -265,7 +274,7 @@ def summarise(study, folds: search.Folds, storage, seconds: float) -> dict:
             best.user_attrs["fold_scores"], default.user_attrs["fold_scores"],
             n_train=float(np.mean(fits)), n_test=float(np.mean(held)),
         )  # fmt: skip
-    trained = [t for t in study.get_trials(deepcopy=False) if "seconds" in t.user_attrs]
+    trained = [t for t in every if "seconds" in t.user_attrs]
     busy = sum(t.user_attrs["seconds"] for t in trained)
     return {
         "study": study.study_name,

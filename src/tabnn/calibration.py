@@ -146,12 +146,12 @@ def network_temperature(network, x_num, x_cat, y_all, member_rows) -> np.ndarray
     """The temperatures ``calibrate=True`` fits for a trained CPU network (its task is its
     config's): on the members' validation rows of the encoded inputs, each row scored by
     the members that held it out."""
+    from .evaluation.threshold import held_out_by, validation_union
     from .inference import member_logits
 
-    rows = np.unique(np.concatenate([val for _, val in member_rows]))
+    rows = validation_union(member_rows)
     logits = member_logits(network, x_num[rows], x_cat[rows]).numpy()
-    held_out = np.stack([np.isin(rows, val) for _, val in member_rows])
-    return fit_temperature(logits, y_all[rows], network.config.task, held_out)
+    return fit_temperature(logits, y_all[rows], network.config.task, held_out_by(rows, member_rows))
 
 
 def uncalibrated_proba(estimator, X) -> np.ndarray:

@@ -172,6 +172,11 @@ def validation_union(member_rows) -> np.ndarray:
     return np.unique(np.concatenate([val for _, val in member_rows]))
 
 
+def held_out_by(rows: np.ndarray, member_rows) -> np.ndarray:
+    """(members, rows) bool: which members validate on (held out) each of ``rows``."""
+    return np.stack([np.isin(rows, val) for _, val in member_rows])
+
+
 def check_threshold_tuning(schema, y_all: np.ndarray, member_rows) -> None:
     """Refuse threshold='auto' before any training when it cannot work for this fit."""
     if schema.task != "binary":
@@ -204,7 +209,7 @@ def tune_on_validation_rows(y_all, rows, proba, member_rows, metric: str) -> tup
     ensemble's averaged probability when members share their validation rows, each fold's
     own member when they do not.
     """
-    held_out = np.stack([np.isin(rows, val) for _, val in member_rows])
+    held_out = held_out_by(rows, member_rows)
     pooled = (proba * held_out).sum(0) / held_out.sum(0)  # (members, rows) -> (rows,)
     try:
         tuning = tune_threshold(y_all[rows], pooled, metric)

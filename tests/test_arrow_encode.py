@@ -15,7 +15,7 @@ from tabnn.arrow_encode import ArrowEncoder
 from tabnn.data.read import batch_frame
 from tabnn.frames import aligned
 
-NUMERIC = ["n_int", "n_float", "n_bool", "n_null"]
+NUMERIC = ["n_int", "n_float", "n_null"]
 CATEGORICAL = ["c_text", "c_int", "c_float", "c_bool", "c_dict"]
 
 
@@ -27,7 +27,6 @@ def model():
         {
             "n_int": rng.integers(-5, 5, n),
             "n_float": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)),
-            "n_bool": rng.random(n) < 0.5,
             "n_null": np.where(rng.random(n) < 0.5, np.nan, 1.0),
             "c_text": rng.choice(["a", "b", "3", "4.5", "x y"], n),
             "c_int": rng.choice([1, 2, 3, 7, 2**53], n),  # 2**53 + 1 with nulls reads 2**53
@@ -68,7 +67,6 @@ def batches(draw):
     arrays = {
         "n_int": column("int", values(ints)),
         "n_float": column("float", values(floats)),
-        "n_bool": column("bool", values(st.booleans(), nulls=False)),
         "n_null": pa.nulls(n) if draw(st.booleans()) else column("float", values(floats)),
         "c_text": column(draw(st.sampled_from(["text", "dict", "large"])), values(texts)),
         "c_int": column("int", values(ints)),
@@ -99,7 +97,6 @@ def a_batch(**changes):
     arrays = {
         "n_int": pa.array([1, 2]),
         "n_float": pa.array([0.5, None]),
-        "n_bool": pa.array([True, False]),
         "n_null": pa.array([1.0, None]),
         "c_text": pa.array(["a", "unseen"]),
         "c_int": pa.array([1, None]),
@@ -125,12 +122,12 @@ def test_a_plain_batch_is_encoded(model):
         {"n_float": None},  # a missing column: the pandas path names it
         {"n_float": pa.array(["0.5", "x"])},  # text in a numeric column
         {"n_float": pa.array([float("inf"), 1.0])},  # refused, with its rows, by pandas' path
-        {"n_bool": pa.array([True, None])},  # an object column in pandas
+        {"n_int": pa.array([True, False])},  # booleans: refused in a numeric column
         {"n_int": pa.array([1, 2]).cast(pa.decimal128(19, 0))},
         {"c_text": pa.array([[1], [2]])},  # nested: JSON text in pandas' path
         {"c_text": pa.array([pd.Timestamp("2024-01-01")] * 2)},
     ],
-    ids=["missing", "text", "infinity", "bool-with-nulls", "decimal", "nested", "timestamp"],
+    ids=["missing", "text", "infinity", "bool", "decimal", "nested", "timestamp"],
 )
 def test_what_pandas_may_read_differently_is_declined(model, change):
     assert ArrowEncoder(model).encode(a_batch(**change)) is None

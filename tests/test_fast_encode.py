@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tabnn import TabNNClassifier
-from tabnn.fast_encode import FAST_ROWS, checked_columns
+from tabnn.errors import SchemaError
+from tabnn.fast_encode import FAST_ROWS, checked_columns, checked_frame
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +32,7 @@ def model():
     return TabNNClassifier(epochs=1, random_state=0, categorical=["grade"]).fit(X, y)
 
 
-numbers = st.one_of(
-    st.none(), st.integers(-(10**6), 10**6), st.floats(allow_infinity=False), st.booleans()
-)
+numbers = st.one_of(st.none(), st.integers(-(10**6), 10**6), st.floats(allow_infinity=False))
 categories = st.one_of(
     st.none(),
     st.sampled_from(["Oslo", " Lima ", "Pune", "3", "3.0", "?", "", "NA", "Rome"]),
@@ -67,12 +66,29 @@ def test_same_arrays_as_the_pandas_path(model, columns):
         {"age": ["41"]},  # text in a numeric column: pandas' rules read it
         {"age": [math.inf]},  # refused by the schema, with the row named
         {"age": []},  # columns of different lengths
+        {"age": [True]},  # a boolean is no number: refused by the schema
+        {"age": [10**400]},  # beyond float64: an infinity, refused by the schema
     ],
-    ids=["text-in-numeric", "infinity", "ragged"],
+    ids=["text-in-numeric", "infinity", "ragged", "boolean", "huge-integer"],
 )
 def test_declines_what_only_the_pandas_path_reads(model, change):
     table = {"age": [40.0], "income": [None], "city": ["Oslo"], "grade": [2], **change}
     assert checked_columns(model, table) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "phrase"),
+    [(True, "not a number"), (np.False_, "not a number"), (10**400, "infinite"),
+     (-(10**400), "infinite")],
+    ids=["true", "numpy-false", "huge", "huge-negative"],
+)  # fmt: skip
+def test_booleans_and_huge_integers_are_refused_in_a_numeric_column(model, value, phrase):
+    frame = pd.DataFrame({"age": pd.Series([value], dtype=object), "income": [1.0],
+                          "city": ["Oslo"], "grade": [2]})  # fmt: skip
+    with pytest.raises(SchemaError, match=phrase):
+        checked_frame(model, frame)
+    with pytest.raises(SchemaError, match=phrase):
+        model.predict_proba(frame)
 
 
 def test_declines_a_missing_column_and_many_rows(model):

@@ -8,7 +8,7 @@ column is dictionary-encoded, so that ``label_key`` (the canonical text) and the
 lookup run once per distinct value rather than once per row.
 
 Only what reads the same both ways takes this path: numeric columns of integer, floating or
-null type (and booleans without nulls), categorical columns of string, integer, floating,
+null type, categorical columns of string, integer, floating,
 boolean or null type (or dictionaries of them). Anything else declines (None): a model with
 date columns, a missing column, text in a numeric column, an infinity, nested or temporal
 values. The caller then takes the pandas path, which also words the errors, so both paths
@@ -70,10 +70,9 @@ def numeric_values(column) -> np.ndarray | None:
     import pyarrow.compute as pc
 
     kind = column.type
-    # a boolean column with nulls becomes an object column in pandas: leave it to pandas
-    plain = pa.types.is_boolean(kind) and column.null_count == 0
+    # booleans are refused in a numeric column: pandas' path words that
     number = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)
-    if not (number or plain):
+    if not number:
         return None
     # unsafe: int64 -> float64 rounds beyond 2**53, as pandas' astype does
     return pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False)

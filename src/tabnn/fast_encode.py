@@ -5,10 +5,11 @@ then ``Preprocessor.transform`` make them, for a server that also wants the chec
 A few rows handed over as Python lists (a served request's columns) skip pandas: a pandas
 operation has a fixed cost of tens of microseconds, and a one-row request would pay it a few
 dozen times; here a row costs a few dict lookups. Only values whose reading is unambiguous
-take that path: numbers (or null) in numeric columns, anything in categorical ones (read by
-``label_key``, as ``Schema.check`` reads them). Text in a numeric column, an infinity, a
-date column, a missing column or many rows make it decline (None), and the caller takes the
-pandas path (``checked_frame``), which also words the errors.
+take that path: numbers (or null; never booleans) in numeric columns, anything in
+categorical ones (read by ``label_key``, as ``Schema.check`` reads them). Text, a boolean
+or an infinity in a numeric column, a date column, a missing column or many rows make it
+decline (None), and the caller takes the pandas path (``checked_frame``), which also words
+the errors.
 """
 
 from __future__ import annotations
@@ -48,13 +49,24 @@ def checked_columns(estimator, columns: Mapping[str, Sequence]) -> CheckedRows |
     numeric = np.empty((n, len(prep.numeric)))
     for j, name in enumerate(prep.numeric):
         values = columns[name]
-        if not all(v is None or isinstance(v, int | float) for v in values):
-            return None  # text: pandas' rules read it and word its errors
+        if not all(v is None or is_plain_number(v) for v in values):
+            return None  # text, a boolean, a huge integer: pandas' rules read and word it
         numeric[:, j] = [math.nan if v is None else v for v in values]
     if np.isinf(numeric).any():
         return None  # refused by Schema.check, with the rows named
     texts = [[label_key(v) for v in columns[name]] for name in prep.categorical]
     return CheckedRows(numeric, texts, prep.encode_checked(numeric, texts))
+
+
+def is_plain_number(value) -> bool:
+    """A float, or an int float64 holds (a larger one would raise OverflowError); never a
+    boolean, which a numeric column refuses (``labels.as_float``)."""
+    if isinstance(value, float):
+        return True
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < FLOAT_LIMIT
+
+
+FLOAT_LIMIT = 2**1023  # ints below it convert to float64 exactly enough and never overflow
 
 
 def checked_frame(estimator, frame: pd.DataFrame) -> CheckedRows:

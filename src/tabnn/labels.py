@@ -175,14 +175,18 @@ def canonical_text(column: pd.Series) -> pd.Series:
 
 
 def is_number_dtype(dtype) -> bool:
-    return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+    """Numbers, not booleans: a boolean column is categorical (two categories), and
+    ``True`` read as 1.0 in a numeric column would be a silent guess."""
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
 
 
 def as_float(column: pd.Series, name: str, *, forced: bool = False) -> pd.Series:
-    """A numeric feature as float64; text that is no number raises SchemaError."""
+    """A numeric feature as float64; text that is no number and booleans raise SchemaError.
+    An integer beyond float64's range reads as an infinity (which the caller refuses, as it
+    refuses ``1e400`` written as text)."""
     if is_number_dtype(column.dtype):
         return column.astype("float64")
-    text = column.astype(object).map(lambda v: v.strip() if isinstance(v, str) else v)
+    text = column.astype(object).map(_number_candidate)
     missing = text.isna() | text.isin(MISSING_VALUES)
     numbers = pd.to_numeric(text.where(~missing), errors="coerce")
     bad = np.flatnonzero((numbers.isna() & ~missing).to_numpy())
@@ -190,7 +194,29 @@ def as_float(column: pd.Series, name: str, *, forced: bool = False) -> pd.Series
         when = "was forced numeric" if forced else "was numeric at fit time"
         raise SchemaError(
             f"Column {name!r} {when}, but data row {column.index[bad[0]]} (0-based) "
-            f"holds {column.iloc[bad[0]]!r}, which is not a number. Fix the value, or leave "
-            f"the cell empty (or ?/NA) for a missing value."
+            f"holds {_shown(column.iloc[bad[0]])}, which is not a number. Fix the value, or "
+            f"leave the cell empty (or ?/NA) for a missing value."
         )
     return numbers.astype("float64")
+
+
+def _number_candidate(value):
+    """A cell as ``pd.to_numeric`` should see it: text stripped, a boolean as no number
+    (NaN after coercion, so refused), an integer too large for float64 as an infinity
+    (``float()`` would raise OverflowError)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool | np.bool_):
+        return "not a number"
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    return value
+
+
+def _shown(value) -> str:
+    """A refused cell in a message: its repr, cut short (a 400-digit number stays readable)."""
+    shown = repr(value)
+    return shown if len(shown) <= 60 else f"{shown[:40]}... ({len(shown)} characters)"

@@ -370,7 +370,7 @@ def test_load_unparseable_weights_with_matching_checksum(saved: Path):
     meta = json.loads((saved / META_FILE).read_text())
     meta["checksums"][WEIGHTS_FILE] = hashlib.sha256(b"garbage").hexdigest()
     meta[artifact.DIGEST_KEY] = artifact.meta_digest(meta)  # tabnn.json is checked too
-    (saved / META_FILE).write_text(json.dumps(meta))
+    (saved / META_FILE).write_bytes(io.dump_json(meta))
     assert read_meta(saved)["checksums"][WEIGHTS_FILE] == meta["checksums"][WEIGHTS_FILE]
     with pytest.raises(ModelError, match="Cannot read the weights"):
         load_model_dir(saved)
@@ -508,11 +508,41 @@ def test_an_edited_tabnn_json_is_refused(saved: Path, edit):
             read(saved)
 
 
-def test_a_reformatted_tabnn_json_still_loads(saved: Path):
-    """The digest is of the content (canonical JSON), not of spaces and key order."""
+def test_a_reformatted_tabnn_json_is_refused(saved: Path):
+    """tabnn.json must be byte for byte as saved: spaces and key order too (issue 20)."""
     meta = json.loads((saved / META_FILE).read_text())
     (saved / META_FILE).write_text(json.dumps(dict(reversed(meta.items()))))
-    assert load_model_dir(saved)[0] == meta
+    with pytest.raises(ModelError, match="does not match its digest.*spaces included"):
+        load_model_dir(saved)
+
+
+# byte edits that parse to what the digest covers (issue 20): each kept a valid digest
+# while the digest was only of the parsed content
+SAME_DIGEST_EDITS = {
+    "null-to-1e400": ('"missing": null', '"missing": 1e400'),
+    "float-spelling": ('"one": 1.0', '"one": 1.00'),
+    "float-exponent": ('"one": 1.0', '"one": 1e0'),
+    "minus-zero": ('"zero": 0', '"zero": -0'),
+    "unicode-escape": ('"letter": "A"', '"letter": "\\u0041"'),
+    "duplicate-key": ("{\n", '{\n  "letter": "B",\n'),
+    "space": ('"zero": 0', '"zero" : 0'),
+    "final-newline": ('"zero": 0\n}\n', '"zero": 0\n}'),  # "zero" is the last key
+}
+
+
+@pytest.mark.parametrize(("old", "new"), SAME_DIGEST_EDITS.values(), ids=SAME_DIGEST_EDITS)
+def test_a_byte_edit_that_parses_to_the_same_digest_is_refused(tmp_path: Path, old, new):
+    meta = {"missing": None, "one": 1.0, "zero": 0, "letter": "A"}
+    target = save_model_dir(tmp_path / "m", meta, _tensors())
+    text = (target / META_FILE).read_text()
+    assert old in text
+    (target / META_FILE).write_text(text.replace(old, new, 1))
+    for read in (load_model_dir, read_meta):
+        with pytest.raises(ModelError, match="does not match its digest.*edited after saving"):
+            read(target)
+    (target / "mine.txt").write_text("")  # nor do its checksums vouch for other files
+    with pytest.raises(UsageError, match="files tabnn did not write"):
+        save_model_dir(target, meta, _tensors())
 
 
 def test_a_model_without_a_digest_is_refused_with_what_to_do(saved: Path):
@@ -641,7 +671,7 @@ def test_a_model_loads_onto_tensors_the_files_justify(fitted: Path, network_devi
             r"describes encoder\.medians as \(3, 1, 2\) torch.float32, "
             r"model\.safetensors holds \(1, 1, 2\) torch.float32",
         ),
-        (lambda m: m["model_config"].update(n_members=1_000_000_000), "1000000000"),
+        (lambda m: m["model_config"].update(n_members=1_000_000_000), "1,?000,?000,?000"),
         (
             lambda m: m["model_config"].update(hidden=[9]),
             r"describes hidden\.0\.weight as \(1, \d+, 9\).*holds \(1, \d+, 8\)",

@@ -32,6 +32,7 @@ from tabnn.cli import app
 from tabnn.errors import ModelError, UsageError
 from tabnn.evaluation.metrics import log_loss
 from tabnn.evaluation.threshold import tune_threshold
+from tabnn.io import dump_json
 from tabnn.predict import predict_file
 from tabnn.report.data import ReportData
 from tabnn.report.html import render_html
@@ -240,7 +241,7 @@ def rewrite_meta(path: Path, change) -> None:
     meta = json.loads((path / META_FILE).read_text())
     change(meta)
     meta[DIGEST_KEY] = meta_digest(meta)
-    (path / META_FILE).write_text(json.dumps(meta))
+    (path / META_FILE).write_bytes(dump_json(meta))  # byte for byte as tabnn writes
 
 
 def test_a_model_saved_before_calibration_loads_uncalibrated(models, tmp_path):

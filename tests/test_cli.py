@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from tabnn import artifact
 from tabnn.cli import app, render
 from tabnn.evaluation.splits import encoded_for_split, split_indices
+from tabnn.io import dump_json
 from tabnn.workflows import ReadOptions, load_training_table
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -216,7 +217,7 @@ def test_a_model_without_a_recorded_header_detects_it(sonar, tmp_path):
     meta = meta_of(model)
     del meta["training"]["read_options"]["header"]
     meta["meta_sha256"] = artifact.meta_digest(meta)  # as an older tabnn would have saved it
-    (model / "tabnn.json").write_text(json.dumps(meta))
+    (model / "tabnn.json").write_bytes(dump_json(meta))  # byte for byte as tabnn writes
     result = invoke("predict", model, SONAR)
     assert result.exit_code == 0, result.stderr
     assert len(read_predictions(result.stdout)) == 208

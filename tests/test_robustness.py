@@ -23,6 +23,7 @@ from tabnn import TabNNClassifier, artifact
 from tabnn.contributions import input_contributions
 from tabnn.data import read_table
 from tabnn.errors import DataError, ModelError, TabnnError, UsageError
+from tabnn.io import dump_json
 from tabnn.model import (
     MAX_PARAMETERS,
     ModelConfig,
@@ -382,7 +383,7 @@ def edited_model(source: Path, tmp_path: Path, edit) -> Path:
     digest = getattr(artifact, "meta_digest", None)
     if digest is not None and getattr(artifact, "DIGEST_KEY", None):
         meta[artifact.DIGEST_KEY] = digest(meta)
-    (target / "tabnn.json").write_text(json.dumps(meta))
+    (target / "tabnn.json").write_bytes(dump_json(meta))  # byte for byte as tabnn writes
     return target
 
 

@@ -2,10 +2,11 @@
 
 A model directory holds ``model.safetensors`` (named tensors) and ``tabnn.json`` (a JSON
 dict with everything else), plus optional extra files such as reports. ``tabnn.json``
-records the SHA-256 of every other file and, under ``meta_sha256``, of its own canonical
-form; every read checks them all. :func:`save_model_dir` and :func:`load_model_dir` store
-a dict and named tensors; :func:`save` and :func:`load` a fitted estimator, whose sizes
-are checked against the weights before anything is allocated.
+records the SHA-256 of every other file and, under ``meta_sha256``, of its own content;
+every read checks them all, and ``tabnn.json`` must be byte for byte as tabnn wrote it.
+:func:`save_model_dir` and :func:`load_model_dir` store a dict and named tensors;
+:func:`save` and :func:`load` a fitted estimator, whose sizes are checked against the
+weights before anything is allocated.
 
 Nothing here pickles or unpickles, and loading never executes code from the artifact:
 tensors go through safetensors, everything else through strict JSON.
@@ -145,7 +146,7 @@ def replace_refusal(path: PathLike) -> str | None:
         return "it is a file, not a model directory. Choose another path."
     if not any(target.iterdir()):
         return None
-    meta = _model_meta_or_none(target / META_FILE)
+    raw, meta = _model_meta_or_none(target / META_FILE)
     if meta is None:
         found = f"its {META_FILE} is not a tabnn model's" if (target / META_FILE).exists() else ""
         return (
@@ -153,7 +154,7 @@ def replace_refusal(path: PathLike) -> str | None:
             f"({found or f'no {META_FILE}'}). Choose another path or remove it."
         )
     checksums = meta.get("checksums")  # trusted only from a tabnn.json that verifies
-    verified = isinstance(checksums, dict) and meta.get(DIGEST_KEY) == meta_digest(meta)
+    verified = isinstance(checksums, dict) and sealed(raw, meta)
     ours = {META_FILE, WEIGHTS_FILE, *REPORT_FILES, *(checksums if verified else {})}
     foreign = unknown_entries(target, ours, {EVALUATIONS: REPORT_FILES})
     if not foreign:
@@ -165,14 +166,16 @@ def replace_refusal(path: PathLike) -> str | None:
     )
 
 
-def _model_meta_or_none(meta_file: Path) -> dict | None:
-    """The JSON object in ``meta_file`` if it is a tabnn model's (has a format_version)."""
+def _model_meta_or_none(meta_file: Path) -> tuple[bytes, dict | None]:
+    """The bytes of ``meta_file`` and the JSON object in them if it is a tabnn model's
+    (has a format_version), else None."""
     try:
-        meta = load_json(meta_file.read_bytes())
+        raw = meta_file.read_bytes()
+        meta = load_json(raw)
     except (OSError, ValueError):  # ValueError covers bad UTF-8 and bad JSON
-        return None
+        return b"", None
     ours = isinstance(meta, dict) and "format_version" in meta and not meta_file.is_symlink()
-    return meta if ours else None
+    return raw, meta if ours else None
 
 
 def _serialise(
@@ -204,12 +207,28 @@ def _serialise(
 def meta_digest(meta: Mapping) -> str:
     """The SHA-256 that ``tabnn.json`` records of itself under ``meta_sha256``: of the
     canonical JSON (:func:`tabnn.io.dump_json`) of ``meta`` without that key. It catches
-    accidents and edits; whoever edits on purpose can recompute it, as tests do."""
+    accidents and edits; whoever edits on purpose can recompute it, as tests do (and
+    write the file with ``dump_json``: see :func:`sealed`)."""
     unsigned = {key: value for key, value in meta.items() if key != DIGEST_KEY}
     try:
         return hashlib.sha256(dump_json(unsigned)).hexdigest()
     except RecursionError:  # nested deeper than tabnn ever writes: matches no digest
         return ""
+
+
+def sealed(raw: bytes, meta: Mapping) -> bool:
+    """Whether ``raw``, the bytes of a ``tabnn.json``, are exactly what a save writes for
+    ``meta``, the JSON they hold: its canonical JSON, whose digest it records.
+
+    The digest alone is of the parsed content, and parsing loses things: ``1e400`` is an
+    infinity, which canonical JSON writes as null, a repeated key keeps its last value,
+    ``1.00`` is ``1.0``. Asking for the canonical bytes too means that two files that
+    differ in any byte cannot both pass, so no edit keeps a valid digest."""
+    try:
+        canonical = dump_json(meta)
+    except RecursionError:  # nested deeper than tabnn ever writes
+        return False
+    return raw == canonical and meta.get(DIGEST_KEY) == meta_digest(meta)
 
 
 def _tensor_bytes(tensors: Mapping[str, torch.Tensor]) -> bytes:
@@ -270,8 +289,9 @@ def _read_checked_meta(path: PathLike, *, recover: bool = True) -> dict:
     """Parse ``tabnn.json`` and check its format, required keys, reader version and digest
     (in this order: a newer format may digest otherwise, and says so first)."""
     directory = _existing_model_dir(path, recover)
+    raw = (directory / META_FILE).read_bytes()
     try:
-        meta = load_json((directory / META_FILE).read_bytes())
+        meta = load_json(raw)
     except ValueError as error:  # bad UTF-8 too
         raise ModelError(f"'{path}' has a {META_FILE} that is not valid JSON: {error}.") from error
     if not isinstance(meta, dict):
@@ -281,9 +301,10 @@ def _read_checked_meta(path: PathLike, *, recover: bool = True) -> dict:
     if missing:
         raise ModelError(f"'{path}' has a {META_FILE} without required keys: {', '.join(missing)}.")
     _check_reader_version(path, meta)
-    if meta.get(DIGEST_KEY) != meta_digest(meta):
+    if not sealed(raw, meta):
         problem = (
-            "does not match its digest (meta_sha256): it was edited after saving or is corrupt"
+            "does not match its digest (meta_sha256): it was edited after saving (a change "
+            "to any byte counts, spaces included) or is corrupt"
             if DIGEST_KEY in meta
             else "has no digest (meta_sha256): it was saved by a development version of tabnn "
             "older than this model format"

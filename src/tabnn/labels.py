@@ -218,5 +218,5 @@ def _number_candidate(value):
 
 def _shown(value) -> str:
     """A refused cell in a message: its repr, cut short (a 400-digit number stays readable)."""
-    shown = repr(value)
+    shown = repr(value.item() if isinstance(value, np.generic) else value)
     return shown if len(shown) <= 60 else f"{shown[:40]}... ({len(shown)} characters)"

@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -117,8 +118,10 @@ def serve(
         )  # fmt: skip
         loaded = load_models(settings.models, runtime)  # a bad directory fails here, not later
         logging.basicConfig(format="%(asctime)s %(name)s %(message)s", level=log_level.upper())
+        from ..serving.protocol import PROTOCOL
+
         options = dict(
-            host=host, port=port, log_level=log_level, access_log=False,
+            host=host, port=port, log_level=log_level, access_log=False, http=PROTOCOL,
             timeout_graceful_shutdown=int(timeout) + 5,  # requests in flight may finish
         )  # fmt: skip
         _run(uvicorn, loaded, settings, api_key, workers, options)
@@ -137,7 +140,8 @@ def _run(uvicorn, loaded, settings, api_key: str | None, workers: int, options: 
     if api_key:
         os.environ[app.API_KEY_VARIABLE] = api_key
     # the workers share their metrics through files (prometheus_client's multiprocess mode)
-    metrics_dir = tempfile.mkdtemp(prefix="tabnn-metrics-")
+    remove_stale_metrics_dirs()
+    metrics_dir = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         uvicorn.run(
@@ -145,6 +149,35 @@ def _run(uvicorn, loaded, settings, api_key: str | None, workers: int, options: 
         )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+METRICS_PREFIX = "tabnn-metrics-"  # then the serving process's id: tabnn-metrics-PID-xxxx
+
+
+def remove_stale_metrics_dirs() -> None:
+    """Remove the metrics folders of servers that died without cleaning up (SIGKILL): those
+    whose process no longer runs. Folders of running servers and other users stay."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{METRICS_PREFIX}*-*"):
+        pid = folder.name[len(METRICS_PREFIX) :].partition("-")[0]
+        if pid.isdigit() and owned_by_me(folder) and not process_runs(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def owned_by_me(path: Path) -> bool:
+    try:
+        return path.stat().st_uid == os.getuid()
+    except OSError:
+        return False
+
+
+def process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: asks whether the process exists, sends nothing
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _server_libraries():

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from ..errors import TabnnError
@@ -176,12 +177,15 @@ def create_app(
     return ServerLayer(app, server.metrics, api_key, settings.max_body)
 
 
+CLIENT_CLOSED = 499  # nginx's status for a client that closed the request before the answer
 MAX_MESSAGE = 2000  # characters: an error quotes what arrived, never all of a huge value
 
 
 def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
     if len(message) > MAX_MESSAGE:
         message = message[:MAX_MESSAGE] + " [...]"
+    # a message quoting text that is no valid Unicode would fail to encode: escape it
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
@@ -211,6 +215,13 @@ def add_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             message = f"No route {request.method} {request.url.path}; see GET /docs."
         return error(exc.status_code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def hung_up(request: Request, exc: ClientDisconnect):
+        # nothing can reach the client any more; 499 (as nginx logs it) counts the hang-up
+        # as the client's, never as a server error
+        log.info("Client hung up before sending all of %s %s", request.method, request.url.path)
+        return Response(status_code=CLIENT_CLOSED)
 
     @app.exception_handler(RecursionError)
     async def too_deep(request: Request, exc: RecursionError):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ..errors import TabnnError
-from .models import Prediction, RequestError, ServedModel, Table, concat_tables, table_rows
+from .models import Prediction, RequestError, ServedModel, Table, concat_rows, table_rows
 
 
 class Runner:
@@ -79,8 +79,8 @@ class Runner:
 class Batcher:
     """Merges one model's small concurrent requests: a request waits at most ``wait``
     seconds for others, and a batch closes as soon as it holds ``max_rows`` rows. The batch
-    is predicted as one table; if that fails (one request's bad data), each request is
-    predicted alone, so one client's error never becomes another's."""
+    is checked request by request and predicted as one forward pass: one client's error
+    never becomes another's, and no request borrows another's columns."""
 
     def __init__(self, model: ServedModel, runner: Runner, max_rows: int, wait: float) -> None:
         self.model, self.runner, self.max_rows, self.wait = model, runner, max_rows, wait
@@ -116,23 +116,31 @@ class Batcher:
         job.add_done_callback(lambda done: loop.call_soon_threadsafe(deliver, done, futures))
 
     def predict_batch(self, tables: list[Table]) -> list:
-        """Each request's prediction, or the error that request alone gets."""
-        sizes = [table_rows(t) for t in tables]
+        """Each request's prediction, or the error that request alone gets: every request
+        is checked on its own, and only the rows of those that pass share a forward pass,
+        so a request's answer never depends on the others in its batch."""
+        results = [check_or_error(self.model, table) for table in tables]
+        passed = [i for i, result in enumerate(results) if not isinstance(result, Exception)]
+        if not passed:
+            return results
+        parts = [results[i] for i in passed]
+        sizes = [len(part.numeric) for part in parts]
         if self.on_batch is not None:
             self.on_batch(sum(sizes))
-        if len(tables) > 1:
-            try:
-                return split(self.model.predict(concat_tables(tables)), sizes)
-            except (TabnnError, RequestError):
-                pass  # some request's data: find whose, below
-        return [predict_or_error(self.model, table) for table in tables]
+        try:
+            predictions = split(self.model.predict_checked(concat_rows(parts)), sizes)
+        except RequestError as error:  # the model's failure: every request in it gets it
+            predictions = [error] * len(parts)
+        for i, prediction in zip(passed, predictions):
+            results[i] = prediction
+        return results
 
 
-def predict_or_error(model: ServedModel, table: Table):
+def check_or_error(model: ServedModel, table: Table):
     try:
-        return model.predict(table)
-    except (TabnnError, RequestError) as error:
-        return error
+        return model.check(table)
+    except TabnnError as error:
+        return RequestError(400, str(error))
 
 
 def split(prediction: Prediction, sizes: list[int]) -> list[Prediction]:

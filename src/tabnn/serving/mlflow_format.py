@@ -4,11 +4,10 @@ JSON object with one of ``dataframe_split``, ``dataframe_records``, ``instances`
 
 from __future__ import annotations
 
-import io
-
 import pandas as pd
 
-from .models import RequestError, columns_of_rows, json_object
+from .bodies import columns_of_rows, csv_frame, json_object
+from .models import RequestError
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -80,16 +79,3 @@ def rows_table(key: str, rows, features: list[str]) -> dict[str, list]:
         400, f"'{key}' must be a list of records ({{column: value}}) or an object of "
         f"columns ({{column: [values]}}); got a {type(rows).__name__}.",
     )  # fmt: skip
-
-
-def csv_frame(body: bytes) -> pd.DataFrame:
-    """A CSV body whose first line names the columns."""
-    try:
-        frame = pd.read_csv(io.BytesIO(body))
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        raise RequestError(400, f"Expected CSV with a header line: {error}") from None
-    if frame.empty:
-        raise RequestError(
-            400, "The CSV body holds no rows to predict (its first line is read as the header)."
-        )
-    return frame

@@ -3,7 +3,6 @@ predictions as a table of rows (what both protocols read their requests into).""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +12,9 @@ import pandas as pd
 
 from .. import artifact
 from ..drift import describe, outside_training
-from ..errors import UsageError
-from ..fast_encode import checked_columns, checked_frame
+from ..errors import ModelError, TabnnError, UsageError
+from ..fast_encode import CheckedRows, checked_columns, checked_frame
+from ..preprocess import EncodedInputs
 
 # a request's rows: columns as lists (what the protocols' JSON holds), or a frame (CSV)
 Table = dict[str, list] | pd.DataFrame
@@ -71,17 +71,28 @@ class ServedModel:
         """Datatype of the ``label`` output: the classes' own kind."""
         return datatype_of(np.asarray(self.estimator.classes_))
 
-    def predict(self, table: Table) -> Prediction:
-        """Rows (a frame, or columns as lists) -> their prediction; tabnn's own errors (a
-        missing column, text in a numeric column) name what is wrong, and the caller
-        answers them with a 400. A few rows of plain values skip pandas (``fast_encode``)."""
+    def check(self, table: Table) -> CheckedRows:
+        """A request's rows, checked on their own (a missing column, text or a boolean in a
+        numeric column are tabnn's errors, which the caller answers with a 400) and encoded.
+        A few rows of plain values skip pandas (``fast_encode``)."""
         estimator = self.estimator
         rows = checked_columns(estimator, table) if isinstance(table, dict) else None
         if rows is None:
-            rows = checked_frame(
-                estimator, pd.DataFrame(table) if isinstance(table, dict) else table
-            )
-        proba = estimator.predict_proba(rows.inputs) if self.onnx is None else self.onnx(rows)
+            frame = pd.DataFrame(table) if isinstance(table, dict) else table
+            rows = checked_frame(estimator, frame)
+        return rows
+
+    def predict_checked(self, rows: CheckedRows) -> Prediction:
+        """Checked rows -> their prediction. The rows passed every check, so a failure here
+        is the model's (weights that are not finite): a 500 that says so, never a 400."""
+        estimator = self.estimator
+        try:
+            proba = estimator.predict_proba(rows.inputs) if self.onnx is None else self.onnx(rows)
+        except TabnnError as error:
+            raise RequestError(
+                500, f"Model {self.name!r} failed on rows that passed every check (the model's "
+                f"fault, not the request's): {error}",
+            ) from None  # fmt: skip
         outside = outside_training(estimator.preprocessor_, *rows)
         threshold = estimator.threshold_
         if self.task == "multilabel":
@@ -91,6 +102,20 @@ class ServedModel:
         else:
             labels = estimator.classes_[proba.argmax(1)]
         return Prediction(labels, proba, outside)
+
+    def predict(self, table: Table) -> Prediction:
+        return self.predict_checked(self.check(table))
+
+    def refuse_if_broken(self) -> None:
+        """Refuse to serve a model that cannot answer a row of missing values (every model
+        tabnn trains can): weights that are not finite would fail every request."""
+        try:
+            self.predict({name: [None] for name in self.features})
+        except RequestError as error:
+            raise ModelError(
+                f"Cannot serve {self.directory}: it gives no finite probabilities for a row of "
+                f"missing values, so it would fail every request ({error.message})."
+            ) from None
 
     def records(self, prediction: Prediction, outside: bool = False) -> list[dict]:
         """A prediction as one JSON object a row, as ``tabnn predict`` writes its columns:
@@ -110,40 +135,22 @@ class ServedModel:
         return rows
 
 
-def json_object(body: bytes) -> dict:
-    """A request body that must be one JSON object (both protocols' JSON requests)."""
-    try:
-        request = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise RequestError(400, f"Expected a JSON object as the request body: {error}.") from None
-    if not isinstance(request, dict):
-        raise RequestError(400, f"Expected a JSON object; got a {type(request).__name__}.")
-    return request
-
-
-def columns_of_rows(where: str, rows: list[list], names: list[str], expected: str) -> dict:
-    """Rows given as lists -> columns named ``names``; a row of another length is refused,
-    ``expected`` saying what its values should be."""
-    wrong = next((i for i, row in enumerate(rows) if len(row) != len(names)), None)
-    if wrong is not None:
-        raise RequestError(400, f"'{where}' row {wrong} has {len(rows[wrong])} values; {expected}.")
-    return {name: [row[j] for row in rows] for j, name in enumerate(names)}
-
-
 def table_rows(table: Table) -> int:
     if isinstance(table, pd.DataFrame):
         return len(table)
     return len(next(iter(table.values()), []))
 
 
-def concat_tables(tables: list[Table]) -> Table:
-    """Several requests' rows as one table (columns that some lack are left out: the
-    merged prediction then fails, and each request is predicted alone)."""
-    if all(isinstance(t, dict) for t in tables):
-        shared = [c for c in tables[0] if all(c in t for t in tables[1:])]
-        return {c: [v for t in tables for v in t[c]] for c in shared}
-    frames = [pd.DataFrame(t) if isinstance(t, dict) else t for t in tables]
-    return pd.concat(frames, ignore_index=True)
+def concat_rows(parts: list[CheckedRows]) -> CheckedRows:
+    """Several requests' checked rows as one block, for one forward pass."""
+    if len(parts) == 1:
+        return parts[0]
+    texts = [[t for part in parts for t in part.texts[j]] for j in range(len(parts[0].texts))]
+    inputs = EncodedInputs(
+        np.concatenate([part.inputs.numeric for part in parts]),
+        np.concatenate([part.inputs.categorical for part in parts]),
+    )
+    return CheckedRows(np.concatenate([part.numeric for part in parts]), texts, inputs)
 
 
 def datatype_of(values: np.ndarray) -> str:
@@ -188,6 +195,8 @@ def load_models(specs: list[str], runtime: str = "torch") -> dict[str, ServedMod
     ``runtime``: what computes the probabilities, torch or onnxruntime."""
     if runtime not in RUNTIMES:
         raise UsageError(f"The runtime must be torch or onnx; got {runtime!r}.")
-    return {
-        name: ServedModel(name, directory, runtime) for name, directory in parse_model_specs(specs)
-    }
+    models = {}
+    for name, directory in parse_model_specs(specs):
+        models[name] = ServedModel(name, directory, runtime)
+        models[name].refuse_if_broken()
+    return models

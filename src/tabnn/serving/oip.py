@@ -18,7 +18,8 @@ import struct
 import numpy as np
 
 from ..drift import available_checks, describe
-from .models import Prediction, RequestError, ServedModel, datatype_of, json_object
+from .bodies import json_object
+from .models import Prediction, RequestError, ServedModel, datatype_of
 
 NUMPY_TYPES = {
     "BOOL": np.bool_,

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+import torch
 
 import tabnn
 from tabnn import TabNNClassifier
@@ -129,6 +131,16 @@ def guarded(model_dirs):
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def batching(model_dirs):
+    """A server micro-batching with a long wait, so that concurrent requests share batches."""
+    running = Server([str(model_dirs["titanic"]), "--batch-max-rows", "64",
+                      "--batch-wait-ms", "300"])  # fmt: skip
+    yield running
+    output = running.stop()
+    assert "Traceback" not in output, output
+
+
 def titanic_rows(n: int = 5) -> pd.DataFrame:
     return pd.read_csv(DATA / "titanic" / "test.csv").head(n)
 
@@ -154,6 +166,19 @@ def oip_inputs(frame: pd.DataFrame, columns: list[str], nested: bool = False) ->
 
 
 TITANIC_COLUMNS = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
+ROW = {"Pclass": 3, "Sex": "male", "Age": 22, "SibSp": 1, "Parch": 0, "Fare": 7.25,
+       "Embarked": "S"}  # fmt: skip
+
+
+def oip_row(**changes) -> list[dict]:
+    """ROW as the Open Inference Protocol's inputs, ``changes`` giving some columns'
+    (datatype, value)."""
+    given = {c: ("FP64" if isinstance(v, int | float) else "BYTES", v) for c, v in ROW.items()}
+    given.update(changes)
+    return [
+        {"name": c, "shape": [1], "datatype": datatype, "data": [value]}
+        for c, (datatype, value) in given.items()
+    ]
 
 
 # ------------------------------------------------------------------ Open Inference Protocol
@@ -364,6 +389,35 @@ def post(server, path: str, body, **kwargs):
          400, ["no rows"]),
         ("/v2/models/titanic/infer", {"inputs": {"Age": 1}}, 400, ["got a dict"]),
         ("/invocations?model=iris", {"instances": [[5.1, 3.5]]}, 400, ["4 input columns"]),
+        # one reading of request values for every protocol (issue 20)
+        ("/invocations?model=titanic",
+         {"dataframe_split": {"columns": [*TITANIC_COLUMNS, "Age"],
+                              "data": [[3, "male", 22, 1, 0, 7.25, "S", 80]]}},
+         400, ["'Age' twice"]),
+        ("/invocations?model=titanic", '{"dataframe_records": [{"Age": 3, "Age": 4}]}', 400,
+         ["'Age' twice"]),
+        ("/v2/models/titanic/infer", '{"inputs": [], "inputs": []}', 400, ["'inputs' twice"]),
+        ("/invocations?model=titanic", {"dataframe_records": [{**ROW, "Age": True}]}, 400,
+         ["'Age'", "True", "not a number"]),
+        ("/v2/models/titanic/infer", {"inputs": oip_row(Age=("BOOL", True))}, 400,
+         ["'Age'", "not a number"]),
+        ("/invocations?model=titanic", json.dumps({"dataframe_records": [ROW]}).replace(
+            '"Age": 22', '"Age": ' + "9" * 401), 400, ["'Age'", "infinite", "1.8e308"]),
+        ("/v2/models/titanic/infer", json.dumps({"inputs": oip_row(Age=("FP64", 1))}).replace(
+            '"data": [1]', '"data": [-' + "9" * 401 + "]"), 400, ["'Age'", "infinite"]),
+        ("/v2/models/titanic/infer", json.dumps({"inputs": oip_row(Age=("BYTES", "9" * 401))}),
+         400, ["'Age'", "infinite"]),
+        ("/invocations?model=titanic", '{"dataframe_records": [{"Sex": "\\ud800"}]}', 400,
+         ["not valid Unicode", "ud800"]),
+        ("/invocations?model=titanic", '{"dataframe_records": [{"\\udfff": 1}]}', 400,
+         ["not valid Unicode"]),
+        ("/v2/models/titanic/infer", '{"id": "\\ud800", "inputs": []}', 400,
+         ["not valid Unicode"]),
+        ("/v2/models/titanic/infer",
+         '{"inputs": [{"name": "\\ud800", "shape": [1], "datatype": "FP64", "data": [1]}]}',
+         400, ["not valid Unicode"]),
+        ("/invocations?model=titanic", b'{"dataframe_records": [{"Sex": "\xed\xa0\x80"}]}',
+         400, ["UTF-8"]),
     ],
 )  # fmt: skip
 def test_bad_requests_get_a_4xx_naming_the_problem(server, path, body, status, phrases):
@@ -441,6 +495,44 @@ def test_one_bad_request_never_fails_another_in_its_batch(guarded, model_dirs):
     assert batches and float(batches[0].split()[-1]) < 8  # some requests shared a pass
 
 
+def test_a_request_never_borrows_columns_from_its_batch(batching):
+    """A request lacking columns, sent while a full CSV request waits in the same batch, is
+    refused as it is alone (merging padded its missing columns with NaN: issue 20)."""
+    csv = titanic_rows(3).to_csv(index=False)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for _ in range(5):
+            full = pool.submit(post, batching, "/invocations", csv,
+                               headers={"Content-Type": "text/csv"})  # fmt: skip
+            time.sleep(0.02)  # inside the first one's 300 ms wait
+            partial = pool.submit(
+                post, batching, "/invocations", {"dataframe_records": [{"Age": 3}]}
+            )
+            assert full.result().status_code == 200
+            answer = partial.result()
+            assert answer.status_code == 400 and "missing" in answer.json()["error"]
+
+
+def test_a_client_hanging_up_is_no_server_error(batching):
+    for sent in (b'{"dataframe_rec', b""):  # mid-body, and before any of it
+        with socket.create_connection(("127.0.0.1", batching.port)) as raw:
+            raw.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                        b"application/json\r\nContent-Length: 1000\r\n\r\n" + sent)  # fmt: skip
+            time.sleep(0.2)
+    time.sleep(0.3)
+    text = requests.get(f"{batching.url}/metrics", timeout=5).text
+    assert 'route="/invocations",status="499"} 2.0' in text
+    assert 'status="5' not in text
+
+
+def test_malformed_http_gets_a_json_400(batching):
+    with socket.create_connection(("127.0.0.1", batching.port)) as raw:
+        raw.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
+        answer = raw.recv(4096).decode()
+    head, _, body = answer.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 400") and "application/json" in head
+    assert "Content-Length" in json.loads(body)["error"]
+
+
 def test_metrics_count_requests_by_route_and_status(server):
     post(server, "/v2/models/nope/infer", {})
     text = requests.get(f"{server.url}/metrics", timeout=5).text
@@ -481,8 +573,13 @@ def test_shutdown_finishes_requests_in_flight(model_dirs):
 
 
 def test_several_workers_serve_and_count_together(model_dirs):
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # its pid is now unused, as a SIGKILLed server's
+    stale = Path(tempfile.gettempdir()) / f"tabnn-metrics-{finished.pid}-left"
+    stale.mkdir(exist_ok=True)
     running = Server([str(model_dirs["iris"]), "--workers", "2"])
     try:
+        assert not stale.exists()  # a dead server's metrics folder is removed at start
         answer = requests.get(f"{running.url}/v2/models/iris/ready", timeout=10)
         assert answer.json() == {"name": "iris", "ready": True}
         body = {"instances": [[5.1, 3.5, 1.4, 0.2]] * 3}  # rows as lists, in input order
@@ -512,6 +609,23 @@ def test_serve_refuses_bad_models_before_binding(args, code, phrase):
     )  # fmt: skip
     assert done.returncode == code, done.stderr
     assert phrase in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_refuses_a_model_that_cannot_answer(model_dirs, tmp_path):
+    """Weights that are not finite would fail every request: refused at start, not answered
+    with a 400 that blames each client."""
+    X, y = multilabel_table()
+    model = TabNNClassifier(**FAST).fit(X, y)
+    with torch.no_grad():
+        for weights in model.model_.parameters():
+            weights.fill_(float("nan"))
+    directory = tabnn.save(model, tmp_path / "broken")
+    done = subprocess.run(
+        [sys.executable, "-m", "tabnn", "serve", str(directory), "--port", str(free_port())],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "no finite probabilities" in done.stderr and "every request" in done.stderr
 
 
 def test_serve_refuses_an_empty_key(model_dirs):

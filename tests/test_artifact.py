@@ -728,7 +728,6 @@ def _drop_a_category(meta):
             lambda m: m["schema"].update(numeric=["weight", "size"]),
             r"the preprocessor's numeric columns is \['size', 'weight'\]",
         ),
-        (lambda m: m["model_config"].update(norm="group"), r"model_config\.norm is 'group'"),
         (lambda m: m.update(n_features_in=7), r"n_features_in is 7, expected 4"),
     ],
     ids=[
@@ -739,7 +738,6 @@ def _drop_a_category(meta):
         "n-numeric",
         "indicators",
         "column-order",
-        "norm",
         "n-features",
     ],
 )
@@ -748,6 +746,108 @@ def test_parts_of_tabnn_json_must_agree_on_sizes(fitted: Path, network_devices, 
     with pytest.raises(ModelError, match=f"whose parts disagree: ({match})"):
         tabnn.load(fitted)
     assert network_devices == []
+
+
+# --------------------------------------------------------------------------- issue 20: types
+
+
+def _set(path: str, value):
+    """An edit setting the value at a dotted key path ("model_config.hidden")."""
+
+    def edit(meta):
+        *parents, last = path.split(".")
+        for key in parents:
+            meta = meta[int(key)] if isinstance(meta, list) else meta[key]
+        meta[int(last) if isinstance(meta, list) else last] = value
+
+    return edit
+
+
+# forged values (digest recomputed) -> what the message says after "its tabnn.json has "
+FORGED = {
+    "hidden-text": (
+        _set("model_config.hidden", "abc"),
+        'model_config.hidden = text ("abc"); expected a list of whole numbers',
+    ),
+    "no-schema": (lambda m: m.pop("schema"), "no schema (expected an object)"),
+    "numeric-number": (
+        _set("schema.numeric", 3),
+        "schema.numeric = a number (3); expected a list of names",
+    ),
+    "unknown-task": (
+        _set("schema.task", "regression"),
+        'schema.task = text ("regression"); expected one of binary, multiclass, multilabel',
+    ),
+    "class-list": (
+        _set("schema.classes", [["no"], "yes"]),
+        'schema.classes[0] = a list (["no"]); expected text, a number or true/false',
+    ),
+    "norm": (
+        _set("model_config.norm", "group"),
+        'model_config.norm = text ("group"); expected one of none, batch, layer',
+    ),
+    "activation": (
+        _set("model_config.activation", "swish"),
+        'model_config.activation = text ("swish"); expected one of relu, gelu',
+    ),
+    "negative-size": (
+        _set("model_config.hidden", [-3]),
+        "model_config.hidden[0] = a number (-3); expected a whole number of at least 1",
+    ),
+    "bool-count": (
+        _set("model_config.n_members", True),
+        "model_config.n_members = true/false (true); expected a whole number",
+    ),
+    "unknown-key": (
+        _set("model_config.extra", 1),
+        "model_config.extra, a key this tabnn does not know in model_config",
+    ),
+    "category-number": (
+        _set("preprocessor.vocabularies.1.0", 5),
+        "preprocessor.vocabularies[1][0] = a number (5); expected text",
+    ),
+    "null-medians": (
+        _set("preprocessor.medians", None),
+        "preprocessor.medians = null; expected a list of numbers",
+    ),
+    "lr-text": (
+        _set("train_config.lr", "fast"),
+        'train_config.lr = text ("fast"); expected a number',
+    ),
+    "no-epochs": (
+        lambda m: m["history"].pop("epochs"),
+        "no history.epochs (expected a list of objects)",
+    ),
+    "threshold-text": (
+        _set("threshold", "0.5"),
+        'threshold = text ("0.5"); expected an object or null',
+    ),
+    "null-temperature": (_set("temperature", [None]), "temperature[0] = null; expected a number"),
+    "feature-name-number": (
+        _set("feature_names_in", [1, 2, 3, 4]),
+        "feature_names_in[0] = a number (1); expected text",
+    ),
+    "unknown-parameter": (
+        _set("params.colour", "red"),
+        "params.colour, which is not a parameter of this tabnn's TabNNClassifier",
+    ),
+}
+
+
+@pytest.mark.parametrize(("edit", "message"), FORGED.values(), ids=FORGED)
+def test_a_forged_value_of_another_type_is_named_with_what_was_expected(fitted, edit, message):
+    """A tabnn.json forged with its digest recomputed names the key, what it holds and what
+    was expected, before anything is built from it (issue 20)."""
+    _edit_meta(fitted, edit)
+    with pytest.raises(ModelError) as error:
+        tabnn.load(fitted)
+    assert f"'{fitted}': its tabnn.json has {message}" in str(error.value)
+    assert str(error.value).endswith("Save or train the model again.")
+
+
+def test_a_model_without_validation_rows_has_no_best_loss_and_loads(fitted):
+    _edit_meta(fitted, _set("history.best_val_loss", [None]))
+    assert tabnn.load(fitted).history_.best_val_loss == [None]
 
 
 # --------------------------------------------------------------------------- issue 9: --out

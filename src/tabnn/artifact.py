@@ -41,7 +41,13 @@ from .io import (
     unknown_entries,
     write_dir_atomic,
 )
-from .rebuild import META_FILE, WEIGHTS_FILE, check_parts_agree, network_from_tensors
+from .rebuild import (
+    META_FILE,
+    WEIGHTS_FILE,
+    check_parts_agree,
+    check_types,
+    network_from_tensors,
+)
 
 FORMAT_VERSION = 1
 MIN_READER_VERSION = "0.1.0"  # the oldest tabnn that reads what this one writes
@@ -487,11 +493,23 @@ def _saved_threshold(meta: dict, path: PathLike) -> tuple[float, dict | None]:
     return float(value), saved.get("tuning")
 
 
+def _check_params(path: PathLike, params: dict, known: dict) -> None:
+    """Refuse estimator parameters that this tabnn does not have (a newer one's, a typo)."""
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ModelError(
+            f"'{path}': its {META_FILE} has params.{unknown[0]}, which is not a parameter of "
+            "this tabnn's TabNNClassifier. Save or train the model again."
+        )
+
+
 def load(path: PathLike):
     """Load a model directory into a fitted ``TabNNClassifier`` (no code from it runs).
-    Beyond :func:`load_model_dir`'s checks, the parts of ``tabnn.json`` must agree on every
-    size, and they must describe exactly the tensors in the weights file (compared on the
-    meta device, which allocates nothing): the memory used is what the files justify."""
+    Beyond :func:`load_model_dir`'s checks, every value of ``tabnn.json`` read here must be
+    of the type tabnn writes (``rebuild.check_types``: a ModelError names the key, what it
+    holds and what was expected), its parts must agree on every size, and they must
+    describe exactly the tensors in the weights file (compared on the meta device, which
+    allocates nothing): the memory used is what the files justify."""
     from .engine.config import History, TrainConfig
     from .estimator import TabNNClassifier
     from .model import ModelConfig
@@ -499,9 +517,10 @@ def load(path: PathLike):
     from .schema import Schema
 
     meta, tensors = load_model_dir(path)
+    check_types(path, meta)  # each value read below is of the type tabnn writes
+    params = dict(meta["params"])
+    _check_params(path, params, TabNNClassifier().get_params())
     try:
-        params = dict(meta["params"])
-        TabNNClassifier(**params)  # unknown parameters are refused here
         parts = {
             "schema": Schema.from_dict(meta["schema"]),
             "preprocessor": Preprocessor.from_dict(meta["preprocessor"]),
@@ -516,8 +535,9 @@ def load(path: PathLike):
     except ModelError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as error:
-        raise ModelError(
-            f"'{path}' does not describe a model this tabnn can rebuild: {error}"
+        raise ModelError(  # what the type checks cannot tell before the rebuild
+            f"'{path}' does not describe a model this tabnn can rebuild ({error}). Save or "
+            "train the model again."
         ) from error
     threshold, tuning = _saved_threshold(meta, path)
     schema = parts["schema"]

@@ -443,10 +443,11 @@ def info(
     as_json: AsJson = False,
 ):
     """Show a saved model's schema, classes, training and metrics."""
-    from ..artifact import read_meta
+    from ..artifact import load
 
     with user_errors():
-        meta = read_meta(model_dir)
+        # predict's own load and checks, so that info describes only models that predict
+        meta = load(model_dir).metadata_
         if not as_json:  # checked and laid out before anything is printed: a tabnn.json
             render.show_info(model_dir, meta)  # of another shape is a ModelError (exit 1)
     if as_json:

@@ -662,9 +662,12 @@ def test_serve_refuses_two_models_of_one_name(model_dirs):
 # ------------------------------------------------------------------ schemathesis
 
 
-def test_no_input_makes_a_server_error(server, tmp_path):
+@pytest.mark.parametrize("which", ["server", "batching"])
+def test_no_input_makes_a_server_error(request, which, tmp_path):
     """schemathesis, run as its users run it, over every route of the OpenAPI schema: a
-    bounded number of generated requests each, none may get a 5xx."""
+    bounded number of generated requests each, none may get a 5xx; with micro-batching on
+    and off."""
+    server = request.getfixturevalue(which)
     command = Path(sys.executable).parent / "schemathesis"
     done = subprocess.run(
         [str(command), "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error",

@@ -68,8 +68,10 @@ def test_same_arrays_as_the_pandas_path(model, columns):
         {"age": []},  # columns of different lengths
         {"age": [True]},  # a boolean is no number: refused by the schema
         {"age": [10**400]},  # beyond float64: an infinity, refused by the schema
+        {"city": [{"a": 1}]},  # JSON's object or list: pandas' path reads its JSON text
+        {"city": [[1, 2]]},
     ],
-    ids=["text-in-numeric", "infinity", "ragged", "boolean", "huge-integer"],
+    ids=["text-in-numeric", "infinity", "ragged", "boolean", "huge-integer", "object", "list"],
 )
 def test_declines_what_only_the_pandas_path_reads(model, change):
     table = {"age": [40.0], "income": [None], "city": ["Oslo"], "grade": [2], **change}

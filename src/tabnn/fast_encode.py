@@ -5,11 +5,11 @@ then ``Preprocessor.transform`` make them, for a server that also wants the chec
 A few rows handed over as Python lists (a served request's columns) skip pandas: a pandas
 operation has a fixed cost of tens of microseconds, and a one-row request would pay it a few
 dozen times; here a row costs a few dict lookups. Only values whose reading is unambiguous
-take that path: numbers (or null; never booleans) in numeric columns, anything in
-categorical ones (read by ``label_key``, as ``Schema.check`` reads them). Text, a boolean
-or an infinity in a numeric column, a date column, a missing column or many rows make it
-decline (None), and the caller takes the pandas path (``checked_frame``), which also words
-the errors.
+take that path: numbers (or null; never booleans) in numeric columns, scalars in categorical
+ones (read by ``label_key``, as ``Schema.check`` reads them). Text, a boolean or an infinity
+in a numeric column, a list or object in any column, a date column, a missing column or
+many rows make it decline (None), and the caller takes the pandas path (``checked_frame``),
+which also words the errors.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ def checked_columns(estimator, columns: Mapping[str, Sequence]) -> CheckedRows |
         numeric[:, j] = [math.nan if v is None else v for v in values]
     if np.isinf(numeric).any():
         return None  # refused by Schema.check, with the rows named
+    if any(isinstance(v, list | dict) for name in prep.categorical for v in columns[name]):
+        return None  # a list or an object: the pandas path reads it as its JSON text
     texts = [[label_key(v) for v in columns[name]] for name in prep.categorical]
     return CheckedRows(numeric, texts, prep.encode_checked(numeric, texts))
 

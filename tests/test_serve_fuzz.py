@@ -43,7 +43,7 @@ def servers(tmp_path_factory):
 
 
 # a cell: a plain value of the column's kind, or one of the values the probes found
-HOSTILE = [None, True, False, 10**400, -(10**401), 1e300, "\ud800", "abc", "", "22", []]
+HOSTILE = [None, True, False, 10**400, -(10**401), 1e300, "\ud800", "abc", "", "22", [], {"a": 1}]
 cells = st.one_of(st.sampled_from(["row", "row", "row"]), st.sampled_from(HOSTILE))
 
 

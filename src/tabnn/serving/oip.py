@@ -102,7 +102,7 @@ def read_tensor(tensor, position: int, binary: bytes, offset: int):
     parameters = tensor.get("parameters") or {}
     size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
     if size is not None:
-        if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+        if not is_count(size) or offset + size > len(binary):
             raise RequestError(
                 400, f"Input {name!r}: binary_data_size {size!r} runs past the binary data."
             )
@@ -163,6 +163,10 @@ def check_values(name: str, datatype: str, values: list) -> list:
         shown = shown if len(shown) <= 80 else shown[:80] + "..."
         raise RequestError(400, f"Input {name!r} must hold {expected} or null; it holds {shown}.")
     return values
+
+
+def is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def is_number(value) -> bool:

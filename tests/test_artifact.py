@@ -823,6 +823,14 @@ FORGED = {
         'threshold = text ("0.5"); expected an object or null',
     ),
     "null-temperature": (_set("temperature", [None]), "temperature[0] = null; expected a number"),
+    "temperature-count": (
+        _set("temperature", [1.0, 2.0]),
+        "temperature = a list ([1.0, 2.0]); expected a list of 1 positive number(s)",
+    ),
+    "threshold-range": (
+        _set("threshold.value", 1.5),
+        "threshold.value = a number (1.5); expected a decision threshold, a number from 0 to 1",
+    ),
     "feature-name-number": (
         _set("feature_names_in", [1, 2, 3, 4]),
         "feature_names_in[0] = a number (1); expected text",

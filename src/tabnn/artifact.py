@@ -42,10 +42,12 @@ from .io import (
     write_dir_atomic,
 )
 from .rebuild import (
+    FIX,
     META_FILE,
     WEIGHTS_FILE,
     check_parts_agree,
     check_types,
+    describe,
     network_from_tensors,
 )
 
@@ -468,17 +470,13 @@ def _saved_temperature(meta: dict, path: PathLike, outputs: int) -> list[float] 
     """The temperatures in ``tabnn.json``; None for a model saved before calibration
     existed or without it. Each must be a positive finite number, one for binary and
     multi-class models, one per label for multi-label ones (``outputs``)."""
-    saved = meta.get("temperature")
+    saved = meta.get("temperature")  # a list of numbers or None (check_types)
     if saved is None:
         return None
-    numbers = isinstance(saved, list) and all(
-        isinstance(t, int | float) and not isinstance(t, bool) and 0 < t < float("inf")
-        for t in saved
-    )
-    if not numbers or len(saved) != outputs:
+    if len(saved) != outputs or not all(0 < t < float("inf") for t in saved):
         raise ModelError(
-            f"'{path}' has no usable temperature in {META_FILE}: expected a list of "
-            f"{outputs} positive number(s), got {saved!r}."
+            f"'{path}': its {META_FILE} has temperature = {describe(saved)}; expected a list "
+            f"of {outputs} positive number(s). {FIX}"
         )
     return [float(t) for t in saved]
 
@@ -486,11 +484,17 @@ def _saved_temperature(meta: dict, path: PathLike, outputs: int) -> list[float] 
 def _saved_threshold(meta: dict, path: PathLike) -> tuple[float, dict | None]:
     """The threshold in ``tabnn.json`` and how it was tuned; a model saved before
     thresholds could be tuned applies its ``threshold`` parameter."""
-    saved = meta.get("threshold") or {"value": meta["params"].get("threshold"), "tuning": None}
-    value = saved.get("value")
+    saved = meta.get("threshold")  # {"value": number, "tuning": ...} or None (check_types)
+    if saved:
+        key, value, tuning = "threshold.value", saved["value"], saved["tuning"]
+    else:
+        key, value, tuning = "params.threshold", meta["params"].get("threshold"), None
     if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
-        raise ModelError(f"'{path}' has no usable decision threshold in {META_FILE}: {value!r}.")
-    return float(value), saved.get("tuning")
+        raise ModelError(
+            f"'{path}': its {META_FILE} has {key} = {describe(value)}; expected a decision "
+            f"threshold, a number from 0 to 1. {FIX}"
+        )
+    return float(value), tuning
 
 
 def _check_params(path: PathLike, params: dict, known: dict) -> None:

@@ -286,8 +286,8 @@ def load_model_dir(path: PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
 
 def read_meta(path: PathLike) -> dict:
     """Read and check ``tabnn.json`` of a model directory, without loading the weights.
-    Runs every check of :func:`load_model_dir` (the checksums read in blocks), so a model
-    that ``tabnn info`` describes is one that loads."""
+    Runs every check of :func:`load_model_dir` (the checksums read in blocks), not those of
+    :func:`load` on what the dict holds (``tabnn info`` runs ``load`` itself)."""
     meta = _read_checked_meta(path)
     _check_files(path, meta)
     return meta

@@ -2,7 +2,7 @@
 skipped when no page shows it), and inputs that used to end in a traceback end in a clear
 message with the right exit code and nothing written (nested Parquet columns, files named
 .arff that are not ARFF, sparse ARFF, a tabnn.json of another shape for ``tabnn info``,
-designs too large for memory, user values that look like rich markup, duplicate column
+designs with layers too wide, user values that look like rich markup, duplicate column
 names given to the Python API).
 """
 
@@ -22,14 +22,9 @@ from test_cli import assert_fails, invoke, snapshot
 from tabnn import TabNNClassifier, artifact
 from tabnn.contributions import input_contributions
 from tabnn.data import read_table
-from tabnn.errors import DataError, ModelError, TabnnError, UsageError
+from tabnn.errors import DataError, TabnnError
 from tabnn.io import dump_json
-from tabnn.model import (
-    MAX_PARAMETERS,
-    ModelConfig,
-    TabularMLP,
-    parameter_count,
-)
+from tabnn.model import ModelConfig, TabularMLP
 from tabnn.preprocess import EncodedInputs
 from tabnn.report import builders
 from tabnn.report.data import ReportData
@@ -491,41 +486,13 @@ def test_markup_in_names_and_labels_is_printed_as_text(tmp_path):
 # --------------------------------------------------------------------------- 2. designs
 
 
-def test_a_design_too_large_for_memory_is_a_usage_error(tmp_path):
+def test_a_layer_too_wide_is_a_usage_error(tmp_path):
+    # memory too small for a design: tests/test_memory_limits.py
     wide_table(60, 10).to_csv(tmp_path / "t.csv", index=False)
-    message = fails_writing_nothing(
-        tmp_path, 2, ["mlp:100000000", "too large for memory", "parameters"],
-        "train", "t.csv", "--target", "y", *QUICK, "--model", "mlp:100000000",
-    )  # fmt: skip
-    assert "1,200,000,001 parameters" in message
     fails_writing_nothing(
         tmp_path, 2, ["mlp:300000", "300,000 units"],
         "train", "t.csv", "--target", "y", *QUICK, "--model", "mlp:300000",
     )  # fmt: skip
-
-
-def test_a_design_too_large_through_the_python_api():
-    frame = wide_table(40, 3)
-    with pytest.raises(UsageError, match=r"design mlp:100000000 is too large .* parameters"):
-        TabNNClassifier(hidden=[100_000_000], epochs=1).fit(frame.drop(columns="y"), frame["y"])
-    with pytest.raises(UsageError, match="design default is too large.* 20000 member"):
-        TabNNClassifier(n_members=20000, epochs=1).fit(frame.drop(columns="y"), frame["y"])
-
-
-def test_a_network_too_large_is_refused_before_any_allocation():
-    config = ModelConfig(
-        n_numeric=3, indicator_columns=[], cardinalities=[], scaling="standard",
-        n_quantiles=0, n_outputs=1, hidden=[100_000, 100_000], n_members=4,
-    )  # fmt: skip
-    assert parameter_count(config) > MAX_PARAMETERS
-    with pytest.raises(ModelError, match="cannot be built: 40,002,400,004 parameters"):
-        TabularMLP(config)
-    small = ModelConfig(
-        n_numeric=3, indicator_columns=[0], cardinalities=[20], scaling="standard",
-        n_quantiles=0, n_outputs=2, hidden=[8], n_members=2, embedding_dims=[5],
-    )  # fmt: skip
-    counted = sum(p.numel() for p in TabularMLP(small).parameters())
-    assert parameter_count(small) == counted
 
 
 # --------------------------------------------------------------------------- 2. duplicates

@@ -21,10 +21,30 @@ def parse_design(name: str) -> str | list[int]:
     name = name.strip()
     if name in PRESETS:
         return name
-    sizes = name[4:].split("-") if name.startswith("mlp:") else []
-    if sizes and all(size.isdigit() and int(size) > 0 for size in sizes):
-        return [int(size) for size in sizes]
+    sizes = [whole_number(size) for size in name[4:].split("-")] if name.startswith("mlp:") else []
+    if sizes and None not in sizes:
+        return sizes
     raise UsageError(
-        f"Unknown design {name!r}; valid designs: {', '.join(PRESETS)} or mlp:SIZES such as "
-        "mlp:256-128."
+        f"Unknown design {abridged(name)!r}; valid designs: {', '.join(PRESETS)} or mlp:SIZES "
+        "such as mlp:256-128."
     )
+
+
+MAX_DIGITS = 18  # no size of more digits fits any memory; int() refuses 4,300 digits
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` as a whole number >= 1 in ASCII digits, or None: no sign, no other digits
+    (``"²".isdigit()`` is true, yet ``int("²")`` fails) and at most MAX_DIGITS of them.
+
+    >>> whole_number("256"), whole_number("0"), whole_number("²"), whole_number("9" * 19)
+    (256, None, None, None)
+    """
+    if text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS and int(text) > 0:
+        return int(text)
+    return None
+
+
+def abridged(text: str, limit: int = 40) -> str:
+    """A user's value for a message: whole if short, else its start and its length."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"

@@ -37,3 +37,8 @@ class TabnnWarning(UserWarning):
 
 class ModelError(TabnnError, ValueError):
     """A model directory that is half-written, tampered with or from a newer tabnn (exit 1)."""
+
+
+class OutOfMemoryError(TabnnError, MemoryError):
+    """The work ran out of memory although its sizes passed the checks made before it: the
+    table, or what it needs beside the network, is too large for this machine (exit 1)."""

@@ -8,6 +8,8 @@ mixed-type DataFrames (strings, missing values, unseen categories at predict tim
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pandas as pd
 import torch
@@ -19,13 +21,30 @@ from .engine.config import History, Member, TensorData, TrainConfig, device_of
 from .engine.distributed import World
 from .engine.train import fit_stack
 from .ensemble_net import build_network
-from .errors import DataError, UsageError
+from .errors import DataError, OutOfMemoryError, TabnnError, UsageError
 from .frames import array_numeric, as_frame, as_target, column_names
 from .inference import check_finite, float64_network, mean_probabilities, member_probabilities
 from .model import ModelConfig, TabularMLP
 from .params import validate_params
 from .preprocess import EncodedInputs, Preprocessor
 from .schema import Schema, drop_missing_targets, infer_schema
+
+
+@contextmanager
+def out_of_memory_explained():
+    """A MemoryError (or CUDA's out-of-memory error) while fitting, as an error that says
+    what to do: the sizes were checked before, so it is the table or what it needs."""
+    try:
+        yield
+    except (MemoryError, torch.cuda.OutOfMemoryError) as error:
+        if isinstance(error, TabnnError):
+            raise
+        raise OutOfMemoryError(
+            "Training ran out of memory: the table and the network together are too large "
+            "for this machine. Train on fewer rows (tabnn train --stream reads a large table "
+            "in blocks), or choose fewer members (n_members), smaller layers (hidden) or "
+            "smaller batches (batch_size)."
+        ) from error
 
 
 def _task_of_codes(y: np.ndarray) -> str:
@@ -246,6 +265,10 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
+        with out_of_memory_explained():
+            return self._fit(X, y, eval_set, on_epoch)
+
+    def _fit(self, X, y, eval_set, on_epoch) -> TabNNClassifier:
         frame, target = self._read_for_fit(X, y)
         frame, target, self.n_dropped_targets_ = drop_missing_targets(frame, target)
         if len(frame) < 2:
@@ -285,6 +308,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         """``as_frames``, recording ``n_features_in_`` (and ``feature_names_in_``) as a
         fit does."""
         validate_params(self)
+        params.check_memory(self)  # what any table needs: before the data is even read
         if y is None:
             raise UsageError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
@@ -346,14 +370,14 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        frame, target = self._read_for_fit(X, y)
-        schema = schema if schema is not None else self._schema_of(X, frame, target)
-        if drop_missing_targets(frame, target)[2]:
-            raise DataError("fit_members needs a label for every row; some labels are missing.")
-        y_all = schema.encode_target(target)
-        self._fit_stack(
-            schema, schema.check(frame), y_all, list(member_rows), on_epoch, vocabulary_rows, own
-        )
+        with out_of_memory_explained():
+            frame, target = self._read_for_fit(X, y)
+            schema = schema if schema is not None else self._schema_of(X, frame, target)
+            if drop_missing_targets(frame, target)[2]:
+                raise DataError("fit_members needs a label for every row; some labels are missing.")
+            y_all = schema.encode_target(target)
+            x_all, rows = schema.check(frame), list(member_rows)
+            self._fit_stack(schema, x_all, y_all, rows, on_epoch, vocabulary_rows, own)
         return self
 
     def encode(self, X) -> EncodedInputs:
@@ -407,7 +431,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         fitted = lambda: self._preprocessor(schema, x_all.iloc[vocabulary_rows])  # noqa: E731
         shared = world.from_main(Preprocessor, fitted, device)
         x_num, x_cat = shared.transform(x_all)
-        config = params.network_config(self, schema, shared, len(member_rows))
+        n_train = len(member_rows[0][0])
+        config = params.network_config(self, schema, shared, len(member_rows), n_train)
         model = build_network(config)
         for k, (train, _) in enumerate(member_rows):
             same = np.array_equal(np.sort(train), vocabulary_rows)  # an ensemble: no refit
@@ -421,7 +446,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             Member(tr, va, **{"seed": self._seed + k, **settings[k]})
             for k, (tr, va) in enumerate(member_rows)
         ]
-        train_config = params.train_config(self, len(member_rows[0][0]))
+        train_config = params.train_config(self, n_train)
         weights = params.loss_weights(self, schema, y_all[union])
         self.history_ = fit_stack(
             model,

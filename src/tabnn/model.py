@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import memory
 from .designs import PRESETS
 from .errors import ModelError, UsageError
 from .preprocess import Preprocessor
@@ -33,11 +34,13 @@ NUMERIC_EMBEDDINGS = ("none", "periodic")
 NETWORKS = ("mlp", "ensemble")  # TabularMLP, ensemble_net.EnsembleMLP
 SCALED_LIMIT = 1e6  # standard deviations (or IQRs) from the center a scaled input may reach
 ONE_HOT_MAX = 16  # categorical columns with at most this many categories are one-hot encoded
-# the largest network built: weights, gradients and AdamW's two moments in float32 and the
-# float64 copy for inference take about 24 bytes per parameter (6 GB at this bound), and the
-# widest layer bounds the activations of every batch
-MAX_PARAMETERS = 250_000_000
-MAX_UNITS = 131_072
+# Bytes a parameter takes: to train, the float32 weight, its gradient, AdamW's two moments
+# and the best weights so far, and the float64 copy predictions run on; to predict, the
+# float32 weights and that copy. Networks are sized against memory with these before any
+# tensor exists (``size_problem`` here, ``params.check_memory`` for training).
+TRAIN_BYTES_PER_PARAMETER = 5 * 4 + 8
+PREDICT_BYTES_PER_PARAMETER = 4 + 8
+MAX_UNITS = 131_072  # the widest layer built
 
 
 @dataclass
@@ -151,12 +154,11 @@ def build_config(
         ensemble_size=int(ensemble_size),
         numeric_embedding=numeric_embedding,
     )
-    problem = size_problem(config)
-    if problem:
+    if config.hidden and max(config.hidden) > MAX_UNITS:
         design = preset if isinstance(preset, str) else "mlp:" + "-".join(map(str, preset))
         raise UsageError(
-            f"The design {design} is too large for memory: {problem}. Choose smaller "
-            f"layers (e.g. mlp:256-128) or fewer members."
+            f"The design {design} is too large: a layer of {memory.shown(max(config.hidden))} "
+            f"units, above the limit of {MAX_UNITS:,}. Choose smaller layers (e.g. mlp:256-128)."
         )
     return config
 
@@ -196,20 +198,31 @@ def multiply_adds_per_row(config: ModelConfig) -> int:
     return count + config.n_members * (config.ensemble_size - 1) * shared
 
 
+def activation_values(config: ModelConfig) -> int:
+    """Values one row's pass through the stack produces: its inputs and every layer's
+    outputs, for every member and efficient-ensemble member."""
+    width = encoded_width(config.n_numeric, len(config.indicator_columns), config.cardinalities)
+    if config.numeric_embedding == "periodic":
+        width += config.n_numeric * config.embedding_width
+    per_member = width + sum(config.hidden) + config.n_outputs
+    return int(config.n_members) * int(config.ensemble_size) * per_member
+
+
 def size_problem(config: ModelConfig) -> str:
-    """Why a network of this configuration cannot be built ('' when it can): more than
-    MAX_PARAMETERS parameters or a layer wider than MAX_UNITS, in words with its size."""
-    hidden = ", ".join(f"{h:,}" for h in config.hidden)
+    """Why a network of this configuration cannot be built to predict with ('' when it
+    can): its weights would not fit in memory, or a layer is wider than MAX_UNITS; in
+    words with its size. Integer arithmetic on the sizes only: nothing is allocated."""
     count = parameter_count(config)
-    if count > MAX_PARAMETERS:
-        gigabytes = count * 24 / 1e9
+    need, budget = count * PREDICT_BYTES_PER_PARAMETER, memory.available()
+    if need > budget.bytes:
+        members = memory.shown(config.n_members)
         return (
-            f"{count:,} parameters in {config.n_members} member(s) with hidden layers of "
-            f"{hidden} units (about {gigabytes:,.1f} GB to train), above the limit of "
-            f"{MAX_PARAMETERS:,}"
+            f"{memory.shown(count)} parameters in {members} member(s) need about "
+            f"{memory.in_words(need)}, more than {budget.source} ({memory.in_words(budget.bytes)})"
         )
     if config.hidden and max(config.hidden) > MAX_UNITS:
-        return f"a layer of {max(config.hidden):,} units, above the limit of {MAX_UNITS:,}"
+        widest = memory.shown(max(config.hidden))
+        return f"a layer of {widest} units, above the limit of {MAX_UNITS:,}"
     return ""
 
 

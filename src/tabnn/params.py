@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from . import memory
 from .designs import PRESETS
 from .engine.config import TrainConfig
 from .errors import UsageError
-from .model import ACTIVATIONS, NORMS, NUMERIC_EMBEDDINGS, ModelConfig, build_config
+from .model import (
+    ACTIVATIONS,
+    NORMS,
+    NUMERIC_EMBEDDINGS,
+    TRAIN_BYTES_PER_PARAMETER,
+    ModelConfig,
+    activation_values,
+    build_config,
+    hidden_sizes,
+    parameter_count,
+)
 from .preprocess import MISSING_INDICATORS, SCALINGS
 from .schema import Schema
 from .tasks import TASKS, n_outputs
@@ -231,20 +243,28 @@ def epochs_for_rows(n_train: int, batch: int, default_design: bool) -> int:
     return min(PLAIN_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch)))
 
 
-def train_config(estimator, n_train: int) -> TrainConfig:
-    """The engine's settings from the estimator's parameters, for ``n_train`` rows."""
+def batch_and_epochs(estimator, n_train: int) -> tuple[int, int]:
+    """The batch size and epochs the estimator's parameters mean for ``n_train`` rows."""
     default = is_default_design(estimator)
     if estimator.batch_size == "auto":
         batch = batch_for_rows(n_train, default)
     else:
         batch = int(estimator.batch_size)
-    epochs, lr = estimator.epochs, recipe(estimator).lr
-    if default and estimator.lr == "auto":
+    if estimator.epochs == "auto":
+        return batch, epochs_for_rows(n_train, batch, default)
+    return batch, int(estimator.epochs)
+
+
+def train_config(estimator, n_train: int) -> TrainConfig:
+    """The engine's settings from the estimator's parameters, for ``n_train`` rows."""
+    batch, epochs = batch_and_epochs(estimator, n_train)
+    lr = recipe(estimator).lr
+    if is_default_design(estimator) and estimator.lr == "auto":
         # the default's 3e-3 is for batches of 256 rows; Adam's square-root scaling rule
         # (Malladi et al., NeurIPS 2022) gives smaller batches a smaller step
         lr *= math.sqrt(batch / DEFAULT_BATCH)
     return TrainConfig(
-        epochs=epochs_for_rows(n_train, batch, default) if epochs == "auto" else int(epochs),
+        epochs=epochs,
         batch_size=batch,
         lr=lr,
         weight_decay=float(estimator.weight_decay),
@@ -253,12 +273,15 @@ def train_config(estimator, n_train: int) -> TrainConfig:
     )
 
 
-def network_config(estimator, schema: Schema, prep, n_members: int) -> ModelConfig:
+def network_config(
+    estimator, schema: Schema, prep, n_members: int, n_train: int = 0
+) -> ModelConfig:
     """The network the estimator's parameters describe, for a schema and its fitted
-    preprocessing (``prep``), with ``n_members`` members."""
+    preprocessing (``prep``), with ``n_members`` members; refused (``check_memory``)
+    when training it on ``n_train`` rows per member would not fit in memory."""
     chosen = recipe(estimator)
     hidden = estimator.hidden
-    return build_config(
+    config = build_config(
         prep,
         n_outputs(schema.task, len(schema.classes)),
         preset=hidden if isinstance(hidden, str) else list(hidden),
@@ -270,6 +293,8 @@ def network_config(estimator, schema: Schema, prep, n_members: int) -> ModelConf
         ensemble_size=chosen.ensemble_size,
         numeric_embedding=chosen.numeric_embedding,
     )
+    check_memory(estimator, config, rows=n_train)
+    return config
 
 
 def loss_weights(estimator, schema: Schema, y: np.ndarray) -> torch.Tensor | None:
@@ -299,3 +324,98 @@ def loss_weights(estimator, schema: Schema, y: np.ndarray) -> torch.Tensor | Non
     if missing:
         raise UsageError(f"class_weight names unknown classes {missing}; classes: {labels}.")
     return torch.tensor([float(estimator.class_weight.get(c, 1.0)) for c in labels])
+
+
+# --------------------------------------------------------------------------- memory
+
+# What training holds besides the weights (model.TRAIN_BYTES_PER_PARAMETER each) and the
+# activations, at least:
+ROW_BYTES = 64  # per member and row: its row number, the epoch's layout (index, mask,
+#                 target, loss weight: steps x batch slots) and its share of the steps' plan
+MEMBER_BYTES = 4096  # per member: its random generator (2.7 kB) and its bookkeeping
+EPOCH_BYTES = 96  # per member and epoch: the history's losses and accuracy
+LAYER_BYTES = 4096  # per layer: its modules
+STEP_BYTES = 3 * 4  # per activation of a training step: float32 value, gradient, temporary
+PREDICT_BYTES = 8  # per activation of validation and predictions (float64), ...
+PREDICT_ROWS = 8192  # ... which take this many rows at a time
+
+# the parameters that scale what training allocates: how a message names each (with the
+# command line's option) and what to choose instead
+SIZE_PARAMETERS = {
+    "n_members": ("n_members={} (--ensemble)", "fewer members"),
+    "hidden": ("hidden={} (--model)", "smaller layers (e.g. mlp:256-128)"),
+    "ensemble_size": ("ensemble_size={}", "a smaller ensemble_size"),
+    "batch_size": ("batch_size={} (--batch-size)", "smaller batches"),
+    "epochs": ("epochs={} (--epochs)", "fewer epochs"),
+}
+
+
+def training_bytes(config: ModelConfig, batch: int, epochs: int, rows: int) -> int:
+    """The memory that training a network of ``config`` on ``rows`` rows per member, in
+    batches of ``batch`` for up to ``epochs`` epochs, needs at least, in bytes: integer
+    arithmetic on the sizes alone, so no size can overflow it or allocate anything."""
+    members = int(config.n_members)
+    weights = parameter_count(config) * TRAIN_BYTES_PER_PARAMETER
+    per_value = max(min(batch, rows) * STEP_BYTES, min(PREDICT_ROWS, rows) * PREDICT_BYTES)
+    activations = activation_values(config) * per_value
+    bookkeeping = max(batch, rows) * ROW_BYTES + epochs * EPOCH_BYTES + MEMBER_BYTES
+    return weights + activations + members * bookkeeping + len(config.hidden) * LAYER_BYTES
+
+
+def check_memory(
+    estimator, config: ModelConfig | None = None, *, rows: int = 0, members: int | None = None,
+    labels: dict | None = None,
+) -> None:  # fmt: skip
+    """Refuse (UsageError) a configuration whose training would not fit in memory, before
+    anything is allocated, naming the size parameter that weighs most, its value, the
+    memory needed and the memory there is.
+
+    ``config`` is the network to train on ``rows`` rows per member; without one, the
+    smallest network the estimator's parameters allow (one input column, one output) with
+    ``members`` members (``n_members`` by default): what any table needs at least, checked
+    before the data is read. ``labels`` renames parameters in the message, as
+    ``SIZE_PARAMETERS`` does (``compare``'s members are its folds x repeats)."""
+    if config is None:
+        config = smallest_config(estimator, estimator.n_members if members is None else members)
+    rows = max(int(rows), 2)  # fit needs two rows at least
+    batch, epochs = batch_and_epochs(estimator, rows)
+    sizes = {"n_members": config.n_members, "hidden": estimator.hidden, "batch_size": batch}
+    sizes.update(ensemble_size=config.ensemble_size, epochs=epochs)
+    need = training_bytes(config, batch, epochs, rows)
+    budget = memory.available(estimator.device)
+    if need <= budget.bytes:
+        return
+    name = _heaviest(config, batch, epochs, rows)
+    label, advice = {**SIZE_PARAMETERS, **(labels or {})}[name]
+    raise UsageError(
+        f"Too large for memory: {label.format(memory.shown(sizes[name]))} needs at least "
+        f"{memory.in_words(need)} to train ({memory.shown(parameter_count(config))} "
+        f"parameters), more than {budget.source} ({memory.in_words(budget.bytes)}). "
+        f"Choose {advice}."
+    )
+
+
+def smallest_config(estimator, members: int) -> ModelConfig:
+    """The network of the estimator's parameters for one numeric input and one output."""
+    chosen = recipe(estimator)
+    hidden = estimator.hidden
+    embedded = chosen.ensemble_size > 1 or chosen.numeric_embedding != "none"
+    return ModelConfig(
+        n_numeric=1, indicator_columns=[], cardinalities=[], scaling=chosen.scaling,
+        n_quantiles=0, n_outputs=1, hidden=hidden_sizes(hidden, 1), n_members=members,
+        network="ensemble" if embedded else "mlp", ensemble_size=chosen.ensemble_size,
+        numeric_embedding=chosen.numeric_embedding,
+    )  # fmt: skip
+
+
+def _heaviest(config: ModelConfig, batch: int, epochs: int, rows: int) -> str:
+    """The size parameter whose smallest value would save the most memory."""
+    smallest = {
+        "n_members": (replace(config, n_members=1), batch, epochs),
+        "hidden": (replace(config, hidden=[1] if config.hidden else []), batch, epochs),
+        "ensemble_size": (replace(config, ensemble_size=1), batch, epochs),
+        "batch_size": (config, 1, epochs),
+        "epochs": (config, batch, 1),
+    }
+    left = {name: training_bytes(*args, rows) for name, args in smallest.items()}
+    return min(left, key=left.get)

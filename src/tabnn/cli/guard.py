@@ -35,6 +35,8 @@ def user_errors(quiet: bool = False):
             yield
     except TabnnError as error:
         fail(str(error), error.exit_code)
+    except MemoryError:  # tabnn's own are TabnnErrors: this is reading a table, ...
+        fail("out of memory: the table, or the work asked of it, is too large for this machine.", 1)
     except OSError as error:  # permission denied, disk full, ...: the user's to fix
         where = f" '{error.filename}'" if error.filename else ""
         fail(f"{error.strerror or error}{where}.", 1)

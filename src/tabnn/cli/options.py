@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from ..designs import DESIGN_HELP, parse_design
+from ..designs import DESIGN_HELP, MAX_DIGITS, abridged, parse_design, whole_number
 from ..errors import UsageError
 from ..tasks import TASKS
 
@@ -63,15 +63,18 @@ def check_model(value: str) -> str:
     try:
         parse_design(value)
     except UsageError as error:
-        raise typer.BadParameter(f"expected {DESIGN_HELP}; got {value!r}.") from error
+        raise typer.BadParameter(f"expected {DESIGN_HELP}; got {abridged(value)!r}.") from error
     return value
 
 
 def check_batch_size(value: str) -> str:
-    """``auto`` or a whole number >= 1."""
-    if value != "auto" and not (value.isdigit() and int(value) > 0):
-        raise typer.BadParameter(f"expected 'auto' or a whole number >= 1; got {value!r}.")
-    return value
+    """``auto`` or a whole number >= 1 (of at most 18 digits: designs.whole_number)."""
+    if value == "auto" or whole_number(value) is not None:
+        return value
+    longer = f" of at most {MAX_DIGITS} digits" if len(value) > MAX_DIGITS else ""
+    raise typer.BadParameter(
+        f"expected 'auto' or a whole number >= 1{longer}; got {abridged(value)!r}."
+    )
 
 
 def check_device(value: str) -> str:

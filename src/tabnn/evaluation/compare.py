@@ -25,6 +25,7 @@ import pandas as pd
 from ..designs import parse_design
 from ..errors import DataError, UsageError
 from ..estimator import TabNNClassifier
+from ..params import check_memory
 from ..schema import drop_missing_targets
 from ..tasks import HIGHER_IS_BETTER
 from .baselines import baseline_scores, lightgbm_frame, lightgbm_scores, lightgbm_wanted
@@ -114,6 +115,21 @@ def fold_members(y: np.ndarray, task: str, folds, validation_fraction: float, se
     return members
 
 
+# how a memory refusal names the members of a fold stack
+FOLD_MEMBERS = {"n_members": ("{} members (--folds x --repeats)", "fewer folds or repeats")}
+
+
+def check_fold_stacks(designs, params: dict, folds, repeats, rows: int) -> None:
+    """Refuse (UsageError), before any split is made, a design whose stack of folds x
+    repeats members would not fit in memory; each member trains on a fold's rows."""
+    if not (isinstance(folds, int) and isinstance(repeats, int)) or folds < 2:
+        return  # stratified_folds says what they must be
+    for hidden in designs:
+        stack = TabNNClassifier(**{**params, "hidden": hidden})
+        fitting = rows - rows // folds
+        check_memory(stack, members=folds * repeats, rows=fitting, labels=FOLD_MEMBERS)
+
+
 def score_stack(stack: TabNNClassifier, inputs, y: np.ndarray, folds) -> list:
     """Score member k of a fitted stack on fold k's held-out rows; ``inputs`` are the
     stack's input arrays for every row (``stack.encode``)."""
@@ -196,6 +212,7 @@ def cross_validate_designs(
     params = dict(params or {})
     hidden = {name: parse_design(name) for name in designs}
     probe, schema, metric, y = _prepared(frame, target, metric, seed, params)
+    check_fold_stacks(hidden.values(), params, folds, repeats, len(y))
     splits = stratified_folds(
         y, schema.task, n_splits=folds, repeats=repeats, seed=seed, class_names=schema.classes
     )

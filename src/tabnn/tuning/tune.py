@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from ..artifact import data_fingerprint
 from ..errors import DataError, UsageError
@@ -18,6 +19,7 @@ from ..evaluation.holdout import holdout_evaluation
 from ..evaluation.metrics import check_metric
 from ..evaluation.splits import encoded_for_split, split_indices, stratified_folds
 from ..evaluation.stats import corrected_paired_t_test
+from ..params import check_memory
 from ..schema import drop_missing_targets
 from ..tasks import HIGHER_IS_BETTER
 from . import search, space
@@ -132,6 +134,7 @@ def tune(
     check_tune_settings(trials, time_limit, folds, params)
     trials_per_stack = stack_size(trials_per_stack, params.get("device", "cpu"))
     probe = TabNNClassifier(**params, random_state=seed)
+    check_stack_memory(probe, min(trials_per_stack, trials or trials_per_stack), folds)
     frame, target = probe.as_frames(X, y)
     frame, target, _ = drop_missing_targets(frame, target)
     y_split, task = encoded_for_split(target)
@@ -184,6 +187,20 @@ def stack_size(trials_per_stack: int | str, device: str) -> int:
             f"trials_per_stack must be 'auto' or at least 1; got {trials_per_stack!r}."
         )
     return trials_per_stack
+
+
+# how a memory refusal names the members of a stack of trials
+TRIAL_MEMBERS = {
+    "n_members": ("{} members (--trials-per-stack x --folds)", "fewer trials per stack")
+}
+
+
+def check_stack_memory(probe, trials_per_stack: int, folds: int) -> None:
+    """Refuse (UsageError), before the data is read, a stack of trials x folds members that
+    would not fit in memory even with the smallest network of the search space."""
+    hidden = [min(space.WIDTHS)] * min(space.DEPTHS)
+    smallest = clone(probe).set_params(hidden=hidden, ensemble_size=1)
+    check_memory(smallest, members=trials_per_stack * folds, labels=TRIAL_MEMBERS)
 
 
 def prepare_folds(probe, X_train, y_train, metric, n_folds: int, seed: int) -> search.Folds:

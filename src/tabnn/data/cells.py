@@ -100,10 +100,15 @@ EXACT_DIGITS = 15
 def is_digit_code(text: pd.Series, numbers: pd.Series) -> bool:
     """Whether a column of integers has values longer than float64 holds (a 31-digit ID, a
     card or account number): as numbers they would collapse into a few equal floats, so
-    they stay text, which the schema then judges as any text (an ID, a category)."""
-    if not (numbers.abs() >= 10**EXACT_DIGITS).any():
+    they stay text, which the schema then judges as any text (an ID, a category).
+
+    An integer beyond float64's range (over 308 digits) makes no column a code: it reads as
+    an infinity, which training refuses as it refuses ``inf`` (naming the column and the
+    row), just as predicting does; as text it would have dropped the whole column."""
+    finite = np.isfinite(numbers)
+    if not (numbers[finite].abs() >= 10**EXACT_DIGITS).any():
         return False
-    digits = text.dropna().str.lstrip("+-")
+    digits = text[finite].dropna().str.lstrip("+-")
     return bool(digits.str.isdigit().all() and (digits.str.len() > EXACT_DIGITS).any())
 
 

@@ -307,8 +307,8 @@ def _iter_parquet(
 
 
 def _arrow_to_pandas(table, path: Path) -> pd.DataFrame:
-    """An Arrow table or record batch as a frame, nested columns (lists, structs, maps) as
-    the JSON text of each value.
+    """An Arrow table or record batch as a frame, decimal columns as float64 and nested
+    columns (lists, structs, maps) as the JSON text of each value.
 
     A cell of a frame must be a plain value: a list or a dict cannot be counted, compared
     or looked up in a vocabulary. Refusing the file would leave no way to train on its
@@ -322,6 +322,9 @@ def _arrow_to_pandas(table, path: Path) -> pd.DataFrame:
     check_unique([str(name).strip() for name in table.schema.names], path)
     nested = [i for i, f in enumerate(table.schema) if pa.types.is_nested(f.type)]
     frame = table.to_pandas()
+    for i, field in enumerate(table.schema):
+        if pa.types.is_decimal(field.type):  # numbers, which as Decimal objects read as text
+            frame.isetitem(i, table.column(i).cast(pa.float64()).to_numpy(zero_copy_only=False))
     for i in nested:
         field = table.schema.field(i)
         values = table.column(i).to_pylist()

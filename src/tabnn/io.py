@@ -213,15 +213,31 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
+def reported_as(path: Path) -> Iterator[None]:
+    """Name ``path`` in an OSError of the block that names one of its hidden siblings
+    (``temporary_sibling``'s, ``atomic_dir``'s, or a file inside one): "Permission denied"
+    must name the file or folder the user asked for, not a name they never gave."""
+    hidden = str(path.with_name(f".{path.name}."))
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None or not str(error.filename).startswith(hidden):
+            raise
+        raise OSError(error.errno, f"{error.strerror}; cannot write", str(path)) from error
+
+
+@contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` to write to; on success it is renamed onto
-    ``path``, on any error it is removed and ``path`` is left as it was."""
+    ``path``, on any error it is removed and ``path`` is left as it was. An error about the
+    temporary file names ``path`` (``reported_as``)."""
     path = Path(path)
     remove_orphans(path)
     temp = temporary_sibling(path)
     try:
-        yield temp
-        os.replace(temp, path)
+        with reported_as(path):
+            yield temp
+            os.replace(temp, path)
     finally:
         if temp.exists():
             temp.unlink()
@@ -250,15 +266,17 @@ def write_dir_atomic(target: Path, files: Mapping[str, bytes], *, replace: bool)
 def atomic_dir(target: Path, *, replace: bool) -> Iterator[Path]:
     """Yield a fresh hidden sibling of ``target`` (``.NAME.tmp-XXXXXXXX``) to fill; when
     the block ends it is flushed and renamed onto ``target`` as :func:`write_dir_atomic`
-    does, and on any error (Ctrl-C included) it is deleted, ``target`` left as it was."""
-    staging = _fresh_sibling(target, "tmp")
-    try:
-        yield staging
-        fsync_dir(staging)
-        _move_into_place(staging, target, replace)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    does, and on any error (Ctrl-C included) it is deleted, ``target`` left as it was. An
+    error about the hidden sibling names ``target`` (``reported_as``)."""
+    with reported_as(Path(target)):
+        staging = _fresh_sibling(target, "tmp")
+        try:
+            yield staging
+            fsync_dir(staging)
+            _move_into_place(staging, target, replace)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     remove_leftovers(target)
 
 

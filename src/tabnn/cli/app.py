@@ -26,7 +26,7 @@ from ..designs import parse_design
 from ..errors import UsageError
 from . import render
 from .export import export
-from .guard import raise_terminated, user_errors
+from .guard import ClosedPipeSafe, raise_terminated, user_errors
 from .options import (
     ActivationOpt,
     AsJson,
@@ -536,4 +536,5 @@ def _root(
 def main() -> None:
     """The console script ``tabnn`` (and ``python -m tabnn``)."""
     signal.signal(signal.SIGTERM, raise_terminated)
+    sys.stdout = ClosedPipeSafe(sys.stdout)  # tabnn train ... | head: the model is saved
     app()

@@ -4,6 +4,7 @@ SIGTERM end the command through its clean-up."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from contextlib import contextmanager
 
@@ -60,6 +61,37 @@ def _notes(quiet: bool):
         render.show_note(note)
     for w in others:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+class ClosedPipeSafe:
+    """``sys.stdout`` for a reader that may stop reading (``tabnn train ... | head``): once
+    the pipe is closed, what is still written goes to /dev/null (as the Python docs' "Note
+    on SIGPIPE" does) and the command ends as its work did, 0 for a model saved. Output that
+    nobody reads any more is no failure of the work; Click would exit 1 without a word."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._discard_the_rest()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._discard_the_rest()
+
+    def _discard_the_rest(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self.stream.fileno())  # the stream's buffer drains there too
+        os.close(devnull)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)  # isatty, fileno, encoding, ...
 
 
 def fail(message: str, code: int):

@@ -220,8 +220,9 @@ def test_an_error_midway_leaves_nothing(model, rows, tmp_path):
     result = invoke("predict", model, data, "-o", tmp_path / "new" / "deeper" / "out")
     assert result.exit_code == 1
     message = " ".join(result.stderr.split())
-    assert "Column 'a' was numeric at fit time, but data row 150 (0-based) holds 'twenty'" in (
-        message
+    assert (  # the second file, and the row in it
+        "part-00001.parquet: Column 'a' was numeric at fit time, but data row 50 (0-based) "
+        "holds 'twenty'" in message
     )
     assert snapshot(tmp_path) == before  # no parts, no staging directory, no new folders
 

@@ -5,7 +5,8 @@ bounded, written atomically: to one CSV or Parquet file, or to a directory of Pa
 
 Rows are named by their 0-based position among the data rows of the file (the header line
 not counted), or of a directory's files one after the other in name order: the numbering
-of the ``row`` column of every prediction output. Parquet chunks are encoded from Arrow
+of the ``row`` column of every prediction output. An error about a value names its file
+among a directory's, and its row in that file. Parquet chunks are encoded from Arrow
 without pandas (``arrow_encode``) when their columns allow it.
 """
 
@@ -23,7 +24,14 @@ import pandas as pd
 from . import artifact
 from .arrow_encode import ArrowEncoder
 from .bulk import BulkPredictor, prefetched
-from .data.read import ReadOptions, batch_frame, iter_table_chunks, read_table
+from .data.read import (
+    ReadOptions,
+    batch_frame,
+    iter_table_chunks,
+    naming,
+    read_table,
+    table_files,
+)
 from .drift import describe, outside_training
 from .errors import DataError, UsageError
 from .fast_encode import checked_frame
@@ -105,7 +113,7 @@ def predict_file(
     saved = training_info(estimator).get("read_options", {})
     header = read_header(options.header, saved)
     encoder = ArrowEncoder(estimator)
-    chunks = iter_table_chunks(
+    chunks = _file_chunks(
         path,
         sep=options.sep,
         header=header,
@@ -166,19 +174,32 @@ class _Encoded(NamedTuple):
     inputs: EncodedInputs
 
 
+def _file_chunks(path, **read) -> Iterator[tuple[Path | None, int, object]]:
+    """Each chunk of the table with its file (None for a table of one file) and the number
+    of its first row in that file."""
+    files = table_files(path)
+    for file in files:
+        within = 0
+        for chunk in iter_table_chunks(file, **read):
+            yield (file if len(files) > 1 else None), within, chunk
+            within += len(chunk)
+
+
 def _encoded_chunks(estimator, encoder, chunks, source, *, outside) -> Iterator[_Encoded]:
     """Each chunk (a frame, or a record batch of Parquet) encoded: through Arrow when the
     encoder takes it, else (and for every chunk with ``outside``) through pandas, whose
-    checks name a bad value's row by its number in the whole input."""
+    checks name a bad value's row by its number in its file, and the file among a
+    directory's files."""
     first = 0
-    for chunk in chunks:
+    for file, within, chunk in chunks:
         frame, inputs = None, None
-        if not (outside or isinstance(chunk, pd.DataFrame)):
-            inputs = encoder.encode(chunk)
-        if inputs is None:
-            frame = chunk if isinstance(chunk, pd.DataFrame) else batch_frame(chunk, source)
-            frame = frame.set_axis(range(first, first + len(frame)), axis=0)
-            inputs = estimator.encode(aligned(estimator, frame))
+        with naming(file):
+            if not (outside or isinstance(chunk, pd.DataFrame)):
+                inputs = encoder.encode(chunk)
+            if inputs is None:
+                frame = chunk if isinstance(chunk, pd.DataFrame) else batch_frame(chunk, source)
+                frame = frame.set_axis(range(within, within + len(frame)), axis=0)
+                inputs = estimator.encode(aligned(estimator, frame))
         yield _Encoded(first, frame, inputs)
         first += len(inputs.numeric)
 

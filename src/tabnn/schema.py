@@ -347,21 +347,51 @@ def infer_schema(
     >>> schema.numeric, schema.categorical, schema.task, schema.classes
     (['age'], ['sex'], 'binary', [0, 1])
     """
+    forced = {str(n) for n in ([numeric] if isinstance(numeric, str) else numeric)}
+    for column in X.columns:
+        if str(column) in forced and X[column].notna().any():
+            as_float(X[column], str(column), forced=True)  # fail now, not at predict time
+    facts = {str(column): ColumnFacts.of(X[column]) for column in X.columns}
+    return schema_of_facts(facts, y, drop=drop, categorical=categorical, numeric=numeric, task=task)
+
+
+def schema_of_facts(
+    facts: dict[str, ColumnFacts],
+    y: pd.Series | pd.DataFrame,
+    *,
+    drop: Iterable[str] = (),
+    categorical: Iterable[str] = (),
+    numeric: Iterable[str] = (),
+    task: Task | None = None,
+) -> Schema:
+    """:func:`infer_schema` from what it looks at: each feature column's facts (in table
+    order) and the target's values (for a streamed table, its distinct labels)."""
     if task is not None and task not in TASKS:
         raise UsageError(f"task must be one of {', '.join(TASKS)}. Got {task!r} instead.")
     target, found_task, classes = infer_target(y, task)
-    drop, categorical, numeric = _check_overrides(X, y, drop, categorical, numeric)
+    kinds, dropped = feature_kinds(
+        facts, target, drop=drop, categorical=categorical, numeric=numeric
+    )
+    return Schema(
+        kinds["numeric"], kinds["categorical"], dropped, found_task, target, classes, kinds["date"]
+    )
+
+
+def feature_kinds(
+    facts: dict[str, ColumnFacts], targets: list[str], *, drop=(), categorical=(), numeric=()
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The columns of each kind (numeric, with date parts; categorical; date) and the
+    dropped ones with their reasons; DataError when no column is usable."""
+    drop, categorical, numeric = _check_overrides(list(facts), targets, drop, categorical, numeric)
     kinds: dict[str, list[str]] = {"numeric": [], "categorical": [], "date": []}
-    taken = {str(c) for c in X.columns}
     dropped: dict[str, str] = {}
-    for column in X.columns:
-        name = str(column)
+    for name, column in facts.items():
         if name in drop:
             dropped[name] = "dropped by user"
             continue
         forced = "categorical" if name in categorical else "numeric" if name in numeric else None
-        kind, reason = _infer_kind(X[column], name, forced)
-        if kind == "date" and taken & set(dates.part_names(name)):
+        kind, reason = kind_of(column, forced)
+        if kind == "date" and set(facts) & set(dates.part_names(name)):
             kind, reason = None, "dates, but a column is already named like one of their parts"
         if kind is None:
             dropped[name] = reason
@@ -371,9 +401,7 @@ def infer_schema(
             kinds["numeric"] += dates.part_names(name)
     if not kinds["numeric"] and not kinds["categorical"]:
         raise DataError(_no_features_message(dropped))
-    return Schema(
-        kinds["numeric"], kinds["categorical"], dropped, found_task, target, classes, kinds["date"]
-    )
+    return kinds, dropped
 
 
 def _no_features_message(dropped: dict[str, str]) -> str:
@@ -387,10 +415,8 @@ def _no_features_message(dropped: dict[str, str]) -> str:
     )
 
 
-def _check_overrides(X, y, drop, categorical, numeric) -> tuple[set, set, set]:
+def _check_overrides(columns, targets, drop, categorical, numeric) -> tuple[set, set, set]:
     """The override sets, refusing unknown names and a column forced to both kinds."""
-    columns = [str(c) for c in X.columns]
-    targets = [str(c) for c in y.columns] if isinstance(y, pd.DataFrame) else [str(y.name)]
     sets = []
     for option, names in (("drop", drop), ("categorical", categorical), ("numeric", numeric)):
         names = [names] if isinstance(names, str) else [str(n) for n in names]
@@ -413,69 +439,109 @@ def _check_overrides(X, y, drop, categorical, numeric) -> tuple[set, set, set]:
 # --------------------------------------------------------------------------- feature kinds
 
 
-def _infer_kind(column: pd.Series, name: str, forced: str | None) -> tuple[str | None, str]:
-    """(kind, "") for a feature, or (None, reason) for a dropped column."""
-    values = column.dropna()
-    if values.empty:
-        return None, "all values missing"
-    if forced == "numeric":
-        as_float(column, name, forced=True)  # fail now, not at predict time
-        return "numeric", ""
-    if forced:
-        return forced, ""
-    distinct = values.nunique()
-    if distinct == 1:
-        return None, f"constant (always {plain_value(values.iloc[0])!r})"
-    dtype = column.dtype
+@dataclass
+class ColumnFacts:
+    """What deciding a feature column's kind looks at, over the whole column: read from its
+    values (:meth:`of`), or gathered chunk by chunk when the table is streamed
+    (``table_profile``), so that both decide alike."""
+
+    family: str  # "bool", "integer", "float", "text", or the name of an unsupported dtype
+    rows: int  # rows of the table, missing values included
+    present: int = 0  # values that are not missing
+    distinct: int = 0  # distinct present values (as text, for text)
+    unique: bool = False  # no present value repeats
+    first: object = None  # the first present value: what a constant column holds
+    span: int = 0  # integers: max - min + 1
+    increasing: bool = False  # integers: present values never decrease, row after row
+    mean_length: float = 0.0  # text: mean length of the values
+    spaced: float = 0.0  # text: share of the values holding a space
+    dates: bool = False  # text: ISO 8601 dates (``dates.looks_like_dates``)
+    estimated: bool = False  # ``distinct`` is an estimate (a stream's very varied column)
+
+    @classmethod
+    def of(cls, column: pd.Series) -> ColumnFacts:
+        """The facts of a whole column."""
+        values = column.dropna()
+        facts = cls(family_of(column.dtype), len(column), len(values))
+        if values.empty:
+            return facts
+        facts.first = values.iloc[0]
+        if facts.family == "text":
+            text = values.astype(str)
+            facts.distinct = text.nunique()
+            facts.mean_length = float(text.str.len().mean())
+            facts.spaced = float(text.str.contains(" ", regex=False).mean())
+            facts.dates = dates.looks_like_dates(values)
+        else:
+            facts.distinct = values.nunique()
+        facts.unique = facts.distinct == len(values)
+        if facts.family == "integer":
+            facts.span = int(values.max()) - int(values.min()) + 1
+            facts.increasing = values.is_monotonic_increasing
+        return facts
+
+
+def family_of(dtype) -> str:
+    """The kind of values a dtype holds, as the kind rules see it."""
     if pd.api.types.is_bool_dtype(dtype):
-        return "categorical", ""
+        return "bool"
     if pd.api.types.is_integer_dtype(dtype):
-        return _integer_kind(values, len(column))
+        return "integer"
     if pd.api.types.is_float_dtype(dtype):
-        return "numeric", ""
-    if _is_textual(dtype):
-        if dates.looks_like_dates(values):
-            return "date", ""
-        return _text_kind(values, len(column))
-    return None, f"unsupported type {dtype}"
-
-
-def _is_textual(dtype) -> bool:
-    """String, object or category columns: candidates for a categorical feature."""
-    return (
+        return "float"
+    if (  # string, object or category columns: candidates for a categorical feature
         pd.api.types.is_string_dtype(dtype)
         or pd.api.types.is_object_dtype(dtype)
         or isinstance(dtype, pd.CategoricalDtype)
-    )
+    ):
+        return "text"
+    return str(dtype)
 
 
-def _integer_kind(values: pd.Series, n_rows: int) -> tuple[str | None, str]:
+def kind_of(facts: ColumnFacts, forced: str | None) -> tuple[str | None, str]:
+    """(kind, "") for a feature, or (None, reason) for a dropped column."""
+    if facts.present == 0:
+        return None, "all values missing"
+    if forced:
+        return forced, ""
+    if facts.distinct == 1:
+        return None, f"constant (always {plain_value(facts.first)!r})"
+    if facts.family == "bool":
+        return "categorical", ""
+    if facts.family == "integer":
+        return _integer_kind(facts)
+    if facts.family == "float":
+        return "numeric", ""
+    if facts.family == "text":
+        return ("date", "") if facts.dates else _text_kind(facts)
+    return None, f"unsupported type {facts.family}"
+
+
+def _integer_kind(facts: ColumnFacts) -> tuple[str | None, str]:
     """IDs (unique integers, consecutive or in increasing row order: a training subset of
     PassengerId is no longer consecutive) are dropped; few values are categories."""
-    distinct = values.nunique()
-    span = int(values.max()) - int(values.min()) + 1
-    in_order = span == n_rows or values.is_monotonic_increasing
-    if n_rows >= MIN_ROWS_FOR_ID and distinct == len(values) == n_rows and in_order:
+    n_rows = facts.rows
+    in_order = facts.span == n_rows or facts.increasing
+    if n_rows >= MIN_ROWS_FOR_ID and facts.unique and facts.present == n_rows and in_order:
         return None, "unique per row: looks like an ID"
-    if distinct <= MAX_CATEGORICAL_INTEGERS:
+    if facts.distinct <= MAX_CATEGORICAL_INTEGERS:
         return "categorical", ""
     return "numeric", ""
 
 
-def _text_kind(values: pd.Series, n_rows: int) -> tuple[str | None, str]:
+def _text_kind(facts: ColumnFacts) -> tuple[str | None, str]:
     """Text is a category unless it looks like free text, an ID or has too many values."""
-    text = values.astype(str)
-    distinct = text.nunique()
-    mostly_unique = distinct > len(text) / 2
-    mean_length = text.str.len().mean()
-    spaced = text.str.contains(" ", regex=False).mean() > 0.5
-    if mean_length > FREE_TEXT_MEAN_LENGTH and spaced and mostly_unique:
-        return None, f"free text (mean {mean_length:.0f} characters)"
-    if n_rows >= MIN_ROWS_FOR_ID and distinct == len(text) == n_rows:
+    n_rows, present = facts.rows, facts.present
+    mostly_unique = facts.distinct > present / 2
+    spaced = facts.spaced > 0.5
+    if facts.mean_length > FREE_TEXT_MEAN_LENGTH and spaced and mostly_unique:
+        return None, f"free text (mean {facts.mean_length:.0f} characters)"
+    if n_rows >= MIN_ROWS_FOR_ID and facts.unique and present == n_rows:
         return None, "unique per row: looks like an ID"
     if n_rows >= MIN_ROWS_FOR_ID and mostly_unique:
-        rows = f"{len(text)} rows" if len(text) == n_rows else f"{len(text)} non-missing rows"
-        return None, f"high cardinality: {distinct} distinct values in {rows}"
+        rows = f"{present} rows" if present == n_rows else f"{present} non-missing rows"
+        about = "about " if facts.estimated else ""
+        return None, f"high cardinality: {about}{facts.distinct} distinct values in {rows}"
     return "categorical", ""
 
 

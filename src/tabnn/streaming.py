@@ -1,15 +1,16 @@
 """Training on a table larger than memory (``tabnn train --stream``).
 
-A first pass over the table (a file, or a directory of Parquet or CSV files) infers the
-schema from its first chunk, counts every row and label, and gathers the preprocessing
-statistics (``sketches``), with bounded uniform samples of the training, validation and
-test rows. The split is a hash of each row's number (``data.stream``), so every pass sees
-the same rows in the same split. Each epoch then streams the training rows again: chunks
-are encoded as they are read, gathered into blocks of ``buffer_rows`` rows, and the engine
-trains on each block with its rows shuffled (``engine.config.StreamData``). Early stopping
-watches the validation sample; the model is evaluated, beside the baselines (fitted on the
-training sample), once on the test sample. Peak memory is bounded by the block size and
-the samples, not by the table.
+A first pass over the table (a file, or a directory of Parquet or CSV files) decides the
+schema from every row (``table_profile``), counts every row and label, and gathers the
+preprocessing statistics (``sketches``; in a second pass when the first chunk suggested
+other features than the whole table has), with bounded uniform samples of the training,
+validation and test rows. The split is a hash of each row's number (``data.stream``), so
+every pass sees the same rows in the same split. Each epoch then streams the training rows
+again: chunks are encoded as they are read, gathered into blocks of ``buffer_rows`` rows,
+and the engine trains on each block with its rows shuffled (``engine.config.StreamData``).
+Early stopping watches the validation sample; the model is evaluated, beside the baselines
+(fitted on the training sample), once on the test sample. Peak memory is bounded by the
+block size and the samples, not by the table.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from . import params
 from .data import detect_header, split_target
+from .data.read import naming
 from .data.stream import (
     CHUNK_ROWS,
     TEST,
@@ -36,9 +39,10 @@ from .data.stream import (
     split_of,
     table_files,
 )
+from .data.target import explode_labels, label_set_column
 from .errors import DataError, UsageError
-from .labels import infer_target
 from .sketches import StreamStatistics
+from .table_profile import TableProfile
 
 SAMPLE_CAPS = {TRAIN: 20_000, VALIDATION: 50_000, TEST: 100_000}
 BASE_BYTES = 600 << 20  # the interpreter with torch, pandas and pyarrow, and the samples
@@ -95,7 +99,7 @@ def _available_memory() -> int:
 @dataclass
 class Survey:
     """What the first pass learned: the schema, the statistics, the rows of each split
-    and samples of them (features and targets)."""
+    and samples of them (features and targets as read)."""
 
     schema: object
     statistics: StreamStatistics
@@ -104,72 +108,137 @@ class Survey:
     header: bool
     columns: list[str]
     dropped_targets: int
-    target_columns: list  # y's columns as the samples hold them (labels with --label-sep)
+    target_columns: list  # y's columns as the samples hold them
+    label_sep: str | None = None  # the samples' targets are label sets, split on this
+    labels: list | None = None  # ... into these labels, the whole table's
+
+
+class StreamChunk(NamedTuple):
+    """A chunk's features and targets (indexed by their rows' numbers in their file, which
+    messages name), its rows' numbers in the table, and its file (None for a table of one
+    file, whose name the user gave)."""
+
+    X: pd.DataFrame
+    y: pd.Series | pd.DataFrame
+    rows: np.ndarray
+    file: Path | None
 
 
 class TableStream:
-    """The table's chunks with their targets split off, rows without a target dropped."""
+    """The table's chunks with their targets split off, rows without a target dropped.
+    With ``--label-sep`` the target stays its column of label sets until the first pass
+    has found the table's labels (``labels``); then it becomes their 0/1 columns."""
 
     def __init__(self, path, options, header: bool) -> None:
         self.path, self.options, self.header = path, options, header
+        self.labels: list[str] | None = None
+        self.several = len(table_files(path)) > 1
 
-    def __iter__(self) -> Iterator[tuple[pd.DataFrame, pd.Series | pd.DataFrame, np.ndarray]]:
-        """-> features, targets and row numbers of each chunk (``dropped`` counts the rows
-        without a target so far)."""
-        sep, label_sep = self.options.sep, self.options.label_sep
+    def __iter__(self) -> Iterator[StreamChunk]:
+        """-> each chunk (``dropped`` counts the rows without a target so far)."""
         self.dropped = 0
-        for chunk in iter_chunks(self.path, sep=sep, header=self.header):
-            X, y = split_target(chunk.frame, self.options.target, label_sep=label_sep)
-            missing = y.isna()
-            missing = missing.any(axis=1) if isinstance(missing, pd.DataFrame) else missing
-            keep = ~missing.to_numpy()
-            rows = chunk.rows[keep]
+        for chunk in iter_chunks(self.path, sep=self.options.sep, header=self.header):
+            file = chunk.file if self.several else None
+            with naming(file):
+                X, y = self._split(chunk.frame)
+            keep = self._labelled(y)
             self.dropped += int((~keep).sum())
             if not keep.all():
                 X, y = X[keep], y[keep]
-            X.index = y.index = rows  # so that a bad value's message names its data row
-            yield X, y, rows
+            X.index = y.index = chunk.file_rows[keep]  # a bad value's message names its row
+            yield StreamChunk(X, y, chunk.rows[keep], file)
+
+    def _split(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series | pd.DataFrame]:
+        X, y = split_target(frame, self.options.target)
+        sep = self.options.label_sep
+        if sep is None:
+            return X, y
+        names = [str(c) for c in y.columns] if y.ndim == 2 else [str(y.name)]
+        sets = y if y.ndim == 1 else y[label_set_column(names)]
+        return X, sets if self.labels is None else explode_labels(sets, sep, self.labels)
+
+    def _labelled(self, y) -> np.ndarray:
+        """Whether each row has a target (an empty label set is one: no labels)."""
+        if self.options.label_sep is not None:
+            return np.ones(len(y), dtype=bool)
+        missing = y.isna()
+        missing = missing.any(axis=1) if isinstance(missing, pd.DataFrame) else missing
+        return ~missing.to_numpy()
 
 
 def survey(stream: TableStream, estimator, seed: int, val_size: float, test_size: float):
-    """The first pass (see the module's docstring) -> ``Survey``."""
-    schema, statistics, labels, columns, targets = None, None, [], [], []
+    """The first pass (see the module's docstring) -> ``Survey``. The schema is decided from
+    every row (``table_profile``), never from the first chunk alone."""
+    split = lambda rows: split_of(rows, seed, val_size, test_size)  # noqa: E731
+    profile = TableProfile(estimator, stream.options.label_sep)
     counts = dict.fromkeys((TRAIN, VALIDATION, TEST), 0)
     samples = {part: Sample(cap, seed + part) for part, cap in SAMPLE_CAPS.items()}
-    for X, y, rows in stream:
-        if schema is None:
-            if len(X) == 0:
-                continue
-            schema, columns = estimator.infer_schema(X, y), list(X.columns)
-            targets = list(y.columns) if isinstance(y, pd.DataFrame) else [y.name]
-            statistics = StreamStatistics(schema.numeric, schema.categorical)
-        if isinstance(y, pd.Series):
-            labels.append(pd.Series(pd.unique(y)))
-        part = split_of(rows, seed, val_size, test_size)
-        for p in counts:
-            chosen = part == p
-            counts[p] += int(chosen.sum())
-            both = pd.concat([X[chosen], y[chosen]], axis=1, ignore_index=False)
-            samples[p].add(both.reset_index(drop=True), rows[chosen])
-        train = part == TRAIN
-        statistics.add(schema.check(X[train]), rows[train])
-    if schema is None or counts[TRAIN] == 0:
+    guess, columns, targets = None, [], []
+    for X, y, rows, file in stream:
+        if len(X) == 0:
+            continue
+        with naming(file):
+            profile.add(X, y)
+            if guess is None:
+                guess = Guess(profile.feature_schema())
+                columns, targets = list(X.columns), profile.target_names
+            part = split(rows)
+            for p in counts:
+                chosen = part == p
+                counts[p] += int(chosen.sum())
+                both = pd.concat([X[chosen], y[chosen]], axis=1, ignore_index=False)
+                samples[p].add(both.reset_index(drop=True), rows[chosen])
+            guess.add(X[part == TRAIN], rows[part == TRAIN])
+    if guess is None or counts[TRAIN] == 0:
         raise DataError(f"'{stream.path}' has no training rows with a target.")
+    schema = profile.schema()
+    if stream.options.label_sep is not None:
+        stream.labels = list(schema.classes)  # every later pass: 0/1 columns of these
+    if guess.holds_for(schema):
+        statistics = guess.statistics
+    else:
+        statistics = gather_statistics(stream, schema, split)
     return Survey(
-        _all_labels(schema, labels, estimator), statistics, counts, samples, stream.header,
-        columns, stream.dropped, targets,
+        schema, statistics, counts, samples, stream.header, columns, stream.dropped, targets,
+        stream.options.label_sep, stream.labels,
     )  # fmt: skip
 
 
-def _all_labels(schema, labels: list[pd.Series], estimator):
-    """The schema with every label of the table, not only the first chunk's."""
-    if schema.task == "multilabel":
-        return schema
-    every = pd.Series(pd.unique(pd.concat(labels, ignore_index=True)))
-    _, task, classes = infer_target(every, estimator.task)
-    if classes == list(schema.classes):
-        return schema
-    return replace(schema, task=task, classes=classes)
+class Guess:
+    """Statistics gathered in the first pass for the features its first chunk suggests.
+    They stand when every row decides the same features (the common case: one pass);
+    otherwise a second pass gathers the statistics of the features decided."""
+
+    def __init__(self, schema) -> None:
+        self.schema = schema
+        self.statistics = (
+            None if schema is None else StreamStatistics(schema.numeric, schema.categorical)
+        )
+
+    def add(self, X: pd.DataFrame, rows: np.ndarray) -> None:
+        if self.statistics is None:
+            return
+        try:
+            self.statistics.add(self.schema.check(X), rows)
+        except DataError:  # a value these features cannot hold: not the table's features
+            self.statistics = None
+
+    def holds_for(self, schema) -> bool:
+        return self.statistics is not None and _features(self.schema) == _features(schema)
+
+
+def _features(schema) -> tuple:
+    return schema.numeric, schema.categorical, schema.dates
+
+
+def gather_statistics(stream: TableStream, schema, split) -> StreamStatistics:
+    """A pass over the training rows for the statistics of the schema's features."""
+    statistics = StreamStatistics(schema.numeric, schema.categorical)
+    for X, _, rows, file in stream:
+        train = split(rows) == TRAIN
+        with naming(file):
+            statistics.add(schema.check(X[train]), rows[train])
+    return statistics
 
 
 def split_sample(survey: Survey, part: int) -> tuple[pd.DataFrame, pd.Series | pd.DataFrame]:
@@ -178,6 +247,10 @@ def split_sample(survey: Survey, part: int) -> tuple[pd.DataFrame, pd.Series | p
     targets = survey.target_columns
     if frame is None:
         frame = pd.DataFrame(columns=survey.columns + targets)
+    if survey.labels is not None:
+        return frame[survey.columns], explode_labels(
+            frame[targets[0]], survey.label_sep, survey.labels
+        )
     y = frame[targets] if survey.schema.task == "multilabel" else frame[targets[0]]
     return frame[survey.columns], y
 
@@ -200,12 +273,13 @@ class TrainingBlocks:
         parts, held, chunks = [], 0, 0
         per_block = max(1, self.rows // CHUNK_ROWS)  # across processes: chunks per block
         across = self.world.size > 1
-        for X, y, rows in self.stream:
+        for X, y, rows, file in self.stream:
             chunks += 1
             train = (self.split(rows) == TRAIN) & self.world.owns(rows)
             X, y = X[train], y[train]
-            x_num, x_cat = self.prep.transform(self.schema.check(X))  # maybe no rows: shapes
-            parts.append((x_num, x_cat, self.schema.encode_target(y)))
+            with naming(file):
+                x_num, x_cat = self.prep.transform(self.schema.check(X))  # no rows: shapes
+                parts.append((x_num, x_cat, self.schema.encode_target(y)))
             held += len(x_num)
             if across and chunks % per_block == 0:
                 block, parts, held = _take(parts, held)

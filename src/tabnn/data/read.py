@@ -8,6 +8,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,6 +183,51 @@ def table_files(path: str | os.PathLike) -> list[Path]:
             f"expected files of one kind. Move one kind elsewhere."
         )
     return files
+
+
+@contextmanager
+def naming(file: Path | None) -> Iterator[None]:
+    """Name ``file`` in a data or usage error raised in the block: among a directory's
+    files, a message that names only a column or a row does not say which file to fix.
+    ``None`` (a table of one file, which the user named) changes nothing."""
+    try:
+        yield
+    except (DataError, UsageError) as error:
+        if file is None or file.name in str(error):
+            raise
+        raise type(error)(f"{file.name}: {error}") from None
+
+
+def parquet_kinds(path: Path) -> dict[str, str | None]:
+    """What each column of a Parquet file holds, from its footer: ``numbers``, ``text``,
+    ``booleans``, ``dates or times`` or the Arrow type's name; None for a column of nulls
+    only, which fits any kind."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception as err:  # pyarrow raises several unrelated types for a bad file
+        raise _bad_parquet(path, err) from None
+    kinds = {}
+    for field in schema:
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        kinds[str(field.name).strip()] = _arrow_kind(kind)
+    return kinds
+
+
+def _arrow_kind(kind) -> str | None:
+    import pyarrow as pa
+
+    checks = {
+        "numbers": (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal),
+        "text": (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view),
+        "booleans": (pa.types.is_boolean,),
+        "dates or times": (pa.types.is_temporal,),
+    }
+    if pa.types.is_null(kind):
+        return None
+    return next((name for name, tests in checks.items() if any(t(kind) for t in tests)), str(kind))
 
 
 def count_rows(path: str | os.PathLike) -> int | None:

@@ -102,12 +102,7 @@ def split_target(
     names = resolve_columns(frame, target)
     X = frame.drop(columns=names)
     if label_sep is not None:
-        if len(names) > 1:
-            raise UsageError(
-                f"A label separator needs one target column holding label sets, "
-                f"got {len(names)}: {', '.join(names)}. Drop --label-sep for 0/1 label columns."
-            )
-        return X, _explode_labels(frame[names[0]], label_sep)
+        return X, explode_labels(frame[label_set_column(names)], label_sep)
     if len(names) == 1:
         return X, frame[names[0]]
     return X, frame[names]
@@ -204,23 +199,45 @@ def _listing(columns: list[str]) -> str:
 # --------------------------------------------------------------------------- label sets
 
 
-def _explode_labels(column: pd.Series, label_sep: str) -> pd.DataFrame:
-    """One column of delimited label sets -> 0/1 frame, one sorted column per label.
+def label_set_column(names: list[str]) -> str:
+    """The target column holding label sets: the one named (UsageError for several)."""
+    if len(names) > 1:
+        raise UsageError(
+            f"A label separator needs one target column holding label sets, "
+            f"got {len(names)}: {', '.join(names)}. Drop --label-sep for 0/1 label columns."
+        )
+    return names[0]
+
+
+def explode_labels(
+    column: pd.Series, label_sep: str, labels: list[str] | None = None
+) -> pd.DataFrame:
+    """One column of delimited label sets -> 0/1 frame, one column per label: ``labels``
+    (a whole table's, for a part of it), else the column's own, sorted, refusing none.
 
     An empty cell is the empty label set (a row with none of the labels): in a CSV an
     empty cell cannot be told apart from a missing one, and "no label" is the common case.
     """
-    if not label_sep:
-        raise UsageError("The label separator must not be empty; try '|' or ';'.")
-    sets = [set() if pd.isna(value) else _label_set(value, label_sep) for value in column]
-    labels = sorted(set().union(*sets))
+    sets = _label_sets(column, label_sep)
+    labels = sorted(set().union(*sets)) if labels is None else labels
     if not labels:
         raise DataError(
             f"Target column {column.name!r} split on {label_sep!r} holds no labels. "
             f"Expected label sets such as 'jazz{label_sep}calm'."
         )
     matrix = np.array([[label in s for label in labels] for s in sets], dtype="int64")
-    return pd.DataFrame(matrix, columns=labels, index=column.index)
+    return pd.DataFrame(matrix.reshape(len(sets), len(labels)), columns=labels, index=column.index)
+
+
+def label_names(column: pd.Series, label_sep: str) -> set[str]:
+    """The labels a column of label sets holds."""
+    return set().union(*_label_sets(column, label_sep))
+
+
+def _label_sets(column: pd.Series, label_sep: str) -> list[set[str]]:
+    if not label_sep:
+        raise UsageError("The label separator must not be empty; try '|' or ';'.")
+    return [set() if pd.isna(value) else _label_set(value, label_sep) for value in column]
 
 
 def _label_set(value, label_sep: str) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -155,4 +156,23 @@ def test_a_crashed_rank_ends_the_job_with_a_clear_error_and_no_model(tmp_path):
     assert "nothing was written" in stderr
     assert "rank      : 1" in stderr  # torchrun's summary names the rank that died
     assert "[rank0]: Traceback" not in stderr  # rank 0 ends with its message, not a trace
+    assert not out.exists()
+
+
+def test_a_users_error_is_tabnns_line_then_torchruns_summary_naming_it(tmp_path):
+    """What a user sees when every rank refuses the input (README, torchrun): tabnn's one
+    line per rank first, no Python traceback from tabnn; then torchrun's own summary,
+    which always ends a failed job with a traceback of torchrun's launcher, and whose
+    failures show tabnn's line (written to torchrun's error file) rather than a link."""
+    out = tmp_path / "model"
+    path = DATA / "titanic" / "train.csv"
+    result = run(torchrun_command("train", path, "--target", "Nope", "--no-report", "-o", out))
+    stderr = result.stderr
+    message = "error: Column 'Nope' not found."
+    assert result.returncode == 1, stderr  # torchrun's code for a failed job
+    assert message in stderr and stderr.index(message) < stderr.index("ChildFailedError")
+    frames = re.findall(r'File "([^"]+)"', stderr)
+    assert frames and not [f for f in frames if "tabnn" in Path(f).parts]  # torchrun's only
+    assert "exitcode  : 2" in stderr  # a usage error's code, as one process exits
+    assert f"traceback : {message}" in stderr and "To enable traceback see" not in stderr
     assert not out.exists()

@@ -19,10 +19,13 @@ hand-written pass does not have.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -146,6 +149,26 @@ def joined(device: str):
         return
     try:
         yield join(device)
+    except PeerFailed:  # the rank that stopped first is torchrun's root cause, not this one
+        raise
+    except TabnnError as error:
+        tell_torchrun(str(error))
+        raise
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def tell_torchrun(message: str) -> None:
+    """Write a rank's error where torchrun reads it (the file its environment variable
+    ``TORCHELASTIC_ERROR_FILE`` names, in the layout of torch's ``ErrorHandler``), so that
+    the summary torchrun prints once a rank has failed shows ``error: MESSAGE`` on its
+    ``traceback :`` line, not a link to PyTorch's documentation. No Python call stack
+    goes in: a user's error is no bug. (The error reaches the user first on stderr.)"""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path:
+        return
+    stamp = str(int(time.time()))  # torchrun orders the failures by it: whole seconds
+    data = {"message": {"message": f"error: {message}", "extraInfo": {"timestamp": stamp}}}
+    with contextlib.suppress(OSError):  # a courtesy to torchrun: never a failure of its own
+        Path(path).write_text(json.dumps(data))

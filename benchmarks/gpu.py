@@ -60,7 +60,7 @@ def engine_rows_per_second(device: torch.device, rows: int) -> tuple[float, int]
     from tabnn.engine.config import Member, TensorData, TrainConfig
     from tabnn.engine.train import fit_stack
     from tabnn.ensemble_net import build_network
-    from tabnn.model import multiply_adds_per_row
+    from tabnn.network_size import multiply_adds_per_row
     from tabnn.params import network_config
 
     X, y = synthetic(rows)

@@ -19,8 +19,10 @@ import pytest
 from test_cli import assert_fails, invoke, snapshot
 
 from tabnn import TabNNClassifier, memory
+from tabnn.ensemble_net import build_network
 from tabnn.errors import ModelError, OutOfMemoryError, UsageError
-from tabnn.model import ModelConfig, TabularMLP, parameter_count
+from tabnn.model import ModelConfig, TabularMLP
+from tabnn.network_size import parameter_count
 
 GIB = 1 << 30
 
@@ -201,7 +203,7 @@ def test_a_stored_network_too_large_is_refused_before_any_allocation(small_budge
         n_quantiles=0, n_outputs=1, hidden=[100_000, 100_000], n_members=4,
     )  # fmt: skip
     with data_limit(), pytest.raises(ModelError, match="cannot be built: 40,002,400,004 param"):
-        TabularMLP(config)
+        build_network(config)
     small = ModelConfig(
         n_numeric=3, indicator_columns=[0], cardinalities=[20], scaling="standard",
         n_quantiles=0, n_outputs=2, hidden=[8], n_members=2, embedding_dims=[5],

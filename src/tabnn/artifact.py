@@ -42,13 +42,13 @@ from .io import (
     write_dir_atomic,
 )
 from .rebuild import (
-    FIX,
     META_FILE,
     WEIGHTS_FILE,
     check_parts_agree,
     check_types,
-    describe,
     network_from_tensors,
+    saved_temperature,
+    saved_threshold,
 )
 
 FORMAT_VERSION = 1
@@ -466,37 +466,6 @@ def temperature_info(estimator) -> list[float] | None:
     return None if temperature is None else [float(t) for t in temperature]
 
 
-def _saved_temperature(meta: dict, path: PathLike, outputs: int) -> list[float] | None:
-    """The temperatures in ``tabnn.json``; None for a model saved before calibration
-    existed or without it. Each must be a positive finite number, one for binary and
-    multi-class models, one per label for multi-label ones (``outputs``)."""
-    saved = meta.get("temperature")  # a list of numbers or None (check_types)
-    if saved is None:
-        return None
-    if len(saved) != outputs or not all(0 < t < float("inf") for t in saved):
-        raise ModelError(
-            f"'{path}': its {META_FILE} has temperature = {describe(saved)}; expected a list "
-            f"of {outputs} positive number(s). {FIX}"
-        )
-    return [float(t) for t in saved]
-
-
-def _saved_threshold(meta: dict, path: PathLike) -> tuple[float, dict | None]:
-    """The threshold in ``tabnn.json`` and how it was tuned; a model saved before
-    thresholds could be tuned applies its ``threshold`` parameter."""
-    saved = meta.get("threshold")  # {"value": number, "tuning": ...} or None (check_types)
-    if saved:
-        key, value, tuning = "threshold.value", saved["value"], saved["tuning"]
-    else:
-        key, value, tuning = "params.threshold", meta["params"].get("threshold"), None
-    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
-        raise ModelError(
-            f"'{path}': its {META_FILE} has {key} = {describe(value)}; expected a decision "
-            f"threshold, a number from 0 to 1. {FIX}"
-        )
-    return float(value), tuning
-
-
 def _check_params(path: PathLike, params: dict, known: dict) -> None:
     """Refuse estimator parameters that this tabnn does not have (a newer one's, a typo)."""
     unknown = sorted(set(params) - set(known))
@@ -543,7 +512,7 @@ def load(path: PathLike):
             f"'{path}' does not describe a model this tabnn can rebuild ({error}). Save or "
             "train the model again."
         ) from error
-    threshold, tuning = _saved_threshold(meta, path)
+    threshold, tuning = saved_threshold(meta, path)
     schema = parts["schema"]
     outputs = len(schema.classes) if schema.task == "multilabel" else 1
     estimator = TabNNClassifier.from_fitted(
@@ -551,7 +520,7 @@ def load(path: PathLike):
         **parts,
         threshold=threshold,
         threshold_tuning=tuning,
-        temperature=_saved_temperature(meta, path, outputs),
+        temperature=saved_temperature(meta, path, outputs),
     )
     estimator.metadata_ = meta
     return estimator

@@ -38,8 +38,8 @@ from .model import (
     StackedLinear,
     TabularMLP,
     encoded_width,
-    size_problem,
 )
+from .network_size import size_problem
 
 FREQUENCY_SCALE = 0.1  # initial frequencies ~ N(0, 0.1^2), as RealMLP's PBLD embeddings
 
@@ -98,9 +98,6 @@ class EnsembleMLP(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        problem = size_problem(config)
-        if problem:  # a configuration read back from a model directory, checked before use
-            raise ModelError(f"The network described cannot be built: {problem}.")
         self.config = config
         k, e = config.n_members, config.ensemble_size
         self.encoder = InputEncoder(config)
@@ -183,5 +180,10 @@ def ensemble_logits(logits: torch.Tensor, softmax: bool) -> torch.Tensor:
 
 
 def build_network(config: ModelConfig) -> nn.Module:
-    """The network a configuration describes: an ``EnsembleMLP`` or a plain ``TabularMLP``."""
+    """The network a configuration describes: an ``EnsembleMLP`` or a plain ``TabularMLP``;
+    one too large for memory is refused first (a configuration read back from a model
+    directory is checked before use)."""
+    problem = size_problem(config)
+    if problem:
+        raise ModelError(f"The network described cannot be built: {problem}.")
     return EnsembleMLP(config) if config.network == "ensemble" else TabularMLP(config)

@@ -8,50 +8,25 @@ mixed-type DataFrames (strings, missing values, unseen categories at predict tim
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from . import calibration, params
+from . import calibration, memory, params
 from .engine.config import History, Member, TensorData, TrainConfig, device_of
 from .engine.distributed import World
 from .engine.train import fit_stack
 from .ensemble_net import build_network
-from .errors import DataError, OutOfMemoryError, TabnnError, UsageError
+from .errors import DataError, UsageError
 from .frames import array_numeric, as_frame, as_target, column_names
 from .inference import check_finite, float64_network, mean_probabilities, member_probabilities
 from .model import ModelConfig, TabularMLP
 from .params import validate_params
 from .preprocess import EncodedInputs, Preprocessor
 from .schema import Schema, drop_missing_targets, infer_schema
-
-
-@contextmanager
-def out_of_memory_explained():
-    """A MemoryError (or CUDA's out-of-memory error) while fitting, as an error that says
-    what to do: the sizes were checked before, so it is the table or what it needs."""
-    try:
-        yield
-    except (MemoryError, torch.cuda.OutOfMemoryError) as error:
-        if isinstance(error, TabnnError):
-            raise
-        raise OutOfMemoryError(
-            "Training ran out of memory: the table and the network together are too large "
-            "for this machine. Train on fewer rows (tabnn train --stream reads a large table "
-            "in blocks), or choose fewer members (n_members), smaller layers (hidden) or "
-            "smaller batches (batch_size)."
-        ) from error
-
-
-def _task_of_codes(y: np.ndarray) -> str:
-    """The task encoded labels come from: 0/1 columns, two classes or more."""
-    if y.ndim == 2:
-        return "multilabel"
-    return "multiclass" if len(np.unique(y)) > 2 else "binary"
+from .tasks import task_of_codes
 
 
 class TabNNClassifier(ClassifierMixin, BaseEstimator):
@@ -265,7 +240,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        with out_of_memory_explained():
+        with memory.out_of_memory_explained():
             return self._fit(X, y, eval_set, on_epoch)
 
     def _fit(self, X, y, eval_set, on_epoch) -> TabNNClassifier:
@@ -329,7 +304,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         train when the fraction is 0 or there are fewer than 10 rows). ``task`` defaults
         to the fitted task, else is read from ``y``'s shape."""
         y = np.asarray(y)
-        task = task or getattr(self, "task_", None) or _task_of_codes(y)
+        task = task or getattr(self, "task_", None) or task_of_codes(y)
         if self.validation_fraction == 0 or len(y) < 10:  # too few rows to hold any out
             return np.arange(len(y)), np.arange(0)
         from .evaluation.splits import split_indices  # fit time only: predict needs no splits
@@ -370,7 +345,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        with out_of_memory_explained():
+        with memory.out_of_memory_explained():
             frame, target = self._read_for_fit(X, y)
             schema = schema if schema is not None else self._schema_of(X, frame, target)
             if drop_missing_targets(frame, target)[2]:

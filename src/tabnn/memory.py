@@ -1,7 +1,8 @@
 """How much memory this process may use, and sizes in words: what tabnn's size checks
 compare a configuration's needs with, before anything is allocated.
 
-Only the standard library at import (torch only when a CUDA device is asked about), and
+Only the standard library at import (torch only for a CUDA device, or a fit that ran out
+of memory: ``out_of_memory_explained`` says what to do), and
 only integer arithmetic on sizes: a size parameter of any magnitude cannot overflow here.
 """
 
@@ -9,8 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
+
+from .errors import OutOfMemoryError, TabnnError
 
 # a machine whose memory cannot be read (no sysconf) is taken to have this much
 UNKNOWN_MACHINE_BYTES = 1 << 40
@@ -114,3 +118,22 @@ def shown(value) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(map(shown, value)) + "]"
     return repr(value)
+
+
+@contextmanager
+def out_of_memory_explained():
+    """A MemoryError (or CUDA's out-of-memory error) while fitting, as an error that says
+    what to do: the sizes were checked before, so it is the table or what it needs."""
+    import torch
+
+    try:
+        yield
+    except (MemoryError, torch.cuda.OutOfMemoryError) as error:
+        if isinstance(error, TabnnError):
+            raise
+        raise OutOfMemoryError(
+            "Training ran out of memory: the table and the network together are too large "
+            "for this machine. Train on fewer rows (tabnn train --stream reads a large table "
+            "in blocks), or choose fewer members (n_members), smaller layers (hidden) or "
+            "smaller batches (batch_size)."
+        ) from error

@@ -19,17 +19,8 @@ from . import memory
 from .designs import PRESETS
 from .engine.config import TrainConfig
 from .errors import UsageError
-from .model import (
-    ACTIVATIONS,
-    NORMS,
-    NUMERIC_EMBEDDINGS,
-    TRAIN_BYTES_PER_PARAMETER,
-    ModelConfig,
-    activation_values,
-    build_config,
-    hidden_sizes,
-    parameter_count,
-)
+from .model import ACTIVATIONS, NORMS, NUMERIC_EMBEDDINGS, ModelConfig, build_config, hidden_sizes
+from .network_size import TRAIN_BYTES_PER_PARAMETER, activation_values, parameter_count
 from .preprocess import MISSING_INDICATORS, SCALINGS
 from .schema import Schema
 from .tasks import TASKS, n_outputs
@@ -328,7 +319,7 @@ def loss_weights(estimator, schema: Schema, y: np.ndarray) -> torch.Tensor | Non
 
 # --------------------------------------------------------------------------- memory
 
-# What training holds besides the weights (model.TRAIN_BYTES_PER_PARAMETER each) and the
+# What training holds besides the weights (network_size.TRAIN_BYTES_PER_PARAMETER each) and the
 # activations, at least:
 ROW_BYTES = 64  # per member and row: its row number, the epoch's layout (index, mask,
 #                 target, loss weight: steps x batch slots) and its share of the steps' plan

@@ -1,5 +1,5 @@
-"""Rebuilding a saved network: the values of ``tabnn.json`` checked for their types, its
-parts against each other, and the network built from its configuration and filled with the
+"""Rebuilding a saved network: the values of ``tabnn.json`` checked for their types (the
+threshold and temperatures for their ranges too), its parts against each other, and the network built from its configuration and filled with the
 tensors of ``model.safetensors`` (``artifact.load`` reads the files; this checks and
 assembles)."""
 
@@ -314,3 +314,34 @@ def _tensor_text(tensor: torch.Tensor | None) -> str:
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def saved_temperature(meta: dict, path: PathLike, outputs: int) -> list[float] | None:
+    """The temperatures in ``tabnn.json``; None for a model saved before calibration
+    existed or without it. Each must be a positive finite number, one for binary and
+    multi-class models, one per label for multi-label ones (``outputs``)."""
+    saved = meta.get("temperature")  # a list of numbers or None (check_types)
+    if saved is None:
+        return None
+    if len(saved) != outputs or not all(0 < t < float("inf") for t in saved):
+        raise ModelError(
+            f"'{path}': its {META_FILE} has temperature = {describe(saved)}; expected a list "
+            f"of {outputs} positive number(s). {FIX}"
+        )
+    return [float(t) for t in saved]
+
+
+def saved_threshold(meta: dict, path: PathLike) -> tuple[float, dict | None]:
+    """The threshold in ``tabnn.json`` and how it was tuned; a model saved before
+    thresholds could be tuned applies its ``threshold`` parameter."""
+    saved = meta.get("threshold")  # {"value": number, "tuning": ...} or None (check_types)
+    if saved:
+        key, value, tuning = "threshold.value", saved["value"], saved["tuning"]
+    else:
+        key, value, tuning = "params.threshold", meta["params"].get("threshold"), None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise ModelError(
+            f"'{path}': its {META_FILE} has {key} = {describe(value)}; expected a decision "
+            f"threshold, a number from 0 to 1. {FIX}"
+        )
+    return float(value), tuning

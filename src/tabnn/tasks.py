@@ -49,3 +49,10 @@ BASELINE_TITLES = {
 def n_outputs(task: str, n_classes: int) -> int:
     """Logits the network ends with: one for a binary target, one per class or label else."""
     return 1 if task == "binary" else n_classes
+
+
+def task_of_codes(y) -> str:
+    """The task encoded labels (a NumPy array) come from: 0/1 columns, two classes or more."""
+    if y.ndim == 2:
+        return "multilabel"
+    return "multiclass" if len(set(y.tolist())) > 2 else "binary"

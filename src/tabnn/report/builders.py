@@ -18,7 +18,8 @@ from ..contributions import input_contributions
 from ..evaluation.holdout import positive_proba
 from ..evaluation.threshold import describe_threshold
 from ..frames import aligned
-from ..model import encoded_width, multiply_adds_per_row
+from ..model import encoded_width
+from ..network_size import multiply_adds_per_row
 from .data import ReportData
 from .summaries import (
     PREDICTED_CELLS,

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 import tabnn
+from tabnn.column_kinds import ColumnFacts
 from tabnn.data import ReadOptions
-from tabnn.schema import ColumnFacts
 from tabnn.streaming import TableStream, survey
 from tabnn.table_profile import ColumnProfile
 

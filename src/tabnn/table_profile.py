@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 
 from . import dates
+from .column_kinds import ColumnFacts, family_of
 from .data.target import explode_labels, label_names
 from .errors import DataError
 from .frames import as_target, column_names
 from .labels import as_float, check_binary_column, plain_value
 from .params import validate_params
-from .schema import ColumnFacts, Schema, family_of, feature_kinds, schema_of_facts
+from .schema import Schema, feature_kinds, schema_of_facts
 
 EXACT_DISTINCT = 4096
 EMPTY = "empty"  # a chunk's column of text type without a value: no evidence of its kind

@@ -1,7 +1,7 @@
 """Rebuilding a saved network: the values of ``tabnn.json`` checked for their types (the
-threshold and temperatures for their ranges too), its parts against each other, and the network built from its configuration and filled with the
-tensors of ``model.safetensors`` (``artifact.load`` reads the files; this checks and
-assembles)."""
+threshold and temperatures for their ranges too), its parts against each other, and the
+network built from its configuration and filled with the tensors of ``model.safetensors``
+(``artifact.load`` reads the files; this checks and assembles)."""
 
 from __future__ import annotations
 

@@ -258,9 +258,9 @@ def refuse_infinities(numeric: dict, index: pd.Index) -> None:
     rows = index[infinite[:, j]]
     shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
     raise SchemaError(
-        f"Column {list(numeric)[j]!r} holds infinite values (or numbers beyond float64's "
-        f"range, about 1.8e308) in data rows {shown} (0-based); expected finite numbers. Fix "
-        f"the values, or leave the cells empty (or ?/NA) for missing values."
+        f"Column {list(numeric)[j]!r} holds infinite values in data rows {shown} (0-based); "
+        f"expected finite numbers (beyond float64's range, about 1.8e308, a number is "
+        f"infinite). Fix the values, or leave the cells empty (or ?/NA) for missing values."
     )
 
 

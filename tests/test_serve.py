@@ -135,7 +135,7 @@ def guarded(model_dirs):
 def batching(model_dirs):
     """A server micro-batching with a long wait, so that concurrent requests share batches."""
     running = Server([str(model_dirs["titanic"]), "--batch-max-rows", "64",
-                      "--batch-wait-ms", "300"])  # fmt: skip
+                      "--batch-wait-ms", "100"])  # fmt: skip
     yield running
     output = running.stop()
     assert "Traceback" not in output, output
@@ -503,7 +503,7 @@ def test_a_request_never_borrows_columns_from_its_batch(batching):
         for _ in range(5):
             full = pool.submit(post, batching, "/invocations", csv,
                                headers={"Content-Type": "text/csv"})  # fmt: skip
-            time.sleep(0.02)  # inside the first one's 300 ms wait
+            time.sleep(0.02)  # inside the first one's 100 ms wait
             partial = pool.submit(
                 post, batching, "/invocations", {"dataframe_records": [{"Age": 3}]}
             )

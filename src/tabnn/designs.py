@@ -30,6 +30,16 @@ def parse_design(name: str) -> str | list[int]:
     )
 
 
+def design_name(hidden: str | list[int]) -> str:
+    """The estimator's ``hidden`` as the command line names the design (``parse_design``
+    reversed).
+
+    >>> design_name("wide"), design_name([256, 128])
+    ('wide', 'mlp:256-128')
+    """
+    return hidden if isinstance(hidden, str) else "mlp:" + "-".join(map(str, hidden))
+
+
 MAX_DIGITS = 18  # no size of more digits fits any memory; int() refuses 4,300 digits
 
 

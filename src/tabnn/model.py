@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import memory
-from .designs import PRESETS
+from .designs import PRESETS, design_name
 from .errors import UsageError
 from .preprocess import Preprocessor
 
@@ -105,6 +105,12 @@ def hidden_sizes(preset: str | list[int], input_width: int) -> list[int]:
     raise UsageError(f"Unknown model preset {preset!r}; valid presets: {', '.join(PRESETS)}.")
 
 
+def network_for(ensemble_size: int, numeric_embedding: str) -> str:
+    """The network a design trains: the efficient ensemble (``ensemble_net.EnsembleMLP``)
+    when it has several members or embeds the numeric columns, else a plain ``TabularMLP``."""
+    return "ensemble" if ensemble_size > 1 or numeric_embedding != "none" else "mlp"
+
+
 def build_config(
     preprocessor: Preprocessor,
     n_outputs: int,
@@ -143,16 +149,16 @@ def build_config(
         norm=norm,
         n_members=n_members,
         embedding_dims=[embedding_dim(c) for c in cards],
-        network="ensemble" if ensemble_size > 1 or numeric_embedding != "none" else "mlp",
+        network=network_for(ensemble_size, numeric_embedding),
         task=task,
         ensemble_size=int(ensemble_size),
         numeric_embedding=numeric_embedding,
     )
     if config.hidden and max(config.hidden) > MAX_UNITS:
-        design = preset if isinstance(preset, str) else "mlp:" + "-".join(map(str, preset))
         raise UsageError(
-            f"The design {design} is too large: a layer of {memory.shown(max(config.hidden))} "
-            f"units, above the limit of {MAX_UNITS:,}. Choose smaller layers (e.g. mlp:256-128)."
+            f"The design {design_name(preset)} is too large: a layer of "
+            f"{memory.shown(max(config.hidden))} units, above the limit of {MAX_UNITS:,}. "
+            "Choose smaller layers (e.g. mlp:256-128)."
         )
     return config
 

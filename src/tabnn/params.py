@@ -16,10 +16,18 @@ import numpy as np
 import torch
 
 from . import memory
-from .designs import PRESETS
+from .designs import PRESETS, design_name
 from .engine.config import TrainConfig
 from .errors import UsageError
-from .model import ACTIVATIONS, NORMS, NUMERIC_EMBEDDINGS, ModelConfig, build_config, hidden_sizes
+from .model import (
+    ACTIVATIONS,
+    NORMS,
+    NUMERIC_EMBEDDINGS,
+    ModelConfig,
+    build_config,
+    hidden_sizes,
+    network_for,
+)
 from .network_size import TRAIN_BYTES_PER_PARAMETER, activation_values, parameter_count
 from .preprocess import MISSING_INDICATORS, SCALINGS
 from .schema import Schema
@@ -159,6 +167,29 @@ def validate_params(estimator) -> None:
                 f"The {name!r} parameter of {type(estimator).__name__} must be {expected}. "
                 f"Got {value!r} instead."
             )
+    check_design_options(estimator)
+
+
+def check_design_options(estimator) -> None:
+    """Refuse (UsageError) an option that the design's network cannot honour, rather than
+    train without it. Only ``norm`` is such an option: the plain MLP (``TabularMLP``) has
+    batch and layer norm, the efficient ensemble (``EnsembleMLP``) no normalisation layer.
+    Every other option acts in both networks (activation, dropout) or outside them
+    (encoder, loss, optimiser)."""
+    chosen = recipe(estimator)
+    network = network_for(chosen.ensemble_size, chosen.numeric_embedding)
+    if estimator.norm == "none" or network == "mlp":
+        return
+    why = [f"ensemble_size={chosen.ensemble_size}"] if chosen.ensemble_size > 1 else []
+    if chosen.numeric_embedding != "none":
+        why.append(f"numeric_embedding={chosen.numeric_embedding!r}")
+    raise UsageError(
+        f"The 'norm' parameter of {type(estimator).__name__} (--norm) is "
+        f"{estimator.norm!r}, which the design {design_name(estimator.hidden)} cannot "
+        f"honour: it trains an efficient ensemble ({', '.join(why)}), whose layers have no "
+        "normalisation. Use norm='none', or a plain MLP (ensemble_size=1 and "
+        "numeric_embedding='none'; on the command line --model wide, deep or mlp:SIZES)."
+    )
 
 
 class Recipe(NamedTuple):
@@ -390,11 +421,11 @@ def smallest_config(estimator, members: int) -> ModelConfig:
     """The network of the estimator's parameters for one numeric input and one output."""
     chosen = recipe(estimator)
     hidden = estimator.hidden
-    embedded = chosen.ensemble_size > 1 or chosen.numeric_embedding != "none"
     return ModelConfig(
         n_numeric=1, indicator_columns=[], cardinalities=[], scaling=chosen.scaling,
         n_quantiles=0, n_outputs=1, hidden=hidden_sizes(hidden, 1), n_members=members,
-        network="ensemble" if embedded else "mlp", ensemble_size=chosen.ensemble_size,
+        network=network_for(chosen.ensemble_size, chosen.numeric_embedding),
+        ensemble_size=chosen.ensemble_size,
         numeric_embedding=chosen.numeric_embedding,
     )  # fmt: skip
 

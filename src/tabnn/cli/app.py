@@ -151,6 +151,7 @@ def train(
     baselines, and save it as a model directory with its report."""
     from ..engine.distributed import joined
     from ..estimator import TabNNClassifier
+    from ..params import validate_params
     from ..streaming import memory_bytes, should_stream, stream_train_workflow
     from ..workflows import Outputs, ReadOptions, train_workflow
 
@@ -164,6 +165,7 @@ def train(
         estimator = TabNNClassifier(
             **estimator_params(locals()), hidden=hidden(model), n_members=ensemble
         )
+        validate_params(estimator)  # before the table is read
         options = ReadOptions(sep=sep, header=header, target=target, label_sep=label_sep)
         out = out or default_out(data)
         budget = None if memory is None else memory_bytes(memory)
@@ -252,6 +254,7 @@ def compare(
     (all folds of a design train as one stack), refit the winner, test it once, save it
     with its report."""
     from ..artifact import threshold_info
+    from ..evaluation.compare import checked_designs
     from ..workflows import Outputs, ReadOptions, compare_workflow
 
     with user_errors(quiet):
@@ -260,6 +263,7 @@ def compare(
             parse_design(name)
         if not designs:
             raise UsageError("--models needs at least one design, e.g. wide,deep.")
+        checked_designs(designs, estimator_params(locals()))  # before the table is read
         options = ReadOptions(sep=sep, header=header, target=target, label_sep=label_sep)
         out = out or default_out(data)
         with design_progress(designs, epochs, quiet or as_json) as (on_design, on_epoch):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ import pandas as pd
 from ..designs import parse_design
 from ..errors import DataError, UsageError
 from ..estimator import TabNNClassifier
-from ..params import check_memory
+from ..params import check_memory, validate_params
 from ..schema import drop_missing_targets
 from ..tasks import HIGHER_IS_BETTER
 from .baselines import baseline_scores, lightgbm_frame, lightgbm_scores, lightgbm_wanted
@@ -185,10 +186,24 @@ def summarise(result: Comparison, n_fit: float, n_held_out: float) -> None:
     result.paired = {"a": result.winner, "b": rival, **test}
 
 
-def _prepared(frame, target, metric, seed: int, params: dict):
+def checked_designs(designs, params: dict, seed: int = 0) -> list[TabNNClassifier]:
+    """One unfitted estimator per design (a default-design one when there is none), each
+    with its parameters checked (UsageError) before any data is read: an option that one
+    design cannot honour (``norm`` for the default's ensemble) stops the comparison before
+    the other designs train, and does not stop a comparison without that design."""
+    hidden = [parse_design(name) for name in designs]
+    params = {"random_state": seed, **params}
+    stacks = [TabNNClassifier(**{**params, "hidden": h}) for h in hidden]
+    stacks = stacks or [TabNNClassifier(**params)]
+    for stack in stacks:
+        validate_params(stack)
+    return stacks
+
+
+def _prepared(frame, target, metric, seed: int, params: dict, designs):
     """Checked parameters, the schema of these rows, the ranking metric and the encoded
     target, shared by plain and nested cross-validation."""
-    probe = TabNNClassifier(**params, random_state=seed)
+    probe = checked_designs(designs, params, seed)[0]
     schema = probe.infer_schema(frame, target)
     return probe, schema, check_metric(metric, schema.task), schema.encode_target(target)
 
@@ -211,7 +226,7 @@ def cross_validate_designs(
     starts, ``on_epoch(record)`` after each epoch of its stack."""
     params = dict(params or {})
     hidden = {name: parse_design(name) for name in designs}
-    probe, schema, metric, y = _prepared(frame, target, metric, seed, params)
+    probe, schema, metric, y = _prepared(frame, target, metric, seed, params, designs)
     check_fold_stacks(hidden.values(), params, folds, repeats, len(y))
     splits = stratified_folds(
         y, schema.task, n_splits=folds, repeats=repeats, seed=seed, class_names=schema.classes
@@ -265,7 +280,7 @@ def nested_cross_validation(
     protocol of workload W5).
     """
     params = dict(params or {})
-    _, schema, metric, y = _prepared(frame, target, metric, seed, params)
+    _, schema, metric, y = _prepared(frame, target, metric, seed, params, designs)
     outer = stratified_folds(y, schema.task, n_splits=folds, seed=seed, class_names=schema.classes)
     records = []
     for j, (fit_rows, held_out) in enumerate(outer):
@@ -302,6 +317,12 @@ class CompareResult:
     test_rows: np.ndarray
     refit: str
     nested: dict | None = None
+    # what the workflow around it adds (workflows.save_and_track): what it read, where
+    # the model, its report and the tracked run went
+    source: dict = field(default_factory=dict)
+    model_dir: Path | None = None
+    report: Path | None = None
+    tracking: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -372,9 +393,7 @@ def compare(
     if refit not in REFITS:
         raise UsageError(f"refit must be one of {', '.join(REFITS)}; got {refit!r}.")
     designs = list(models)
-    for name in designs:
-        parse_design(name)
-    probe = TabNNClassifier(**params, random_state=seed)
+    probe = checked_designs(designs, params, seed)[0]
     frame, target = probe.as_frames(X, y)
     frame, target, _ = drop_missing_targets(frame, target)
     y_split, task = encoded_for_split(target)

@@ -94,14 +94,35 @@ def data_fingerprint(frame: pd.DataFrame) -> dict[str, Any]:
     >>> fp["rows"], fp["columns"], len(fp["sha256"])
     (2, ['a', 'b'], 64)
     """
-    columns = [str(c) for c in frame.columns]
-    row_hashes = pd.util.hash_pandas_object(frame, index=False)
-    digest = hashlib.sha256()
-    # Names first, so the same values under other column names give another hash.
-    digest.update(json.dumps(columns).encode("utf-8"))
-    # Fixed little-endian bytes keep the digest equal across platforms.
-    digest.update(row_hashes.to_numpy(dtype="<u8").tobytes())
-    return {"rows": int(len(frame)), "columns": columns, "sha256": digest.hexdigest()}
+    fingerprint = Fingerprint()
+    fingerprint.add(frame)
+    return fingerprint.result()
+
+
+class Fingerprint:
+    """``data_fingerprint`` of a table given in consecutive parts (a stream's chunks). A
+    row's hash depends on its columns' types, so the parts give the whole table's digest
+    when each types its columns as the whole table does; a part without missing values,
+    in a column of integers that has some elsewhere, holds int64 where the whole table
+    holds float64, and its rows hash otherwise."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.columns: list[str] | None = None
+        self.digest = hashlib.sha256()
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if self.columns is None:
+            self.columns = [str(c) for c in frame.columns]
+            # Names first, so the same values under other column names give another hash.
+            self.digest.update(json.dumps(self.columns).encode("utf-8"))
+        row_hashes = pd.util.hash_pandas_object(frame, index=False)
+        # Fixed little-endian bytes keep the digest equal across platforms.
+        self.digest.update(row_hashes.to_numpy(dtype="<u8").tobytes())
+        self.rows += len(frame)
+
+    def result(self) -> dict[str, Any]:
+        return {"rows": self.rows, "columns": self.columns, "sha256": self.digest.hexdigest()}
 
 
 # --------------------------------------------------------------------------- save

@@ -19,7 +19,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from . import params
-from .data import detect_header, split_target
+from .artifact import Fingerprint
+from .data import PARQUET_SUFFIXES, detect_header, split_target
 from .data.read import naming
 from .data.stream import (
     CHUNK_ROWS,
@@ -111,6 +112,22 @@ class Survey:
     target_columns: list  # y's columns as the samples hold them
     label_sep: str | None = None  # the samples' targets are label sets, split on this
     labels: list | None = None  # ... into these labels, the whole table's
+    header_detected: bool = False  # the header was detected, not as the user said
+    text: bool = True  # the (first) file is delimited text
+    # artifact.data_fingerprint of the rows as read, chunk by chunk (see Fingerprint):
+    # that of the table in memory when each chunk types its columns as the whole does
+    fingerprint: dict = field(default_factory=dict)
+
+    def source(self, path) -> dict:
+        """What was read, as ``TrainingTable.source`` says it of a table in memory."""
+        return {
+            "file": Path(path).name,
+            "rows": self.fingerprint["rows"],
+            "columns": len(self.fingerprint["columns"]),
+            "text": self.text,
+            "header": self.header,
+            "header_detected": self.header_detected,
+        }
 
 
 class StreamChunk(NamedTuple):
@@ -135,9 +152,15 @@ class TableStream:
         self.several = len(table_files(path)) > 1
 
     def __iter__(self) -> Iterator[StreamChunk]:
-        """-> each chunk (``dropped`` counts the rows without a target so far)."""
+        return self.read()
+
+    def read(self, fingerprint: Fingerprint | None = None) -> Iterator[StreamChunk]:
+        """-> each chunk (``dropped`` counts the rows without a target so far); the rows
+        as read, those without a target too, go to ``fingerprint`` (the first pass's)."""
         self.dropped = 0
         for chunk in iter_chunks(self.path, sep=self.options.sep, header=self.header):
+            if fingerprint is not None:
+                fingerprint.add(chunk.frame)
             file = chunk.file if self.several else None
             with naming(file):
                 X, y = self._split(chunk.frame)
@@ -174,7 +197,8 @@ def survey(stream: TableStream, estimator, seed: int, val_size: float, test_size
     counts = dict.fromkeys((TRAIN, VALIDATION, TEST), 0)
     samples = {part: Sample(cap, seed + part) for part, cap in SAMPLE_CAPS.items()}
     guess, columns, targets = None, [], []
-    for X, y, rows, file in stream:
+    fingerprint = Fingerprint()
+    for X, y, rows, file in stream.read(fingerprint):
         if len(X) == 0:
             continue
         with naming(file):
@@ -198,9 +222,12 @@ def survey(stream: TableStream, estimator, seed: int, val_size: float, test_size
         statistics = guess.statistics
     else:
         statistics = gather_statistics(stream, schema, split)
+    first = table_files(stream.path)[0]
     return Survey(
         schema, statistics, counts, samples, stream.header, columns, stream.dropped, targets,
-        stream.options.label_sep, stream.labels,
+        stream.options.label_sep, stream.labels, header_detected=stream.options.header is None,
+        text=first.suffix.lower() not in (*PARQUET_SUFFIXES, ".arff"),
+        fingerprint=fingerprint.result(),
     )  # fmt: skip
 
 
@@ -390,70 +417,111 @@ def stream_train_workflow(
     path, options, estimator, *, out, val_size=0.15, test_size=0.15, memory=None,
     on_epoch=None, outputs=None,
 ):  # fmt: skip
-    """``train_workflow`` for a table larger than memory; returns the same ``TrainResult``
-    (its evaluation on the test sample)."""
-    from .artifact import temperature_info
+    """``train_workflow`` for a table larger than memory: it returns the same ``TrainResult``
+    (its evaluation on the test sample), and saves, tracks and records provenance alike."""
     from .engine.distributed import World
-    from .evaluation.holdout import holdout_evaluation
-    from .report import builders
-    from .workflows import Outputs, TrainResult, check_model_out, save_with_report
+    from .workflows import Outputs, check_model_out, each_callback, provenance, save_and_track
 
     main = World.current().is_main
-    if options.target is None:
-        raise UsageError("--target is required: name the column(s) to predict.")
-    if estimator.threshold == "auto":
-        raise UsageError("--threshold auto is not available with --stream yet; give a number.")
+    check_stream_options(options, estimator)
     outputs = (outputs or Outputs()) if main else Outputs(report=False)
     if out is not None:
         check_model_out(out)
     memory = memory or _available_memory()
-    first = table_files(path)[0]
-    header = options.header if options.header is not None else detect_header(first, sep=options.sep)
-    stream = TableStream(path, options, header)
+    stream = TableStream(path, options, _header(path, options))
     seed, sizes = int(estimator.random_state or 0), (val_size, test_size)
     started = time.perf_counter()
     found = survey(stream, estimator, seed, *sizes)
     surveyed = time.perf_counter() - started
-    estimator, block_rows = fit_streaming(estimator, stream, found, seed, sizes, memory, on_epoch)
-    seconds = time.perf_counter() - started
-    if not main:  # torchrun's other ranks: rank 0 evaluates and writes
-        return None
-    samples = [split_sample(found, part) for part in (TRAIN, VALIDATION, TEST)]
-    X = pd.concat([s[0] for s in samples], ignore_index=True)
-    y = pd.concat([s[1] for s in samples], ignore_index=True)
-    ends = np.cumsum([0] + [len(s[0]) for s in samples])
-    train, val, test = (np.arange(ends[i], ends[i + 1]) for i in range(3))
-    evaluation = holdout_evaluation(estimator, X.iloc[train], y.iloc[train], X, y, test)
-    evaluation["sampled_from"] = found.counts[TEST]
-    rows = {"train": found.counts[TRAIN], "validation": found.counts[VALIDATION],
-            "test": found.counts[TEST]}  # fmt: skip
-    streamed = {
-        "memory_budget": memory, "block_rows": block_rows, "survey_seconds": surveyed,
-        "samples": {"train": len(train), "validation": len(val), "test": len(test)},
-        "quantile_rank_error": found.statistics.rank_error,
-    }  # fmt: skip
-    result = TrainResult(
-        model_dir=None, task=estimator.task_, classes=list(estimator.schema_.classes),
-        rows=rows, dropped_columns=dict(estimator.schema_.dropped),
-        dropped_targets=found.dropped_targets, best_epochs=list(estimator.history_.best_epoch),
-        seconds=seconds, evaluation=evaluation, params=estimator.get_params(),
-        temperature=temperature_info(estimator),
-        source={"file": Path(path).name, "rows": sum(found.counts.values()) + found.dropped_targets,
-                "columns": len(found.columns) + len(found.schema.target), "header": header,
-                "header_detected": options.header is None,
-                "text": first.suffix.lower() not in (".parquet", ".pq")},
-    )  # fmt: skip
-    if out is not None:
-        training = {
-            "source": Path(path).name, "read_options": {**vars(options), "header": header},
-            "target_columns": list(found.schema.target), "rows": rows, "split_seed": seed,
-            "split": "hash of the row number", "val_size": val_size, "test_size": test_size,
-            "seconds": seconds, "streamed": streamed,
-        }  # fmt: skip
-        splits = {"train": train, "validation": val, "test": test}
-        data = builders.train_report(
-            estimator, X, y, splits, evaluation, Path(path).name, with_importance=outputs.report
-        )
-        extra = {"evaluation": evaluation, "training": training}
-        result.model_dir, result.report = save_with_report(estimator, out, extra, data, outputs)
+    # opened once the first pass has checked the table, as train_workflow opens it once
+    # the table is read: a bad table leaves no run behind
+    with outputs.tracker(f"train-{Path(path).stem}") as tracker:
+        tracker.log_params({"data": Path(path).name, **estimator.get_params()})
+        epochs = each_callback(on_epoch, tracker.on_epoch)
+        estimator, block_rows = fit_streaming(estimator, stream, found, seed, sizes, memory, epochs)
+        seconds = time.perf_counter() - started
+        if not main:  # torchrun's other ranks: rank 0 evaluates and writes
+            return None
+        held = SampledRows(found)
+        evaluation = held.evaluation(estimator, found.counts[TEST])
+        tracker.log_metrics({"test": evaluation["scores"].get("model", {})})
+        result = streamed_result(estimator, found, path, seconds, evaluation)
+
+        def contents():
+            streamed = {
+                "memory_budget": memory, "block_rows": block_rows, "survey_seconds": surveyed,
+                "samples": {name: len(rows) for name, rows in held.splits.items()},
+                "quantile_rank_error": found.statistics.rank_error,
+            }  # fmt: skip
+            more = {"split": "hash of the row number", "val_size": val_size,
+                    "test_size": test_size, "seconds": seconds, "streamed": streamed}  # fmt: skip
+            extra = {"evaluation": evaluation,
+                     **provenance(path, options, found, result.rows, seed, more)}  # fmt: skip
+            return estimator, extra, held.report(estimator, evaluation, path, outputs)
+
+        save_and_track(result, out, outputs, tracker, contents)
     return result
+
+
+def check_stream_options(options, estimator) -> None:
+    """Refuse what training on a stream cannot do, before anything is read."""
+    if options.target is None:
+        raise UsageError("--target is required: name the column(s) to predict.")
+    if estimator.threshold == "auto":
+        raise UsageError("--threshold auto is not available with --stream yet; give a number.")
+
+
+def _header(path, options) -> bool:
+    """Whether the first line holds column names: as the user said, else as detected in
+    the table's first file."""
+    if options.header is not None:
+        return options.header
+    return detect_header(table_files(path)[0], sep=options.sep)
+
+
+class SampledRows:
+    """The samples of the training, validation and test rows as one table (``X``, ``y``),
+    with each split's positions in it (``splits``): what the model is evaluated on, beside
+    baselines fitted on the training sample, and what its report draws."""
+
+    def __init__(self, found: Survey) -> None:
+        samples = [split_sample(found, part) for part in (TRAIN, VALIDATION, TEST)]
+        self.X = pd.concat([X for X, _ in samples], ignore_index=True)
+        self.y = pd.concat([y for _, y in samples], ignore_index=True)
+        ends = np.cumsum([0] + [len(X) for X, _ in samples])
+        names = ("train", "validation", "test")
+        self.splits = {name: np.arange(ends[i], ends[i + 1]) for i, name in enumerate(names)}
+
+    def evaluation(self, estimator, sampled_from: int) -> dict:
+        from .evaluation.holdout import holdout_evaluation
+
+        X, y, train = self.X, self.y, self.splits["train"]
+        evaluation = holdout_evaluation(
+            estimator, X.iloc[train], y.iloc[train], X, y, self.splits["test"]
+        )
+        evaluation["sampled_from"] = sampled_from  # test rows in the table
+        return evaluation
+
+    def report(self, estimator, evaluation: dict, path, outputs):
+        from .report import builders
+
+        return builders.train_report(
+            estimator, self.X, self.y, self.splits, evaluation, Path(path).name,
+            with_importance=outputs.report,
+        )  # fmt: skip
+
+
+def streamed_result(estimator, found: Survey, path, seconds: float, evaluation: dict):
+    """The ``TrainResult`` of a streamed training (no test rows listed: they are sampled)."""
+    from .artifact import temperature_info, threshold_info
+    from .workflows import TrainResult
+
+    return TrainResult(
+        model_dir=None, task=estimator.task_, classes=list(estimator.schema_.classes),
+        rows={"train": found.counts[TRAIN], "validation": found.counts[VALIDATION],
+              "test": found.counts[TEST]},
+        dropped_columns=dict(estimator.schema_.dropped), dropped_targets=found.dropped_targets,
+        best_epochs=list(estimator.history_.best_epoch), seconds=seconds,
+        evaluation=evaluation, params=estimator.get_params(), source=found.source(path),
+        threshold=threshold_info(estimator), temperature=temperature_info(estimator),
+    )  # fmt: skip

@@ -50,8 +50,11 @@ __all__ = [
     "TrainingTable",
     "check_model_out",
     "compare_workflow",
+    "each_callback",
     "evaluate_workflow",
     "load_training_table",
+    "provenance",
+    "save_and_track",
     "train_workflow",
     "tune_workflow",
 ]
@@ -79,6 +82,19 @@ def save_with_report(estimator, out, extra_meta: dict, data: ReportData, outputs
     into it (a rendering only: ``tabnn report`` draws it again). -> (model dir, page)."""
     model_dir = artifact.save(estimator, out, extra_meta=extra_meta, extra_files=data.files())
     return model_dir, write_report(data, model_dir) if outputs.report else None
+
+
+def save_and_track(result, out, outputs: Outputs, tracker: Tracker, contents) -> None:
+    """The tail every training workflow shares (train, compare, tune, train --stream): save
+    the model directory with its report when there is an ``out``, log it as the run's
+    artifact, and note in ``result`` where the model, the page and the run went.
+    ``contents()`` -> (estimator, extra meta, report data): called only when saving, as
+    the report's data costs predictions over the rows."""
+    if out is not None:
+        estimator, extra, data = contents()
+        result.model_dir, result.report = save_with_report(estimator, out, extra, data, outputs)
+        tracker.log_artifacts(result.model_dir)
+    result.tracking = list(tracker.destinations)
 
 
 @dataclass
@@ -118,6 +134,10 @@ class TrainingTable:
     @property
     def dropped_targets(self) -> int:
         return len(self.frame) - len(self.X)
+
+    @property
+    def fingerprint(self) -> dict:
+        return artifact.data_fingerprint(self.frame)
 
     def source(self, path) -> dict:
         """What was read, for the command line to report and the artifact to record."""
@@ -197,7 +217,7 @@ def train_workflow(
             X.iloc[train],
             y.iloc[train],
             eval_set=(X.iloc[val], y.iloc[val]) if len(val) else None,
-            on_epoch=_each(on_epoch, tracker.on_epoch),
+            on_epoch=each_callback(on_epoch, tracker.on_epoch),
         )
         seconds = time.perf_counter() - started
         if not main:
@@ -205,23 +225,24 @@ def train_workflow(
         evaluation = holdout_evaluation(estimator, X.iloc[train], y.iloc[train], X, y, test)
         tracker.log_metrics({"test": evaluation["scores"].get("model", {})})
         result = _train_result(estimator, table, path, (train, val, test), seconds, evaluation)
-        if out is not None:
+
+        def contents():
             training = {"seconds": seconds, "val_size": val_size, "test_size": test_size}
             extra = {
                 "evaluation": evaluation,
-                **_provenance(path, options, table, result.rows, seed, training),
+                **provenance(path, options, table, result.rows, seed, training),
             }
             splits = {"train": train, "validation": val, "test": test}
             data = builders.train_report(
                 estimator, X, y, splits, evaluation, Path(path).name, with_importance=outputs.report
             )
-            result.model_dir, result.report = save_with_report(estimator, out, extra, data, outputs)
-            tracker.log_artifacts(result.model_dir)
-        result.tracking = list(tracker.destinations)
+            return estimator, extra, data
+
+        save_and_track(result, out, outputs, tracker, contents)
     return result
 
 
-def _each(*callbacks):
+def each_callback(*callbacks):
     """One callback calling each given one (None ones skipped)."""
     chosen = [c for c in callbacks if c is not None]
 
@@ -252,9 +273,10 @@ def _train_result(estimator, table, path, splits, seconds: float, evaluation) ->
     )
 
 
-def _provenance(path, options: ReadOptions, table, rows: dict, seed: int, more: dict) -> dict:
+def provenance(path, options: ReadOptions, table, rows: dict, seed: int, more: dict) -> dict:
     """Where a saved model came from: its file, how it was read, its rows and split seed,
-    and a fingerprint of the data."""
+    and a fingerprint of the data. ``table`` is a ``TrainingTable`` or what a stream's
+    first pass found (``streaming.Survey``): both have these attributes."""
     training = {
         "source": Path(path).name,
         "read_options": {**vars(options), "header": table.header},
@@ -265,7 +287,7 @@ def _provenance(path, options: ReadOptions, table, rows: dict, seed: int, more: 
         "split_seed": seed,
         **more,
     }
-    return {"training": training, "data_fingerprint": artifact.data_fingerprint(table.frame)}
+    return {"training": training, "data_fingerprint": table.fingerprint}
 
 
 def _check_whole_table(estimator: TabNNClassifier, table: TrainingTable) -> None:
@@ -371,26 +393,24 @@ def compare_workflow(
             table.X, table.y, designs, folds=folds, repeats=repeats, metric=metric,
             refit=refit, test_size=test_size, seed=seed, nested=nested,
             on_design=design_started,
-            on_epoch=_each(on_epoch, lambda r: tracker.on_epoch(r, prefix=stage["prefix"])),
+            on_epoch=each_callback(on_epoch, lambda r: tracker.on_epoch(r, prefix=stage["prefix"])),
             **params,
         )  # fmt: skip
         tracker.log_metrics(_comparison_metrics(result))
-        result.model_dir, result.report = None, None
         result.source = table.source(path)
-        if out is not None:
+
+        def contents():
             more = {"test_size": test_size, "refit": refit}
             extra = {
                 "evaluation": result.test,
                 "comparison": result.comparison.to_dict(),
                 "nested_cv": result.nested,
-                **_provenance(path, options, table, result.rows, seed, more),
+                **provenance(path, options, table, result.rows, seed, more),
             }
             data = builders.compare_report(result, table.X, table.y, Path(path).name)
-            result.model_dir, result.report = save_with_report(
-                result.estimator, out, extra, data, outputs
-            )
-            tracker.log_artifacts(result.model_dir)
-        result.tracking = list(tracker.destinations)
+            return result.estimator, extra, data
+
+        save_and_track(result, out, outputs, tracker, contents)
     return result
 
 
@@ -430,19 +450,17 @@ def tune_workflow(
         tracker.log_params({"data": Path(path).name, **settings, **params})
         result = tune(table.X, table.y, seed=seed, on_batch=on_batch, **settings, **params)
         tracker.log_metrics({"test": result.test.get("scores", {}).get("model", {})})
-        result.model_dir, result.report = None, None
         result.source = table.source(path)
-        if out is not None:
+
+        def contents():
             more = {"test_size": settings.get("test_size", 0.15)}
             extra = {
                 "evaluation": result.test,
                 "tuning": {**result.summary, "default_test": result.default_test},
-                **_provenance(path, options, table, result.rows, seed, more),
+                **provenance(path, options, table, result.rows, seed, more),
             }
             data = builders.tune_report(result, table.X, table.y, Path(path).name)
-            result.model_dir, result.report = save_with_report(
-                result.estimator, out, extra, data, outputs
-            )
-            tracker.log_artifacts(result.model_dir)
-        result.tracking = list(tracker.destinations)
+            return result.estimator, extra, data
+
+        save_and_track(result, out, outputs, tracker, contents)
     return result

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,12 @@ class TuneResult:
     rows: dict
     test_rows: np.ndarray
     trials: list[dict] = field(default_factory=list)  # every trial of the study
+    # what the workflow around it adds (workflows.save_and_track): what it read, where
+    # the model, its report and the tracked run went
+    source: dict = field(default_factory=dict)
+    model_dir: Path | None = None
+    report: Path | None = None
+    tracking: list[str] = field(default_factory=list)
 
     def test_scores(self) -> dict:
         """The test scores of the tuned model (``model``), the baselines and the default

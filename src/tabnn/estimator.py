@@ -46,6 +46,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         lr 3e-3 x sqrt(batch / 256); epochs for about 750 steps, within [15, 200]. Early
         stopping on validation loss usually ends sooner than ``epochs``.
     norm : {"none", "batch", "layer"}, default="none"
+        Plain MLPs only: refused with an efficient ensemble (the default design).
     weight_decay : float, default=1e-4 (AdamW's decoupled decay)
     patience : int, default=20
         Epochs without a better validation loss before a member stops.

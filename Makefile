@@ -6,11 +6,20 @@ TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: demo test test-spark lint format bench clean chromium
 
+# Two stamps: $(BIN)/tabnn, the package and its dependencies (all the demo needs), and
+# $(TEST_STAMP), the test extra on top (pytest, ruff, the servers, Spark, Optuna, MLflow,
+# ONNX, Playwright). `make demo` then `make test` adds the extra; the reverse installs nothing.
+TEST_STAMP := $(VENV)/.test-extra
+
 $(BIN)/tabnn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first: a CPU build from the local wheel, so pip never pulls a CUDA build
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(TEST_STAMP): $(BIN)/tabnn
 	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 
@@ -24,27 +33,27 @@ chromium:
 		(apt-get update -q && apt-get install -y -q chromium) || \
 		echo "Could not install chromium: the report's browser test will be skipped."
 
-test: $(BIN)/tabnn chromium
+test: $(TEST_STAMP) chromium
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/pytest -q
 
 # the Spark tests alone (pyspark is in the test extra; Spark also needs Java 17+:
 # apt-get install openjdk-17-jre-headless)
-test-spark: $(BIN)/tabnn
+test-spark: $(TEST_STAMP)
 	$(BIN)/pip install -q -e ".[spark]"
 	$(BIN)/pytest -q tests/test_spark.py
 
-lint: $(BIN)/tabnn
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-format: $(BIN)/tabnn
+format: $(TEST_STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
 # full-size benchmarks (minutes); each prints its baseline measured in the same run
-bench: $(BIN)/tabnn
+bench: $(TEST_STAMP)
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/w1_tutorial.py
 	$(BIN)/python benchmarks/compare_speed.py

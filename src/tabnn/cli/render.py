@@ -100,19 +100,20 @@ def show_training(result, *, metrics: list[str] | None = None) -> None:
         f"trained in {result.seconds:.1f} s, best epoch {', '.join(map(str, result.best_epochs))}"
     )
     show_threshold(result.threshold)
-    if getattr(result, "temperature", None):
+    if result.temperature:
         out_console.print(f"calibrated: {_t(temperature_text(result.temperature, result.classes))}")
     show_scores(result.evaluation, title="Test rows (never used for any choice)", metrics=metrics)
     show_outputs(result)
 
 
 def show_outputs(result) -> None:
-    """Where the model, its report and the tracked run went."""
+    """Where the model, its report and the tracked run went (every workflow's result
+    declares these fields: workflows.save_and_track fills them)."""
     if result.model_dir is not None:
         out_console.print(f"model saved to [green]{_t(result.model_dir)}[/]")
-    if getattr(result, "report", None) is not None:
+    if result.report is not None:
         show_report(result.report)
-    for destination in getattr(result, "tracking", []):
+    for destination in result.tracking:
         out_console.print(f"logged to {_t(destination)}")
 
 

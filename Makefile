@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test test-spark lint format bench clean chromium
+.PHONY: demo test test-spark lint format bench clean chromium docs
 
 # Two stamps: $(BIN)/tabnn, the package and its dependencies (all the demo needs), and
 # $(TEST_STAMP), the test extra on top (pytest, ruff, the servers, Spark, Optuna, MLflow,
@@ -36,7 +36,13 @@ chromium:
 test: $(TEST_STAMP) chromium
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/docs-check
 	$(BIN)/pytest -q
+
+# the documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link or a
+# missing page is an error
+docs: $(TEST_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # the Spark tests alone (pyspark is in the test extra; Spark also needs Java 17+:
 # apt-get install openjdk-17-jre-headless)
@@ -64,4 +70,4 @@ bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/suite.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build site *.egg-info src/*.egg-info

@@ -36,7 +36,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     ----------
     hidden : {"default", "wide", "deep"} or list of int, default="default"
         Hidden layer sizes, or a preset: ``default`` the efficient ensemble of the
-        README's "The default model" (two shared layers of 128, ``ensemble_size`` members),
+        docs' "The default model" page (two shared layers of 128, ``ensemble_size`` members),
         ``wide`` one layer of 3 x the inputs, ``deep`` three layers as wide as the inputs.
     activation : str, default="relu"
     dropout, lr, epochs, batch_size : "auto" or a number, defaults "auto"
@@ -90,7 +90,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         ``auto`` is 4 for the default design and 1 (a plain MLP) for the others.
     numeric_embedding : {"auto", "none", "periodic"}, default="auto"
         ``periodic``: each numeric column's learned-frequency embedding (RealMLP's PBLD)
-        joins the first layer's inputs; ``auto`` is ``none`` (README, "The default model").
+        joins the first layer's inputs; ``auto`` is ``none`` (docs/default-model.md).
     label_smoothing : float, default=0.0 (target share moved to uniform in the loss)
     categorical, numeric, drop : list of str or None
         Column kinds forced by the user (names as in the DataFrame, or "0".."n-1" for

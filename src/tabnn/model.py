@@ -88,7 +88,7 @@ def hidden_sizes(preset: str | list[int], input_width: int) -> list[int]:
 
     ``wide`` is one layer of 3 x the inputs and ``deep`` three layers as wide as the
     inputs (workload W1's designs); ``default`` two layers of 128, shared by the members
-    of the default design's efficient ensemble (``ensemble_net``; the README's "The
+    of the default design's efficient ensemble (``ensemble_net``; the docs' "The
     default model" has the measurements behind the width).
     """
     if not isinstance(preset, str):

@@ -202,7 +202,7 @@ class Recipe(NamedTuple):
     lr: float
 
 
-# The default design's recipe (README, "The default model", with the suite runs behind
+# The default design's recipe (docs/default-model.md, with the suite runs behind
 # each choice): an efficient ensemble of 4 members on smoothly clipped inputs, without
 # dropout (the ensemble regularises; masks cost a third of a CPU step), at a learning rate
 # for batches of up to 256 rows. Periodic numeric embeddings stay an option: at this

@@ -11,7 +11,7 @@ hand-written backward pass lose a Python loop per tensor. Measured with
 ``fit_stack`` on one thread (208 rows x 60 columns, 5 fold members): the W1 ``wide`` MLP
 in batches of 10 trains in 0.277 s with these kernels against 0.331 s without (the public
 path is 1.19x slower); the default 4-member ensemble in batches of 32 in 0.394 s against
-0.407 s (1.03x). The README's "Performance" table was measured with them.
+0.407 s (1.03x). The "Performance" table of the docs was measured with them.
 
 How it falls back: a torch release may rename a private kernel or change its arguments,
 and checking that the name exists would not notice. So ``private_kernel_works`` calls each

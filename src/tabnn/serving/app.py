@@ -40,7 +40,7 @@ log = logging.getLogger("tabnn.serve")
 
 @dataclass
 class ServeSettings:
-    """How the server behaves; the README's "Serving" section explains each."""
+    """How the server behaves; docs/serving.md explains each."""
 
     models: list[str] = field(default_factory=list)  # DIR or NAME=DIR
     max_body: int = 32 * 1024 * 1024

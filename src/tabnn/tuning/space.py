@@ -1,7 +1,7 @@
 """The search space of ``tabnn tune``: what a trial may change in the default model, which
 of it fixes a network's shape, and the default model as a point of the space.
 
-The space covers the default design (README, "The default model"): an MLP of ``depth``
+The space covers the default design (docs/default-model.md): an MLP of ``depth``
 layers of ``width`` units on smoothly clipped inputs, as an efficient ensemble of
 ``ensemble_size`` members, with optional periodic numeric embeddings and dropout, trained
 with AdamW at a learning rate, weight decay and label smoothing, on batches of a size. The

@@ -49,7 +49,7 @@ NOT_YET_MOVED = {
     "tabnn.estimator": "estimator",
     "tabnn.fast_encode": "features",
     "tabnn.frames": "estimator",
-    "tabnn.inference": "nn",
+    "tabnn.inference": "inference",
     "tabnn.labels": "features",
     "tabnn.memory": "nn",
     "tabnn.model": "nn",
@@ -63,7 +63,7 @@ NOT_YET_MOVED = {
     "tabnn.sketches": "features",
     "tabnn.spark": "scale",
     "tabnn.streaming": "scale",
-    "tabnn.table_profile": "scale",
+    "tabnn.table_profile": "features",
     "tabnn.tracking": "workflows",
     "tabnn.workflows": "workflows",
 }

@@ -2,15 +2,16 @@
 scikit-learn in one run, on the same split.
 
 1. tabnn through the library workflow the CLI's ``train`` uses
-   (``tabnn.workflows.train_workflow``): read,
+   (``tabnn.workflows.runs.train_workflow``): read,
    stratified 70/15/15 split, fit with early stopping on validation, evaluate once on test
    beside the most-frequent and logistic-regression baselines, save the model directory.
 2. scikit-learn's ``MLPClassifier((256, 256), early_stopping=True)`` in a Pipeline (median
    fill + standard scaling for numeric columns, most-frequent fill + one-hot for categorical
    ones), trained on tabnn's train + validation rows and scored on the same test rows; and
    LightGBM the same way when it happens to be importable (it is never installed for this).
-3. Prediction throughput: ``tabnn.predict.predict_file`` over adult-test.csv (16,281 rows whose
-   labels end in ``.``; the label column is an extra column that predict ignores), written
+3. Prediction throughput: ``tabnn.inference.predict.predict_file`` over adult-test.csv
+   (16,281 rows whose labels end in ``.``; the label column is an extra column that
+   predict ignores), written
    to a temporary CSV, with the accuracy of those predictions against the stripped labels.
 
 Timings are ``time.perf_counter()`` after imports. Run from the repository root::
@@ -40,9 +41,9 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from tabnn.data import read_table
-from tabnn.estimator import TabNNClassifier
-from tabnn.predict import predict_file
-from tabnn.workflows import ReadOptions, TrainResult, train_workflow
+from tabnn.estimator.classifier import TabNNClassifier
+from tabnn.inference.predict import predict_file
+from tabnn.workflows.runs import ReadOptions, TrainResult, train_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 ADULT = ROOT.parent / "shared" / "data" / "adult"

@@ -25,7 +25,7 @@ import numpy as np
 
 import tabnn
 from tabnn.data import read_table, split_target
-from tabnn.estimator import TabNNClassifier
+from tabnn.estimator.classifier import TabNNClassifier
 from tabnn.evaluation.compare import cross_validate_designs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

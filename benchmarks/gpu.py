@@ -59,9 +59,9 @@ def engine_rows_per_second(device: torch.device, rows: int) -> tuple[float, int]
     from tabnn import TabNNClassifier
     from tabnn.engine.config import Member, TensorData, TrainConfig
     from tabnn.engine.train import fit_stack
-    from tabnn.ensemble_net import build_network
-    from tabnn.network_size import multiply_adds_per_row
-    from tabnn.params import network_config
+    from tabnn.estimator.params import network_config
+    from tabnn.nn.ensemble import build_network
+    from tabnn.nn.size import multiply_adds_per_row
 
     X, y = synthetic(rows)
     estimator = TabNNClassifier(device=str(device))

@@ -412,7 +412,7 @@ def check_tabnn_params(name: str, params: dict) -> None:
             f"known: {', '.join(sorted(known))}"
         )
     try:
-        from tabnn.params import validate_params
+        from tabnn.estimator.params import validate_params
     except ImportError:  # values are then checked by the first fit
         return
     try:
@@ -526,7 +526,7 @@ def calibration_scores(estimator, X_test, y_test) -> dict:
     """One calibrated fit's test rows: log loss and expected calibration error (15 bins)
     of its probabilities at T = 1 (``before``) and at its fitted temperatures (``after``):
     the same network, so the difference is temperature scaling's alone."""
-    from tabnn.calibration import expected_calibration_error, uncalibrated_proba
+    from tabnn.estimator.calibration import expected_calibration_error, uncalibrated_proba
     from tabnn.evaluation.metrics import log_loss
 
     task = estimator.task_

@@ -43,8 +43,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from tabnn.engine.config import Member, TensorData, TrainConfig
 from tabnn.engine.cpu import cpu_matmuls_for, cpu_threads_for, onednn_is_exact
 from tabnn.engine.train import fit_stack
-from tabnn.model import TabularMLP, build_config
-from tabnn.preprocess import Preprocessor
+from tabnn.features.preprocess import Preprocessor
+from tabnn.nn.mlp import TabularMLP, build_config
 
 LR = 1e-3
 

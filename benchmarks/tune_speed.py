@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from suite import DATA_DIR, load_dataset  # noqa: E402
 
-from tabnn.estimator import TabNNClassifier  # noqa: E402
+from tabnn.estimator.classifier import TabNNClassifier  # noqa: E402
 from tabnn.tuning import search  # noqa: E402
 from tabnn.tuning.tune import prepare_folds  # noqa: E402
 

@@ -33,8 +33,8 @@ from torch import nn, optim
 
 from tabnn.engine.config import Member, TensorData, TrainConfig
 from tabnn.engine.train import fit_stack, predict_logits
-from tabnn.model import TabularMLP, build_config, probabilities
-from tabnn.preprocess import Preprocessor
+from tabnn.features.preprocess import Preprocessor
+from tabnn.nn.mlp import TabularMLP, build_config, probabilities
 
 ROOT = Path(__file__).resolve().parents[1]
 SONAR = ROOT.parent / "shared" / "data" / "sonar" / "sonar.csv"

@@ -15,8 +15,8 @@ from sklearn.datasets import make_blobs, make_circles
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 
 from tabnn.data import read_table, split_target
-from tabnn.estimator import TabNNClassifier
-from tabnn.workflows import ReadOptions, train_workflow
+from tabnn.estimator.classifier import TabNNClassifier
+from tabnn.workflows.runs import ReadOptions, train_workflow
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tabnn
-from tabnn.arrow_encode import ArrowEncoder
 from tabnn.data.read import batch_frame
-from tabnn.frames import aligned
+from tabnn.estimator.frames import aligned
+from tabnn.features.arrow_encode import ArrowEncoder
 
 NUMERIC = ["n_int", "n_float", "n_null"]
 CATEGORICAL = ["c_text", "c_int", "c_float", "c_bool", "c_dict"]

@@ -1,4 +1,4 @@
-"""Tests for tabnn.artifact: plain-data model directories, atomic saves, checked loads."""
+"""Tests for tabnn.artifact.directory: plain-data model directories, atomic saves, checked loads."""
 
 import json
 import os
@@ -12,8 +12,9 @@ import safetensors.torch
 import torch
 
 import tabnn
-from tabnn import artifact, io
-from tabnn.artifact import (
+from tabnn import io
+from tabnn.artifact import directory as artifact
+from tabnn.artifact.directory import (
     FORMAT_VERSION,
     META_FILE,
     WEIGHTS_FILE,
@@ -643,7 +644,7 @@ def fitted(fitted_dir: Path, tmp_path: Path) -> Path:
 @pytest.fixture
 def network_devices(monkeypatch) -> list[str]:
     """The device each TabularMLP is built on (torch.device("meta") makes it "meta")."""
-    from tabnn.model import TabularMLP
+    from tabnn.nn.mlp import TabularMLP
 
     devices, real_init = [], TabularMLP.__init__
 
@@ -918,7 +919,7 @@ def test_a_link_inside_a_model_directory_is_not_tabnns(saved: Path, tmp_path: Pa
 
 
 def test_out_is_checked_for_foreign_files_before_training(saved: Path):
-    from tabnn.workflows import check_model_out
+    from tabnn.workflows.runs import check_model_out
 
     check_model_out(saved)  # a model directory of tabnn's own files may be replaced
     (saved / "thesis.txt").write_text("precious")
@@ -982,7 +983,7 @@ def test_a_real_kill_between_the_renames_is_recovered(tmp_path: Path):
 
     script = f"""
 import os, torch
-from tabnn.artifact import save_model_dir
+from tabnn.artifact.directory import save_model_dir
 save_model_dir({str(tmp_path / "model")!r}, {{"v": 1}}, {{"w": torch.ones(2)}})
 real, calls = os.rename, []
 def rename(src, dst):

@@ -1,4 +1,4 @@
-"""Bulk probabilities (``tabnn.bulk``): float64 ``predict_proba``'s own (to the last bit
+"""Bulk probabilities (``tabnn.inference.bulk``): float64 ``predict_proba``'s own (to the last bit
 or so: matrix products of other row blocks round a few rows differently) whatever the
 number of workers, float32 within 1e-6 or back to float64, and the reading thread."""
 
@@ -13,10 +13,10 @@ import pytest
 import torch
 
 import tabnn
-from tabnn import bulk
-from tabnn.bulk import BulkPredictor, prefetched
 from tabnn.errors import TabnnWarning
-from tabnn.preprocess import EncodedInputs
+from tabnn.features.preprocess import EncodedInputs
+from tabnn.inference import bulk
+from tabnn.inference.bulk import BulkPredictor, prefetched
 
 
 def fitted(task: str):

@@ -21,22 +21,22 @@ from typer.testing import CliRunner
 
 import tabnn
 from tabnn import TabNNClassifier
-from tabnn.artifact import DIGEST_KEY, META_FILE, meta_digest
-from tabnn.calibration import (
+from tabnn.artifact.directory import DIGEST_KEY, META_FILE, meta_digest
+from tabnn.cli import app
+from tabnn.errors import ModelError, UsageError
+from tabnn.estimator.calibration import (
     expected_calibration_error,
     fit_temperature,
     reliability,
     uncalibrated_proba,
 )
-from tabnn.cli import app
-from tabnn.errors import ModelError, UsageError
 from tabnn.evaluation.metrics import log_loss
 from tabnn.evaluation.threshold import tune_threshold
+from tabnn.inference.predict import predict_file
 from tabnn.io import dump_json
-from tabnn.predict import predict_file
 from tabnn.report.data import ReportData
 from tabnn.report.html import render_html
-from tabnn.workflows import ReadOptions
+from tabnn.workflows.runs import ReadOptions
 
 SONAR = Path(tabnn.__file__).resolve().parent / "datasets" / "sonar.csv"
 QUICK = {"epochs": 8, "patience": 3, "random_state": 0}
@@ -407,6 +407,6 @@ def test_the_report_section_appears_only_when_calibrated(models):
 
 
 def test_nothing_heavy_is_loaded_by_the_module():
-    code = "import sys, tabnn.calibration; print('scipy' in sys.modules)"
+    code = "import sys, tabnn.estimator.calibration; print('scipy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr

@@ -18,11 +18,11 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from tabnn import artifact
+from tabnn.artifact import directory as artifact
 from tabnn.cli import app, render
 from tabnn.evaluation.splits import encoded_for_split, split_indices
 from tabnn.io import dump_json
-from tabnn.workflows import ReadOptions, load_training_table
+from tabnn.workflows.runs import ReadOptions, load_training_table
 
 DATA = Path(__file__).resolve().parent / "data"
 SONAR = DATA / "sonar" / "sonar.csv"
@@ -804,7 +804,7 @@ from tabnn.cli import app
 for args in (["--help"], ["--version"], ["train", "--help"], ["predict", "--help"]):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, (args, result.output)
-heavy = [*sys.argv[1:], "tabnn.estimator"]
+heavy = [*sys.argv[1:], "tabnn.estimator.classifier"]
 print(json.dumps([n for n in heavy if any(m == n or m.startswith(n + ".") for m in sys.modules)]))
 """
 
@@ -827,8 +827,8 @@ def test_python_dash_m_runs_the_command_line(module):
 
 
 def test_val_size_zero_trains_on_every_training_row_without_early_stopping(tmp_path):
-    from tabnn.estimator import TabNNClassifier
-    from tabnn.workflows import ReadOptions, train_workflow
+    from tabnn.estimator.classifier import TabNNClassifier
+    from tabnn.workflows.runs import ReadOptions, train_workflow
 
     data = tmp_path / "t.csv"
     rng = np.random.default_rng(0)

@@ -14,12 +14,12 @@ import tabnn
 from tabnn.cli import app
 from tabnn.data.read import read_table
 from tabnn.data.target import split_target
-from tabnn.designs import parse_design
 from tabnn.errors import UsageError
-from tabnn.estimator import TabNNClassifier
+from tabnn.estimator.classifier import TabNNClassifier
 from tabnn.evaluation.compare import cross_validate_designs, fold_members
 from tabnn.evaluation.metrics import check_metric
 from tabnn.evaluation.splits import stratified_folds
+from tabnn.nn.designs import parse_design
 
 DATA = Path(__file__).resolve().parent / "data"
 QUICK = {"epochs": 15, "patience": 5}

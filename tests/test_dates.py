@@ -1,4 +1,4 @@
-"""Tests for tabnn.dates and date columns in the schema: dates become numeric parts."""
+"""Tests for tabnn.features.dates and date columns in the schema: dates become numeric parts."""
 
 from pathlib import Path
 
@@ -8,8 +8,8 @@ import pytest
 from test_cli import invoke
 
 from tabnn import TabNNClassifier, load, save
-from tabnn.dates import looks_like_dates, parts
-from tabnn.schema import Schema, infer_schema
+from tabnn.features.dates import looks_like_dates, parts
+from tabnn.features.schema import Schema, infer_schema
 
 
 def dated(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

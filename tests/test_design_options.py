@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from tabnn import compare
 from tabnn.cli import app
-from tabnn.ensemble_net import PeriodicEmbedding
 from tabnn.errors import UsageError
-from tabnn.estimator import TabNNClassifier
-from tabnn.model import StackedNorm
+from tabnn.estimator.classifier import TabNNClassifier
+from tabnn.nn.ensemble import PeriodicEmbedding
+from tabnn.nn.mlp import StackedNorm
 
 # the designs: the presets, explicit sizes, and explicit sizes made an efficient ensemble
 DESIGNS = {

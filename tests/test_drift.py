@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 import tabnn
 from tabnn import TabNNClassifier
 from tabnn.cli import app
-from tabnn.drift import KINDS, available_checks, describe, outside_training
-from tabnn.fast_encode import checked_columns, checked_frame
+from tabnn.features.drift import KINDS, available_checks, describe, outside_training
+from tabnn.features.fast_encode import checked_columns, checked_frame
 
 
 @pytest.fixture(scope="module")

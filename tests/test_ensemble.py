@@ -1,4 +1,4 @@
-"""The default network (``ensemble_net``) and the engine's guarantees around it: the
+"""The default network (``nn.ensemble``) and the engine's guarantees around it: the
 ensemble's mean probability, members of a stack that train as if alone, no global state,
 and the public-API kernels that stand in for torch's private ones."""
 
@@ -12,10 +12,10 @@ from tabnn import TabNNClassifier
 from tabnn.engine.config import Member, TensorData, TrainConfig
 from tabnn.engine.kernels import KERNELS, Kernels, private_kernel_works
 from tabnn.engine.train import fit_stack
-from tabnn.ensemble_net import EnsembleMLP, build_network, ensemble_logits
-from tabnn.model import build_config, embedding_dim
-from tabnn.params import train_config
-from tabnn.preprocess import Preprocessor
+from tabnn.estimator.params import train_config
+from tabnn.features.preprocess import Preprocessor
+from tabnn.nn.ensemble import EnsembleMLP, build_network, ensemble_logits
+from tabnn.nn.mlp import build_config, embedding_dim
 
 CPU = torch.device("cpu")
 

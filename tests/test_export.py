@@ -37,7 +37,7 @@ from tabnn.onnx_export import (
 )
 from tabnn.onnx_export.graph import Graph
 from tabnn.onnx_export.parity import Parity
-from tabnn.workflows import ReadOptions, load_training_table
+from tabnn.workflows.runs import ReadOptions, load_training_table
 
 DATA = Path(__file__).resolve().parent / "data"
 SONAR = Path(tabnn.__file__).resolve().parent / "datasets" / "sonar.csv"

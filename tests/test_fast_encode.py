@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tabnn import TabNNClassifier
 from tabnn.errors import SchemaError
-from tabnn.fast_encode import FAST_ROWS, checked_columns, checked_frame
+from tabnn.features.fast_encode import FAST_ROWS, checked_columns, checked_frame
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,12 @@ import pandas as pd
 import pytest
 from test_cli import assert_fails, invoke, snapshot
 
-from tabnn import TabNNClassifier, memory
-from tabnn.ensemble_net import build_network
+from tabnn import TabNNClassifier
 from tabnn.errors import ModelError, OutOfMemoryError, UsageError
-from tabnn.model import ModelConfig, TabularMLP
-from tabnn.network_size import parameter_count
+from tabnn.nn import memory
+from tabnn.nn.ensemble import build_network
+from tabnn.nn.mlp import ModelConfig, TabularMLP
+from tabnn.nn.size import parameter_count
 
 GIB = 1 << 30
 
@@ -139,11 +140,11 @@ def test_running_out_of_memory_anyway_is_one_line(tmp_path, monkeypatch):
     def exhausted(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr("tabnn.estimator.fit_stack", exhausted)
+    monkeypatch.setattr("tabnn.estimator.classifier.fit_stack", exhausted)
     table().to_csv(tmp_path / "t.csv", index=False)
     result = invoke("train", "t.csv", "--target", "y", "-o", "m", cwd=tmp_path)
     assert_fails(result, 1, "Training ran out of memory", "--stream")
-    monkeypatch.setattr("tabnn.workflows.load_training_table", exhausted)
+    monkeypatch.setattr("tabnn.workflows.runs.load_training_table", exhausted)
     result = invoke("train", "t.csv", "--target", "y", "-o", "m", cwd=tmp_path)
     assert_fails(result, 1, "out of memory")
 
@@ -190,7 +191,7 @@ def test_a_memory_error_while_fitting_says_what_to_do(monkeypatch):
     def exhausted(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr("tabnn.estimator.fit_stack", exhausted)
+    monkeypatch.setattr("tabnn.estimator.classifier.fit_stack", exhausted)
     frame = table()
     with pytest.raises(OutOfMemoryError, match="Training ran out of memory") as caught:
         TabNNClassifier(epochs=1).fit(frame.drop(columns="y"), frame["y"])

@@ -12,7 +12,8 @@ from torch import nn
 from tabnn.engine.config import Member, TensorData, TrainConfig
 from tabnn.engine.train import fit_stack, predict_logits
 from tabnn.errors import UsageError
-from tabnn.model import (
+from tabnn.features.preprocess import Preprocessor
+from tabnn.nn.mlp import (
     ACTIVATIONS,
     ModelConfig,
     StackedLinear,
@@ -23,7 +24,6 @@ from tabnn.model import (
     hidden_sizes,
     probabilities,
 )
-from tabnn.preprocess import Preprocessor
 
 CPU = torch.device("cpu")
 

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from test_cli import assert_fails, invoke
 
 import tabnn
-from tabnn import artifact
-from tabnn.artifact import META_FILE, read_meta
+from tabnn.artifact import directory as artifact
+from tabnn.artifact.directory import META_FILE, read_meta
 from tabnn.errors import ModelError
 from tabnn.io import dump_json
 

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 from test_cli import BAR, EMOTIONS, EMOTIONS_LABELS, IRIS, QUICK, SONAR, TITANIC, invoke
 
-from tabnn import artifact
+from tabnn.artifact import directory as artifact
 from tabnn.cli import render
 from tabnn.report.data import REPORT_ARRAYS, REPORT_HTML, REPORT_JSON, ReportData
 

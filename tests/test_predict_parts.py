@@ -24,10 +24,10 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import tabnn
-from tabnn import parts
 from tabnn.cli import app, render
 from tabnn.data.read import ReadOptions
-from tabnn.predict import predict_file
+from tabnn.inference import parts
+from tabnn.inference.predict import predict_file
 
 runner = CliRunner()
 BAR = "━"

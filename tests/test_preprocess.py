@@ -8,10 +8,10 @@ import pytest
 import torch
 from scipy import stats
 
-from tabnn import preprocess
 from tabnn.errors import UsageError
-from tabnn.model import TabularMLP, build_config
-from tabnn.preprocess import Preprocessor
+from tabnn.features import preprocess
+from tabnn.features.preprocess import Preprocessor
+from tabnn.nn.mlp import TabularMLP, build_config
 
 
 def encode(prep, frame):

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from test_cli import IRIS, TITANIC, invoke
 
-from tabnn import artifact
-from tabnn.estimator import TabNNClassifier
-from tabnn.workflows import ReadOptions, compare_workflow, train_workflow, tune_workflow
+from tabnn.artifact import directory as artifact
+from tabnn.estimator.classifier import TabNNClassifier
+from tabnn.workflows.runs import ReadOptions, compare_workflow, train_workflow, tune_workflow
 
 pytestmark = [
     # MLflow's SQLAlchemy models use a loader SQLAlchemy 2.1 deprecates: theirs to fix

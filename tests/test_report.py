@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from tabnn.errors import ModelError, UsageError
+from tabnn.features.schema import Schema
 from tabnn.report.data import REPORT_ARRAYS, REPORT_HTML, REPORT_JSON, ReportData
 from tabnn.report.html import render_html, write_report
 from tabnn.report.summaries import counts_per_class, dataset_summary, permutation_importance
-from tabnn.schema import Schema
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [

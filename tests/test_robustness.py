@@ -19,14 +19,15 @@ import pytest
 import torch
 from test_cli import assert_fails, invoke, snapshot
 
-from tabnn import TabNNClassifier, artifact
-from tabnn.contributions import input_contributions
+from tabnn import TabNNClassifier
+from tabnn.artifact import directory as artifact
 from tabnn.data import read_table
 from tabnn.errors import DataError, TabnnError
+from tabnn.features.preprocess import EncodedInputs
 from tabnn.io import dump_json
-from tabnn.model import ModelConfig, TabularMLP
-from tabnn.preprocess import EncodedInputs
+from tabnn.nn.mlp import ModelConfig, TabularMLP
 from tabnn.report import builders
+from tabnn.report.contributions import input_contributions
 from tabnn.report.data import ReportData
 from tabnn.report.html import render_html
 from tabnn.report.summaries import permutation_importance

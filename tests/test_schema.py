@@ -1,4 +1,5 @@
-"""Tests for tabnn.schema: inference on real tables, the predict-time gate, target encoding."""
+"""Tests for tabnn.features.schema: inference on real tables, the predict-time gate, target
+encoding."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 
 from tabnn.data import iter_table_chunks, read_table, split_target
 from tabnn.errors import DataError, ModelError, SchemaError, UsageError
-from tabnn.labels import canonical_text
-from tabnn.schema import Schema, drop_missing_targets, infer_schema
+from tabnn.features.labels import canonical_text
+from tabnn.features.schema import Schema, drop_missing_targets, infer_schema
 
 DATA = Path(__file__).resolve().parent / "data"
 

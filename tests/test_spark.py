@@ -1,4 +1,4 @@
-"""``tabnn.spark.predict_spark`` in a real SparkSession (local mode, two cores): the same
+"""``tabnn.scale.spark.predict_spark`` in a real SparkSession (local mode, two cores): the same
 probabilities as ``predict_proba`` on the same rows, unseen categories and missing values
 included, and the errors raised before any task runs.
 
@@ -32,8 +32,8 @@ if shutil.which("java") is None:
         allow_module_level=True,
     )
 
-from tabnn import spark as tabnn_spark  # noqa: E402
-from tabnn.spark import predict_spark  # noqa: E402
+from tabnn.scale import spark as tabnn_spark  # noqa: E402
+from tabnn.scale.spark import predict_spark  # noqa: E402
 
 # pyspark 4.3 warns that it does not fully support pandas 3 yet; what these tests use works
 pytestmark = [

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 import tabnn
-from tabnn.column_kinds import ColumnFacts
 from tabnn.data import ReadOptions
-from tabnn.streaming import TableStream, survey
-from tabnn.table_profile import ColumnProfile
+from tabnn.features.column_kinds import ColumnFacts
+from tabnn.features.table_profile import ColumnProfile
+from tabnn.scale.streaming import TableStream, survey
 
 pytest.importorskip("pyarrow")
 

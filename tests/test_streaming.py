@@ -18,9 +18,9 @@ import tabnn
 from tabnn.data.stream import TEST, TRAIN, VALIDATION, Sample, row_hash, split_of
 from tabnn.engine.config import Member, StreamData, TensorData, TrainConfig
 from tabnn.engine.train import fit_stack
-from tabnn.model import TabularMLP, build_config
-from tabnn.preprocess import Preprocessor
-from tabnn.sketches import StreamStatistics, rank_error
+from tabnn.features.preprocess import Preprocessor
+from tabnn.features.sketches import StreamStatistics, rank_error
+from tabnn.nn.mlp import TabularMLP, build_config
 
 pytest.importorskip("pyarrow")
 

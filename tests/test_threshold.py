@@ -20,11 +20,12 @@ from sklearn.metrics import (
 )
 from typer.testing import CliRunner
 
-from tabnn import TabNNClassifier, artifact
+from tabnn import TabNNClassifier
+from tabnn.artifact import directory as artifact
 from tabnn.cli import app
 from tabnn.errors import DataError, UsageError
 from tabnn.evaluation.threshold import parse_threshold_metric, tune_threshold
-from tabnn.workflows import ReadOptions, train_workflow
+from tabnn.workflows.runs import ReadOptions, train_workflow
 
 FAST = {"hidden": [16], "epochs": 15, "lr": 0.01, "patience": 5}
 AUTO = ["--threshold", "auto"]

@@ -13,10 +13,16 @@ from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from tabnn import tracking
 from tabnn.errors import UsageError
-from tabnn.estimator import TabNNClassifier
-from tabnn.tracking import MlflowTracker, MultiTracker, TensorBoardTracker, Tracker, open_tracker
+from tabnn.estimator.classifier import TabNNClassifier
+from tabnn.workflows import tracking
+from tabnn.workflows.tracking import (
+    MlflowTracker,
+    MultiTracker,
+    TensorBoardTracker,
+    Tracker,
+    open_tracker,
+)
 
 pytestmark = [
     # MLflow's SQLAlchemy models use a loader SQLAlchemy 2.1 deprecates: theirs to fix

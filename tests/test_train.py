@@ -16,8 +16,8 @@ from tabnn.engine.optim import FlatParameters, GradientClipper, StackedAdam
 from tabnn.engine.steps import LossFunction, is_correct
 from tabnn.engine.train import EarlyStopping, fit_stack, lr_factor, predict_logits
 from tabnn.errors import UsageError
-from tabnn.model import Dropout, StackedNorm, TabularMLP, build_config
-from tabnn.preprocess import Preprocessor
+from tabnn.features.preprocess import Preprocessor
+from tabnn.nn.mlp import Dropout, StackedNorm, TabularMLP, build_config
 
 CPU = torch.device("cpu")
 

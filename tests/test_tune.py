@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 import tabnn
 from tabnn.cli import app
 from tabnn.errors import UsageError
-from tabnn.estimator import TabNNClassifier
+from tabnn.estimator.classifier import TabNNClassifier
 from tabnn.evaluation.compare import fold_members
 from tabnn.evaluation.splits import stratified_folds
 from tabnn.tuning import search, space

@@ -13,18 +13,18 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _LAZY = {
-    "TabNNClassifier": "tabnn.estimator",
+    "TabNNClassifier": "tabnn.estimator.classifier",
     "compare": "tabnn.evaluation.compare",
-    "load": "tabnn.artifact",
-    "save": "tabnn.artifact",
+    "load": "tabnn.artifact.directory",
+    "save": "tabnn.artifact.directory",
     "tune": "tabnn.tuning.tune",
 }
 
 __all__ = ["TabNNClassifier", "compare", "load", "save", "tune", "__version__"]
 
 if TYPE_CHECKING:
-    from .artifact import load, save
-    from .estimator import TabNNClassifier
+    from .artifact.directory import load, save
+    from .estimator.classifier import TabNNClassifier
     from .evaluation.compare import compare
     from .tuning.tune import tune
 

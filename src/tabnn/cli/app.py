@@ -22,8 +22,8 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from ..designs import parse_design
 from ..errors import UsageError
+from ..nn.designs import parse_design
 from . import render
 from .export import export
 from .guard import ClosedPipeSafe, raise_terminated, user_errors
@@ -150,10 +150,10 @@ def train(
     """Train a classifier on DATA, evaluate it once on held-out test rows beside
     baselines, and save it as a model directory with its report."""
     from ..engine.distributed import joined
-    from ..estimator import TabNNClassifier
-    from ..params import validate_params
-    from ..streaming import memory_bytes, should_stream, stream_train_workflow
-    from ..workflows import Outputs, ReadOptions, train_workflow
+    from ..estimator.classifier import TabNNClassifier
+    from ..estimator.params import validate_params
+    from ..scale.streaming import memory_bytes, should_stream, stream_train_workflow
+    from ..workflows.runs import Outputs, ReadOptions, train_workflow
 
     with user_errors(quiet), joined(device) as (world, device):
         quiet = quiet or not world.is_main  # under torchrun, rank 0 alone prints
@@ -253,9 +253,9 @@ def compare(
     """Compare model designs by stratified k-fold cross-validation on the training rows
     (all folds of a design train as one stack), refit the winner, test it once, save it
     with its report."""
-    from ..artifact import threshold_info
+    from ..artifact.directory import threshold_info
     from ..evaluation.compare import checked_designs
-    from ..workflows import Outputs, ReadOptions, compare_workflow
+    from ..workflows.runs import Outputs, ReadOptions, compare_workflow
 
     with user_errors(quiet):
         designs = names(models)
@@ -308,7 +308,7 @@ def evaluate_command(
 ):
     """Score a saved model on every row of a labelled table; the report goes to
     MODEL_DIR/evaluations/<file name>/report.html."""
-    from ..workflows import Outputs, ReadOptions, evaluate_workflow
+    from ..workflows.runs import Outputs, ReadOptions, evaluate_workflow
 
     with user_errors():
         result = evaluate_workflow(
@@ -380,7 +380,7 @@ def predict(
     earlier such output.
     """
     from ..data.read import ReadOptions, count_rows
-    from ..predict import predict_file
+    from ..inference.predict import predict_file
 
     with user_errors(), chunk_progress(quiet, count=lambda: count_rows(data)) as on_chunk:
         options = ReadOptions(sep, header)
@@ -415,7 +415,7 @@ def report(
     ] = False,
 ):
     """Draw report.html again from the report data stored in MODEL_DIR."""
-    from ..artifact import META_FILE, read_meta
+    from ..artifact.directory import META_FILE, read_meta
     from ..report.data import REPORT_JSON, ReportData
     from ..report.html import write_report
 
@@ -447,7 +447,7 @@ def info(
     as_json: AsJson = False,
 ):
     """Show a saved model's schema, classes, training and metrics."""
-    from ..artifact import load
+    from ..artifact.directory import load
 
     with user_errors():
         # predict's own load and checks, so that info describes only models that predict
@@ -479,9 +479,9 @@ def demo(
 ):
     """Train and evaluate on the bundled Sonar data (mines vs rocks), then let the saved
     model predict 5 held-out test rows beside their true labels."""
-    from ..estimator import TabNNClassifier
-    from ..predict import predict_rows
-    from ..workflows import ReadOptions, train_workflow
+    from ..estimator.classifier import TabNNClassifier
+    from ..inference.predict import predict_rows
+    from ..workflows.runs import ReadOptions, train_workflow
 
     source = resources.files("tabnn") / "datasets" / "sonar.csv"
     render.show_demo_intro()

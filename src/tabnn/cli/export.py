@@ -62,7 +62,7 @@ def export(
     as `tabnn info` lists the vocabulary (Pclass 3 as "3"; "" for a missing one)."""
     with user_errors(quiet):
         require_onnx()
-        from ..artifact import load
+        from ..artifact.directory import load
         from ..onnx_export import write_onnx
         from ..onnx_export.write import check_out
 

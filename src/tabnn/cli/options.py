@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from ..designs import DESIGN_HELP, MAX_DIGITS, abridged, parse_design, whole_number
 from ..errors import UsageError
+from ..nn.designs import DESIGN_HELP, MAX_DIGITS, abridged, parse_design, whole_number
 from ..tasks import TASKS
 
 # --------------------------------------------------------------------------- checks
@@ -59,7 +59,8 @@ def at_least(low: int):
 
 
 def check_model(value: str) -> str:
-    """``default``, ``wide``, ``deep`` or ``mlp:256-128``, as tabnn.designs.parse_design reads."""
+    """``default``, ``wide``, ``deep`` or ``mlp:256-128``, as ``nn.designs.parse_design``
+    reads them."""
     try:
         parse_design(value)
     except UsageError as error:
@@ -122,8 +123,8 @@ def check_threshold_metric(value: str | None) -> str | None:
 
 
 def check_activation(value: str) -> str:
-    """One of the network's activations (:data:`tabnn.model.ACTIVATIONS`)."""
-    from ..model import ACTIVATIONS
+    """One of the network's activations (:data:`tabnn.nn.mlp.ACTIVATIONS`)."""
+    from ..nn.mlp import ACTIVATIONS
 
     return choice(*ACTIVATIONS)(value)
 

@@ -108,7 +108,7 @@ def tune(
     """Tune the default model by stratified k-fold CV on the training rows (Optuna's TPE;
     trials that share a shape train as one stack), refit the best, test it once beside the
     default model and the baselines, and save it with the study and its report."""
-    from ..workflows import Outputs, ReadOptions, tune_workflow
+    from ..workflows.runs import Outputs, ReadOptions, tune_workflow
 
     with user_errors(quiet):
         options = ReadOptions(sep=sep, header=header, target=target, label_sep=label_sep)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..model import TabularMLP
+from ..nn.mlp import TabularMLP
 from .config import TensorData
 from .distributed import World
 

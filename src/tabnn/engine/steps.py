@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..model import Dropout, StackedNorm, dropout_mask
+from ..nn.mlp import Dropout, StackedNorm, dropout_mask
 from .cpu import CpuMatmuls
 from .distributed import World
 from .inputs import EPOCH_BYTES, Epoch, EpochInputs, padded_rows

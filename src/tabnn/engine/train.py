@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from ..model import Dropout, StackedNorm, TabularMLP
+from ..nn.mlp import Dropout, StackedNorm, TabularMLP
 from .config import History, Member, StreamData, TensorData, TrainConfig, member_values
 from .cpu import cpu_matmuls_for, cpu_threads_for, denormals_flushed
 from .distributed import World

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..designs import parse_design
 from ..errors import DataError, UsageError
-from ..estimator import TabNNClassifier
-from ..params import check_memory, validate_params
-from ..schema import drop_missing_targets
+from ..estimator.classifier import TabNNClassifier
+from ..estimator.params import check_memory, validate_params
+from ..features.schema import drop_missing_targets
+from ..nn.designs import parse_design
 from ..tasks import HIGHER_IS_BETTER
 from .baselines import baseline_scores, lightgbm_frame, lightgbm_scores, lightgbm_wanted
 from .holdout import holdout_evaluation, positive_proba

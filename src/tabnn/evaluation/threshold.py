@@ -227,7 +227,9 @@ def tune_network_threshold(
     members' validation rows of the encoded inputs -> (threshold, tuning). With a
     ``temperature`` (``calibrate=True``), on the calibrated probabilities ``predict``
     applies it to."""
-    from ..inference import member_probabilities  # torch: only once a network is trained
+    from ..inference.probabilities import (
+        member_probabilities,  # torch: only once a network is trained
+    )
 
     rows = validation_union(member_rows)
     x_num, x_cat = x_num[rows], x_cat[rows]

@@ -17,9 +17,9 @@ import onnx
 from onnx import TensorProto
 
 from .. import __version__
-from ..artifact import temperature_info
+from ..artifact.directory import temperature_info
 from ..errors import ModelError
-from ..labels import plain_value
+from ..features.labels import plain_value
 from .encoder import encode
 from .graph import Graph
 from .network import check_exportable, member_probabilities

@@ -1,8 +1,8 @@
 """The graph's inputs and the model's input encoder: one input per column, the category
 lookups, median fill, missing indicators, scaling, one-hot columns and embeddings.
 
-Each step mirrors ``Preprocessor.transform`` and ``InputEncoder`` (tabnn.preprocess,
-tabnn.model) operation for operation, in float64, for every stack member at once: values
+Each step mirrors ``Preprocessor.transform`` and ``InputEncoder`` (tabnn.features.preprocess,
+tabnn.nn.mlp) operation for operation, in float64, for every stack member at once: values
 are (members, rows, width) as in the network.
 """
 
@@ -13,12 +13,12 @@ from typing import NamedTuple
 import numpy as np
 from onnx import TensorProto
 
-from ..model import SCALED_LIMIT
-from ..preprocess import VALUE_LIMIT, Preprocessor
+from ..features.preprocess import VALUE_LIMIT, Preprocessor
+from ..nn.mlp import SCALED_LIMIT
 from . import special
 from .graph import Graph
 
-# InputEncoder's uniform range and smooth-clipping constant (tabnn.model.InputEncoder)
+# InputEncoder's uniform range and smooth-clipping constant (tabnn.nn.mlp.InputEncoder)
 UNIFORM_CLAMP = 1e-3
 CLIP_WIDTH = 3.0
 

@@ -1,9 +1,10 @@
-"""The networks as ONNX operators: ``TabularMLP`` (tabnn.model) and the efficient
-ensemble ``EnsembleMLP`` (tabnn.ensemble_net), with their activations and norms.
+"""The networks as ONNX operators: ``TabularMLP`` (tabnn.nn.mlp) and the efficient
+ensemble ``EnsembleMLP`` (tabnn.nn.ensemble), with their activations and norms.
 
 Each returns every stack member's probabilities (members, rows, outputs), which the
 caller averages as ``predict_proba`` does; a calibrated model's temperatures divide each
-member's logits first (``tabnn.calibration``). Weights are the float64 inference copy's, and
+member's logits first (``tabnn.estimator.calibration``). Weights are the float64 inference
+copy's, and
 every operation keeps float64, so that the graph matches ``predict_proba`` to rounding.
 """
 

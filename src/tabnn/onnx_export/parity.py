@@ -14,8 +14,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..frames import as_frame
-from ..preprocess import Preprocessor
+from ..estimator.frames import as_frame
+from ..features.preprocess import Preprocessor
 from .build import LABEL, PROBABILITIES
 
 PROBE_ROWS = 16

@@ -14,12 +14,12 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from ..contributions import input_contributions
+from ..estimator.frames import aligned
 from ..evaluation.holdout import positive_proba
 from ..evaluation.threshold import describe_threshold
-from ..frames import aligned
-from ..model import encoded_width
-from ..network_size import multiply_adds_per_row
+from ..nn.mlp import encoded_width
+from ..nn.size import multiply_adds_per_row
+from .contributions import input_contributions
 from .data import ReportData
 from .summaries import (
     PREDICTED_CELLS,
@@ -85,7 +85,12 @@ def calibration_summary(estimator, X: pd.DataFrame, y) -> dict:
     temperatures, and the log loss, expected calibration error and reliability diagram's
     points of the probabilities before (T = 1) and after it (``predict_proba``'s), in the
     shape of ``ReportData.calibration``."""
-    from ..calibration import BINS, expected_calibration_error, reliability, uncalibrated_proba
+    from ..estimator.calibration import (
+        BINS,
+        expected_calibration_error,
+        reliability,
+        uncalibrated_proba,
+    )
     from ..evaluation.metrics import log_loss
 
     task = estimator.task_
@@ -231,7 +236,7 @@ def _encoded_columns(schema) -> list[str]:
     categorical): itself, or the date column whose numeric part it is."""
     owner = {}
     for column in getattr(schema, "dates", []):
-        from ..dates import part_names
+        from ..features.dates import part_names
 
         owner.update({part: column for part in part_names(column)})
     return [owner.get(n, n) for n in schema.numeric] + list(schema.categorical)

@@ -313,7 +313,7 @@ def plot_temperature_scaling(calibration: Mapping, task: str) -> Figure:
 
     ``calibration`` is ``ReportData.calibration``: each side's ``reliability`` holds the
     mean confidence, accuracy and count of each of the expected calibration error's
-    equal-width bins (:func:`tabnn.calibration.reliability`); a point per bin with rows,
+    equal-width bins (:func:`tabnn.estimator.calibration.reliability`); a point per bin with rows,
     its ECE in the legend. Confidence is the probability of the predicted class (of each
     label's predicted value for multi-label, all labels pooled).
 

@@ -39,7 +39,7 @@ def dataset_summary(schema, X: pd.DataFrame, rows: Mapping[str, int], *, source:
 
     Examples
     --------
-    >>> from tabnn.schema import Schema
+    >>> from tabnn.features.schema import Schema
     >>> schema = Schema(["Age"], [], {"Name": "unique per row (ID-like)"}, "binary", ["y"], [0, 1])
     >>> X = pd.DataFrame({"Age": [1.0, None], "Name": ["a", "b"]})
     >>> dataset_summary(schema, X, {"train": 2})["missing"]
@@ -114,7 +114,7 @@ def permutation_importance(
         convention. It is given tables of the kind ``X`` is.
     X : DataFrame or tuple of 2-D arrays
         Held-out rows with the original columns: a frame, or blocks of columns such as
-        :class:`~tabnn.preprocess.EncodedInputs` (numeric, categorical), whose columns,
+        :class:`~tabnn.features.preprocess.EncodedInputs` (numeric, categorical), whose columns,
         block after block, are named by ``names``.
     y_true : array-like
         Encoded targets of those rows.

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import artifact
-from ..drift import describe, outside_training
+from ..artifact import directory as artifact
 from ..errors import ModelError, TabnnError, UsageError
-from ..fast_encode import CheckedRows, checked_columns, checked_frame
-from ..preprocess import EncodedInputs
+from ..features.drift import describe, outside_training
+from ..features.fast_encode import CheckedRows, checked_columns, checked_frame
+from ..features.preprocess import EncodedInputs
 
 # a request's rows: columns as lists (what the protocols' JSON holds), or a frame (CSV)
 Table = dict[str, list] | pd.DataFrame

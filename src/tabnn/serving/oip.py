@@ -17,7 +17,7 @@ import struct
 
 import numpy as np
 
-from ..drift import available_checks, describe
+from ..features.drift import available_checks, describe
 from .bodies import json_object
 from .models import Prediction, RequestError, ServedModel, datatype_of
 

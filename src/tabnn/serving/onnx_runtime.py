@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError, UsageError
-from ..fast_encode import CheckedRows
+from ..features.fast_encode import CheckedRows
 
 TOLERANCE = 1e-9  # float64 graphs agree with predict_proba to ~1e-15 (tests/test_export.py)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TabnnError, UsageError
-from ..estimator import TabNNClassifier
+from ..estimator.classifier import TabNNClassifier
 from ..evaluation.metrics import compute_metrics
 from ..tasks import HIGHER_IS_BETTER
 from . import space

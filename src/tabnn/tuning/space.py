@@ -15,8 +15,8 @@ member by member inside a stack (``engine.config.Member``).
 
 from __future__ import annotations
 
-from .. import params
-from ..model import hidden_sizes
+from ..estimator import params
+from ..nn.mlp import hidden_sizes
 
 SHAPE = ("depth", "width", "ensemble_size", "numeric_embedding", "dropout", "batch_size")
 MEMBER = ("lr", "weight_decay", "label_smoothing")
@@ -56,7 +56,7 @@ def default_point(n_train: int) -> dict:
     """The default model (``TabNNClassifier()``) for ``n_train`` training rows, as a point
     of the space: enqueued as a study's first trial, so the default's CV scores come from
     the same folds as every trial's."""
-    from ..estimator import TabNNClassifier
+    from ..estimator.classifier import TabNNClassifier
 
     default = TabNNClassifier()
     chosen, config = params.recipe(default), params.train_config(default, n_train)

@@ -12,16 +12,16 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from ..artifact import data_fingerprint
+from ..artifact.directory import data_fingerprint
 from ..errors import DataError, UsageError
-from ..estimator import TabNNClassifier
+from ..estimator.classifier import TabNNClassifier
+from ..estimator.params import check_memory
 from ..evaluation.compare import fold_members
 from ..evaluation.holdout import holdout_evaluation
 from ..evaluation.metrics import check_metric
 from ..evaluation.splits import encoded_for_split, split_indices, stratified_folds
 from ..evaluation.stats import corrected_paired_t_test
-from ..params import check_memory
-from ..schema import drop_missing_targets
+from ..features.schema import drop_missing_targets
 from ..tasks import HIGHER_IS_BETTER
 from . import search, space
 

@@ -1,0 +1,10 @@
+"""The networks: designs as users name them, the stacked MLP and the efficient ensemble,
+and what a configuration costs.
+
+- ``designs``: ``default``, ``wide``, ``deep``, ``mlp:256-128``, parsed in one place
+- ``mlp``: the configuration, the input encoder, stacked layers and the plain MLP
+- ``ensemble``: the default design's efficient ensemble and periodic embeddings;
+  ``build_network`` picks a network for a configuration
+- ``size``: parameters, multiply-adds and activations of a configuration, and whether it fits
+- ``memory``: how much memory there is, sizes in words, out-of-memory wording
+"""

@@ -1,0 +1,60 @@
+"""Model designs as the user names them: a preset or ``mlp:SIZES``, parsed in one place.
+
+Imported by the command line at start-up, so it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+
+PRESETS = ("default", "wide", "deep")
+
+DESIGN_HELP = "default, wide, deep or mlp:SIZES such as mlp:256-128"
+
+
+def parse_design(name: str) -> str | list[int]:
+    """``default``, ``wide``, ``deep`` or ``mlp:256-128`` -> the estimator's ``hidden``.
+
+    >>> parse_design("mlp:256-128"), parse_design("wide")
+    ([256, 128], 'wide')
+    """
+    name = name.strip()
+    if name in PRESETS:
+        return name
+    sizes = [whole_number(size) for size in name[4:].split("-")] if name.startswith("mlp:") else []
+    if sizes and None not in sizes:
+        return sizes
+    raise UsageError(
+        f"Unknown design {abridged(name)!r}; valid designs: {', '.join(PRESETS)} or mlp:SIZES "
+        "such as mlp:256-128."
+    )
+
+
+def design_name(hidden: str | list[int]) -> str:
+    """The estimator's ``hidden`` as the command line names the design (``parse_design``
+    reversed).
+
+    >>> design_name("wide"), design_name([256, 128])
+    ('wide', 'mlp:256-128')
+    """
+    return hidden if isinstance(hidden, str) else "mlp:" + "-".join(map(str, hidden))
+
+
+MAX_DIGITS = 18  # no size of more digits fits any memory; int() refuses 4,300 digits
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` as a whole number >= 1 in ASCII digits, or None: no sign, no other digits
+    (``"²".isdigit()`` is true, yet ``int("²")`` fails) and at most MAX_DIGITS of them.
+
+    >>> whole_number("256"), whole_number("0"), whole_number("²"), whole_number("9" * 19)
+    (256, None, None, None)
+    """
+    if text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS and int(text) > 0:
+        return int(text)
+    return None
+
+
+def abridged(text: str, limit: int = 40) -> str:
+    """A user's value for a message: whole if short, else its start and its length."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"

@@ -407,6 +407,13 @@ def post(server, path: str, body, **kwargs):
             '"data": [1]', '"data": [-' + "9" * 401 + "]"), 400, ["'Age'", "infinite"]),
         ("/v2/models/titanic/infer", json.dumps({"inputs": oip_row(Age=("BYTES", "9" * 401))}),
          400, ["'Age'", "infinite"]),
+        # a JSON number must be a value of the datatype declared for it
+        ("/v2/models/titanic/infer", {"inputs": oip_row(Age=("UINT8", -5))}, 400,
+         ["'Age'", "from 0 to 255 (UINT8)", "-5"]),
+        ("/v2/models/titanic/infer", {"inputs": oip_row(Age=("FP16", 70000))}, 400,
+         ["'Age'", "65504 (FP16)"]),
+        ("/v2/models/titanic/infer", {"inputs": oip_row(Age=("INT32", 22.5))}, 400,
+         ["'Age'", "whole numbers", "22.5"]),
         ("/invocations?model=titanic", '{"dataframe_records": [{"Sex": "\\ud800"}]}', 400,
          ["not valid Unicode", "ud800"]),
         ("/invocations?model=titanic", '{"dataframe_records": [{"\\udfff": 1}]}', 400,

@@ -156,13 +156,36 @@ def check_values(name: str, datatype: str, values: list) -> list:
         wrong = next((v for v in values if v is not None and not isinstance(v, bool)), None)
         expected = "true or false (BOOL)"
     else:
-        wrong = next((v for v in values if v is not None and not is_number(v)), None)
-        expected = f"numbers ({datatype})"
+        fits, expected = number_rule(datatype)
+        wrong = next((v for v in values if v is not None and not fits(v)), None)
     if wrong is not None:
         shown = json.dumps(wrong)
         shown = shown if len(shown) <= 80 else shown[:80] + "..."
         raise RequestError(400, f"Input {name!r} must hold {expected} or null; it holds {shown}.")
     return values
+
+
+def number_rule(datatype: str):
+    """(whether a JSON number is a value of ``datatype``, what to say it should be): an
+    integer type takes whole numbers in its range, FP16 and FP32 numbers within theirs (the
+    binary extension could not even carry the others); FP64 takes any number, and the model
+    refuses one beyond float64's range as infinite."""
+    dtype = np.dtype(NUMPY_TYPES[datatype])
+    if dtype.kind in "iu":
+        low, high = int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)
+
+        def whole(v) -> bool:
+            integral = isinstance(v, int) or (isinstance(v, float) and v.is_integer())
+            return is_number(v) and integral and low <= v <= high
+
+        return whole, f"whole numbers from {low} to {high} ({datatype})"
+    if dtype.itemsize < 8:
+        limit = float(np.finfo(dtype).max)
+        return (
+            lambda v: is_number(v) and (math.isnan(v) or abs(v) <= limit),
+            f"numbers within +-{limit:.6g} ({datatype})",
+        )
+    return is_number, f"numbers ({datatype})"
 
 
 def is_count(value) -> bool:

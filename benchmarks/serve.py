@@ -37,7 +37,7 @@ import torch
 import tabnn
 from tabnn import TabNNClassifier
 from tabnn.data import read_table, split_target
-from tabnn.estimator.frames import aligned
+from tabnn.features.frames import aligned
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -32,8 +32,9 @@ from sklearn.preprocessing import LabelEncoder
 from torch import nn, optim
 
 from tabnn.engine.config import Member, TensorData, TrainConfig
-from tabnn.engine.train import fit_stack, predict_logits
+from tabnn.engine.train import fit_stack
 from tabnn.features.preprocess import Preprocessor
+from tabnn.nn.forward import predict_logits
 from tabnn.nn.mlp import TabularMLP, build_config, probabilities
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 import tabnn
 from tabnn.data.read import batch_frame
-from tabnn.estimator.frames import aligned
 from tabnn.features.arrow_encode import ArrowEncoder
+from tabnn.features.frames import aligned
 
 NUMERIC = ["n_int", "n_float", "n_null"]
 CATEGORICAL = ["c_text", "c_int", "c_float", "c_bool", "c_dict"]

@@ -30,8 +30,8 @@ from tabnn.estimator.calibration import (
     reliability,
     uncalibrated_proba,
 )
+from tabnn.estimator.threshold import tune_threshold
 from tabnn.evaluation.metrics import log_loss
-from tabnn.evaluation.threshold import tune_threshold
 from tabnn.inference.predict import predict_file
 from tabnn.io import dump_json
 from tabnn.report.data import ReportData

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from tabnn.artifact import directory as artifact
 from tabnn.cli import app, render
-from tabnn.evaluation.splits import encoded_for_split, split_indices
+from tabnn.data.splits import encoded_for_split, split_indices
 from tabnn.io import dump_json
 from tabnn.workflows.runs import ReadOptions, load_training_table
 

@@ -13,12 +13,12 @@ from typer.testing import CliRunner
 import tabnn
 from tabnn.cli import app
 from tabnn.data.read import read_table
+from tabnn.data.splits import stratified_folds
 from tabnn.data.target import split_target
 from tabnn.errors import UsageError
 from tabnn.estimator.classifier import TabNNClassifier
 from tabnn.evaluation.compare import cross_validate_designs, fold_members
 from tabnn.evaluation.metrics import check_metric
-from tabnn.evaluation.splits import stratified_folds
 from tabnn.nn.designs import parse_design
 
 DATA = Path(__file__).resolve().parent / "data"

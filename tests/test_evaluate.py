@@ -12,10 +12,10 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
+from tabnn.data.splits import class_counts, split_indices, stratified_folds
 from tabnn.errors import DataError, UsageError
 from tabnn.evaluation.baselines import baseline_scores
 from tabnn.evaluation.metrics import compute_metrics
-from tabnn.evaluation.splits import class_counts, split_indices, stratified_folds
 from tabnn.evaluation.stats import corrected_paired_t_test
 from tabnn.tasks import HIGHER_IS_BETTER, PRIMARY_METRIC
 

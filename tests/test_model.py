@@ -10,9 +10,10 @@ from sklearn.datasets import make_circles
 from torch import nn
 
 from tabnn.engine.config import Member, TensorData, TrainConfig
-from tabnn.engine.train import fit_stack, predict_logits
+from tabnn.engine.train import fit_stack
 from tabnn.errors import UsageError
 from tabnn.features.preprocess import Preprocessor
+from tabnn.nn.forward import predict_logits
 from tabnn.nn.mlp import (
     ACTIVATIONS,
     ModelConfig,

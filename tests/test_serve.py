@@ -24,7 +24,7 @@ import torch
 
 import tabnn
 from tabnn import TabNNClassifier
-from tabnn.estimator.frames import aligned
+from tabnn.features.frames import aligned
 
 tritonhttp = pytest.importorskip("tritonclient.http")
 pytest.importorskip("schemathesis")

@@ -24,7 +24,7 @@ from tabnn import TabNNClassifier
 from tabnn.artifact import directory as artifact
 from tabnn.cli import app
 from tabnn.errors import DataError, UsageError
-from tabnn.evaluation.threshold import parse_threshold_metric, tune_threshold
+from tabnn.estimator.threshold import parse_threshold_metric, tune_threshold
 from tabnn.workflows.runs import ReadOptions, train_workflow
 
 FAST = {"hidden": [16], "epochs": 15, "lr": 0.01, "patience": 5}

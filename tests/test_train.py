@@ -14,9 +14,10 @@ from tabnn.engine.cpu import cpu_matmuls_for, cpu_threads_for, onednn_is_exact
 from tabnn.engine.inputs import EncodedInputs, padded_rows
 from tabnn.engine.optim import FlatParameters, GradientClipper, StackedAdam
 from tabnn.engine.steps import LossFunction, is_correct
-from tabnn.engine.train import EarlyStopping, fit_stack, lr_factor, predict_logits
+from tabnn.engine.train import EarlyStopping, fit_stack, lr_factor
 from tabnn.errors import UsageError
 from tabnn.features.preprocess import Preprocessor
+from tabnn.nn.forward import predict_logits
 from tabnn.nn.mlp import Dropout, StackedNorm, TabularMLP, build_config
 
 CPU = torch.device("cpu")

@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 import tabnn
 from tabnn.cli import app
+from tabnn.data.splits import stratified_folds
 from tabnn.errors import UsageError
 from tabnn.estimator.classifier import TabNNClassifier
 from tabnn.evaluation.compare import fold_members
-from tabnn.evaluation.splits import stratified_folds
 from tabnn.tuning import search, space
 
 optuna = pytest.importorskip("optuna")

@@ -110,7 +110,7 @@ def check_threshold_metric(value: str | None) -> str | None:
     """What ``--threshold auto`` maximises: f1, ..., ``recall>=0.9``, ``precision>=0.9``."""
     if value is None:
         return value
-    from ..evaluation.threshold import parse_threshold_metric
+    from ..estimator.threshold import parse_threshold_metric
 
     try:
         parse_threshold_metric(value)

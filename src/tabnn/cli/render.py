@@ -152,7 +152,7 @@ def threshold_text(threshold: dict) -> str:
     tuning = threshold.get("tuning")
     if not tuning:
         return text
-    from ..evaluation.threshold import describe_threshold
+    from ..estimator.threshold import describe_threshold
 
     text += f" chosen on {tuning['rows']} validation rows"
     if tuning["members"] > 1 and tuning["members_per_row"] == tuning["members"]:

@@ -328,18 +328,3 @@ class EarlyStopping:
         """Stop these members for good now (they keep their best weights so far)."""
         for k in members:
             self.stopped[k] = True
-
-
-@torch.no_grad()
-def predict_logits(model: TabularMLP, x_num, x_cat, device, chunk: int = 8192) -> torch.Tensor:
-    """Logits (K, rows, outputs) for arrays of raw inputs, computed in chunks (of 8,192
-    rows: the float64 ensemble's activations then take tens of MB, not a GB)."""
-    model.eval()
-    x_num = torch.tensor(np.asarray(x_num), dtype=torch.float32)
-    x_cat = torch.tensor(np.asarray(x_cat), dtype=torch.int64)
-    outs = []
-    for start in range(0, max(1, x_num.shape[0]), chunk):
-        n = x_num[start : start + chunk].to(device)[None]
-        c = x_cat[start : start + chunk].to(device)[None]
-        outs.append(model(n, c).cpu())
-    return torch.cat(outs, dim=1)

@@ -2,6 +2,6 @@
 
 - ``classifier``: the estimator and its member-level API
 - ``params``: parameter checks, the designs' recipes, training settings, loss weights
-- ``frames``: X and y as the estimator reads them
+- ``threshold``: tuning a binary decision threshold on held-out rows and describing it
 - ``calibration``: temperature scaling and the expected calibration error
 """

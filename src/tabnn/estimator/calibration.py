@@ -146,8 +146,8 @@ def network_temperature(network, x_num, x_cat, y_all, member_rows) -> np.ndarray
     """The temperatures ``calibrate=True`` fits for a trained CPU network (its task is its
     config's): on the members' validation rows of the encoded inputs, each row scored by
     the members that held it out."""
-    from ..evaluation.threshold import held_out_by, validation_union
-    from ..inference.probabilities import member_logits
+    from ..nn.forward import member_logits
+    from .threshold import held_out_by, validation_union
 
     rows = validation_union(member_rows)
     logits = member_logits(network, x_num[rows], x_cat[rows]).numpy()
@@ -157,7 +157,7 @@ def network_temperature(network, x_num, x_cat, y_all, member_rows) -> np.ndarray
 def uncalibrated_proba(estimator, X) -> np.ndarray:
     """``predict_proba`` of a fitted estimator as it was before temperature scaling (its
     ``predict_proba`` itself when it is not calibrated), for X or encoded inputs."""
-    from ..inference.probabilities import check_finite, mean_probabilities, member_probabilities
+    from ..nn.forward import check_finite, mean_probabilities, member_probabilities
 
     members = member_probabilities(
         estimator.inference_model_, estimator.task_, *estimator.encode(X)

@@ -18,20 +18,20 @@ from ..engine.config import History, Member, TensorData, TrainConfig, device_of
 from ..engine.distributed import World
 from ..engine.train import fit_stack
 from ..errors import DataError, UsageError
+from ..features.frames import array_numeric, as_frame, as_target, column_names
 from ..features.preprocess import EncodedInputs, Preprocessor
 from ..features.schema import Schema, drop_missing_targets, infer_schema
-from ..inference.probabilities import (
+from ..nn import memory
+from ..nn.ensemble import build_network
+from ..nn.forward import (
     check_finite,
     float64_network,
     mean_probabilities,
     member_probabilities,
 )
-from ..nn import memory
-from ..nn.ensemble import build_network
 from ..nn.mlp import ModelConfig, TabularMLP
 from ..tasks import task_of_codes
 from . import calibration, params
-from .frames import array_numeric, as_frame, as_target, column_names
 from .params import validate_params
 
 
@@ -78,7 +78,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         ``"balanced_accuracy"``, ``"mcc"``, ``"recall>=R"`` (the highest precision whose
         recall is at least R, e.g. ``"recall>=0.9"``) or ``"precision>=P"`` (the highest
         recall whose precision is at least P). See
-        :func:`tabnn.evaluation.threshold.tune_threshold`.
+        :func:`tabnn.estimator.threshold.tune_threshold`.
         Ignored for a numeric threshold.
     calibrate : bool, default=False
         Temperature scaling fitted on the validation rows after training (one per label for
@@ -314,7 +314,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         task = task or getattr(self, "task_", None) or task_of_codes(y)
         if self.validation_fraction == 0 or len(y) < 10:  # too few rows to hold any out
             return np.arange(len(y)), np.arange(0)
-        from ..evaluation.splits import split_indices  # fit time only: predict needs no splits
+        from ..data.splits import split_indices  # fit time only: predict needs no splits
 
         train, val, _ = split_indices(
             y, task, val_size=self.validation_fraction, test_size=0.0, seed=self._seed
@@ -401,7 +401,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     ) -> None:
         """Train the stack ``fit_members`` describes, on checked rows and encoded labels."""
         if self.threshold == "auto":  # refused before any training when it cannot work
-            from ..evaluation.threshold import check_threshold_tuning  # fit time only
+            from .threshold import check_threshold_tuning  # fit time only
 
             check_threshold_tuning(schema, y_all, member_rows)
         if self.calibrate:
@@ -452,7 +452,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         if self.calibrate:  # first: threshold="auto" is tuned on calibrated probabilities
             temperature = calibration.network_temperature(network, x_num, x_cat, y_all, member_rows)
         if threshold == "auto":
-            from ..evaluation.threshold import tune_network_threshold
+            from .threshold import tune_network_threshold
 
             threshold, tuning = tune_network_threshold(
                 network, x_num, x_cat, y_all, member_rows, self.threshold_metric, temperature

@@ -83,7 +83,7 @@ def _class_weight(value) -> bool:
 
 def _threshold_metric(value) -> bool:
     # imported here: the metrics behind it (scikit-learn's) are not needed to load a model
-    from ..evaluation.threshold import parse_threshold_metric
+    from .threshold import parse_threshold_metric
 
     parse_threshold_metric(value)  # raises a ValueError for anything else
     return True
@@ -441,3 +441,14 @@ def _heaviest(config: ModelConfig, batch: int, epochs: int, rows: int) -> str:
     }
     left = {name: training_bytes(*args, rows) for name, args in smallest.items()}
     return min(left, key=left.get)
+
+
+def describe_point(point: dict) -> str:
+    """A short human name for a point of tuned parameters, e.g. ``mlp:128-128 ×4 lr 3.0e-03``."""
+    layers = "-".join([str(point["width"])] * int(point["depth"]))
+    embed = " periodic" if point["numeric_embedding"] != "none" else ""
+    return (
+        f"mlp:{layers} ×{point['ensemble_size']}{embed} dropout {point['dropout']:g} "
+        f"batch {point['batch_size']} lr {point['lr']:.1e} wd {point['weight_decay']:.0e} "
+        f"smoothing {point['label_smoothing']:.2f}"
+    )

@@ -1,9 +1,8 @@
-"""Honest evaluation: stratified splits and folds, metrics, decision thresholds, the
-baselines to beat, paired tests, held-out scoring and the comparison of model designs.
+"""Honest evaluation: metrics, the baselines to beat, paired tests, held-out scoring and the
+comparison of model designs. The splits and the threshold tuning that the estimator needs
+live below it (:mod:`tabnn.data.splits`, :mod:`tabnn.estimator.threshold`).
 
-- :mod:`.splits`: class counts, stratified train/validation/test splits and k-fold folds.
 - :mod:`.metrics`: ``compute_metrics``, the one ``log_loss``, metric names and checks.
-- :mod:`.threshold`: tuning a binary decision threshold and describing the choice.
 - :mod:`.baselines`: the most-frequent, label-frequency, logistic-regression and LightGBM
   baselines.
 - :mod:`.stats`: the corrected resampled t-test of two designs scored on the same folds.

@@ -14,8 +14,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from ..data.encoded import as_target
 from ..errors import DataError, UsageError
-from .metrics import as_target, compute_metrics
+from .metrics import compute_metrics
 
 __all__ = [
     "baseline_scores",

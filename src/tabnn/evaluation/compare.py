@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.splits import encoded_for_split, split_indices, stratified_folds
 from ..errors import DataError, UsageError
 from ..estimator.classifier import TabNNClassifier
 from ..estimator.params import check_memory, validate_params
@@ -32,7 +33,6 @@ from ..tasks import HIGHER_IS_BETTER
 from .baselines import baseline_scores, lightgbm_frame, lightgbm_scores, lightgbm_wanted
 from .holdout import holdout_evaluation, positive_proba
 from .metrics import check_metric, compute_metrics, mean_std
-from .splits import encoded_for_split, split_indices, stratified_folds
 from .stats import corrected_paired_t_test
 
 __all__ = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..estimator.frames import aligned
+from ..features.frames import aligned
 from .baselines import baseline_scores
 from .metrics import compute_metrics
 

@@ -1,6 +1,7 @@
 """What the model knows of its columns: the frozen schema and what it reads, the fitted
 statistics, and the encoders that turn rows into the network's inputs.
 
+- ``frames``: X and y as the estimator reads them (any 2-D input a named DataFrame)
 - ``schema``: feature kinds, dropped columns, task, classes; ``check`` at predict time
 - ``column_kinds``: the rules that make a column numeric, categorical, a date or dropped
 - ``table_profile``: per-column facts gathered chunk by chunk (``--stream`` decides from all)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..estimator.frames import aligned, as_frame
+from .frames import aligned, as_frame
 from .labels import label_key
 from .preprocess import EncodedInputs
 

@@ -18,12 +18,14 @@ import pandas as pd
 
 from ..data.target import explode_labels, label_names
 from ..errors import DataError
-from ..estimator.frames import as_target, column_names
-from ..estimator.params import validate_params
 from . import dates
 from .column_kinds import ColumnFacts, family_of
+from .frames import as_target, column_names
 from .labels import as_float, check_binary_column, plain_value
 from .schema import Schema, feature_kinds, schema_of_facts
+
+#: The column options a profile decides kinds with (the estimator's parameters of these names).
+COLUMN_OPTIONS = ("drop", "categorical", "numeric")
 
 EXACT_DISTINCT = 4096
 EMPTY = "empty"  # a chunk's column of text type without a value: no evidence of its kind
@@ -181,16 +183,14 @@ class TargetProfile:
 
 class TableProfile:
     """Every feature column's profile and the target's, chunk after chunk; ``schema``
-    decides from them with the estimator's column options and task."""
+    decides from them with the column options (``drop``, ``categorical``, ``numeric``: None,
+    a name or a list, as the estimator takes them) and the task (None: inferred)."""
 
-    def __init__(self, estimator, label_sep: str | None = None) -> None:
-        validate_params(estimator)
-        self.options = {
-            "drop": column_names(estimator.drop),
-            "categorical": column_names(estimator.categorical),
-            "numeric": column_names(estimator.numeric),
-        }
-        self.task = estimator.task
+    def __init__(
+        self, options: dict, task: str | None = None, label_sep: str | None = None
+    ) -> None:
+        self.options = {key: column_names(options.get(key)) for key in COLUMN_OPTIONS}
+        self.task = task
         self.columns: dict[str, ColumnProfile] = {}
         self.target = TargetProfile(label_sep)
         self.target_names: list[str] = []

@@ -34,7 +34,7 @@ import torch
 
 from ..errors import TabnnWarning, UsageError
 from ..features.preprocess import EncodedInputs
-from .probabilities import BLOCK_ROWS, check_finite, mean_probabilities, member_probabilities
+from ..nn.forward import BLOCK_ROWS, check_finite, mean_probabilities, member_probabilities
 
 PRECISIONS = ("float64", "float32")
 FLOAT32_TOLERANCE = 1e-6

@@ -31,10 +31,10 @@ from ..data.read import (
     table_files,
 )
 from ..errors import DataError, UsageError
-from ..estimator.frames import aligned
 from ..features.arrow_encode import ArrowEncoder
 from ..features.drift import describe, outside_training
 from ..features.fast_encode import checked_frame
+from ..features.frames import aligned
 from ..features.preprocess import EncodedInputs
 from ..io import atomic_output
 from .bulk import BulkPredictor, prefetched

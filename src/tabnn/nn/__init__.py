@@ -5,6 +5,7 @@ and what a configuration costs.
 - ``mlp``: the configuration, the input encoder, stacked layers and the plain MLP
 - ``ensemble``: the default design's efficient ensemble and periodic embeddings;
   ``build_network`` picks a network for a configuration
+- ``forward``: logits in blocks of rows, the float64 copy predictions run on, probabilities
 - ``size``: parameters, multiply-adds and activations of a configuration, and whether it fits
 - ``memory``: how much memory there is, sizes in words, out-of-memory wording
 """

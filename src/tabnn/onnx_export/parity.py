@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..estimator.frames import as_frame
+from ..features.frames import as_frame
 from ..features.preprocess import Preprocessor
 from .build import LABEL, PROBABILITIES
 

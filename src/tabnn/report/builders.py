@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from ..estimator.frames import aligned
+from ..estimator.threshold import describe_threshold
 from ..evaluation.holdout import positive_proba
-from ..evaluation.threshold import describe_threshold
+from ..features.frames import aligned
 from ..nn.mlp import encoded_width
 from ..nn.size import multiply_adds_per_row
 from .contributions import input_contributions

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..data.splits import class_counts
 from ..errors import UsageError
 from ..evaluation.metrics import compute_metrics, log_loss
-from ..evaluation.splits import class_counts
 from ..tasks import HIGHER_IS_BETTER, TASKS
 
 __all__ = ["counts_per_class", "dataset_summary", "permutation_importance"]

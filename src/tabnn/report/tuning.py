@@ -53,13 +53,18 @@ def _study_html(tuning: dict) -> str:
 
 
 def _versus_html(tuning: dict, table) -> str:
-    from ..tuning.space import describe
+    from ..estimator.params import describe_point
 
     best, default = tuning["best"], tuning.get("default")
-    rows = [["best", str(best["number"]), _e(describe(best["params"])), _score(best)]]
+    rows = [["best", str(best["number"]), _e(describe_point(best["params"])), _score(best)]]
     if default is not None and default["number"] != best["number"]:
         rows.append(
-            ["default", str(default["number"]), _e(describe(default["params"])), _score(default)]
+            [
+                "default",
+                str(default["number"]),
+                _e(describe_point(default["params"])),
+                _score(default),
+            ]
         )
     text = table(["", "trial", "configuration", f"CV {_e(tuning['metric'])}"], rows, "numbers")
     paired = tuning.get("paired")
@@ -85,14 +90,14 @@ def _score(trial: dict) -> str:
 
 
 def _top_html(tuning: dict, table) -> str:
-    from ..tuning.space import describe
+    from ..estimator.params import describe_point
 
     done = [t for t in tuning.get("all_trials", []) if t["state"] == "COMPLETE"]
     higher = tuning["direction"] == "maximize"
     done.sort(key=lambda t: t["value"], reverse=higher)
     rows = [
         [str(t["number"]) + (" (default)" if t["is_default"] else ""),
-         _e(describe(t["params"])), _score(t), f"{t['seconds']:.1f}"]
+         _e(describe_point(t["params"])), _score(t), f"{t['seconds']:.1f}"]
         for t in done[:TOP_TRIALS]
     ]  # fmt: skip
     header = ["trial", "configuration", f"CV {_e(tuning['metric'])}", "seconds"]

@@ -122,7 +122,7 @@ def score_batches(
     every batch with its prediction columns appended."""
     import pandas as pd
 
-    from ..estimator.frames import aligned
+    from ..features.frames import aligned
     from ..inference.predict import proba_frame
 
     estimator, predictor = _worker_model(model_dir, precision, threads)

@@ -43,7 +43,7 @@ from ..data.target import explode_labels, label_set_column
 from ..errors import DataError, UsageError
 from ..estimator import params
 from ..features.sketches import StreamStatistics
-from ..features.table_profile import TableProfile
+from ..features.table_profile import COLUMN_OPTIONS, TableProfile
 
 SAMPLE_CAPS = {TRAIN: 20_000, VALIDATION: 50_000, TEST: 100_000}
 BASE_BYTES = 600 << 20  # the interpreter with torch, pandas and pyarrow, and the samples
@@ -193,7 +193,9 @@ def survey(stream: TableStream, estimator, seed: int, val_size: float, test_size
     """The first pass (see the module's docstring) -> ``Survey``. The schema is decided from
     every row (``table_profile``), never from the first chunk alone."""
     split = lambda rows: split_of(rows, seed, val_size, test_size)  # noqa: E731
-    profile = TableProfile(estimator, stream.options.label_sep)
+    params.validate_params(estimator)
+    options = {key: getattr(estimator, key) for key in COLUMN_OPTIONS}
+    profile = TableProfile(options, estimator.task, stream.options.label_sep)
     counts = dict.fromkeys((TRAIN, VALIDATION, TEST), 0)
     samples = {part: Sample(cap, seed + part) for part, cap in SAMPLE_CAPS.items()}
     guess, columns, targets = None, [], []
@@ -358,8 +360,8 @@ def fit_streaming(estimator, stream: TableStream, found: Survey, seed, sizes, me
     from ..engine.distributed import World
     from ..engine.train import fit_stack
     from ..estimator.calibration import check_calibration, network_temperature
-    from ..inference.probabilities import float64_network
     from ..nn.ensemble import build_network
+    from ..nn.forward import float64_network
 
     schema = found.schema
     prep = found.statistics.preprocessor(

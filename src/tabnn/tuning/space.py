@@ -101,14 +101,3 @@ def shape_of(point: dict) -> tuple:
 def member_settings(point: dict) -> dict:
     """The settings a trial keeps as a member of a shared stack (``Member``'s fields)."""
     return {name: float(point[name]) for name in MEMBER}
-
-
-def describe(point: dict) -> str:
-    """A short human name for a point, e.g. ``mlp:128-128 ×4 lr 3.0e-03``."""
-    layers = "-".join([str(point["width"])] * int(point["depth"]))
-    embed = " periodic" if point["numeric_embedding"] != "none" else ""
-    return (
-        f"mlp:{layers} ×{point['ensemble_size']}{embed} dropout {point['dropout']:g} "
-        f"batch {point['batch_size']} lr {point['lr']:.1e} wd {point['weight_decay']:.0e} "
-        f"smoothing {point['label_smoothing']:.2f}"
-    )

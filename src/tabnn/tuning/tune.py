@@ -13,13 +13,13 @@ import pandas as pd
 from sklearn.base import clone
 
 from ..artifact.directory import data_fingerprint
+from ..data.splits import encoded_for_split, split_indices, stratified_folds
 from ..errors import DataError, UsageError
 from ..estimator.classifier import TabNNClassifier
 from ..estimator.params import check_memory
 from ..evaluation.compare import fold_members
 from ..evaluation.holdout import holdout_evaluation
 from ..evaluation.metrics import check_metric
-from ..evaluation.splits import encoded_for_split, split_indices, stratified_folds
 from ..evaluation.stats import corrected_paired_t_test
 from ..features.schema import drop_missing_targets
 from ..tasks import HIGHER_IS_BETTER

@@ -28,13 +28,13 @@ from ..data import (
     resolve_columns,
     split_target,
 )
+from ..data.splits import encoded_for_split, split_indices
 from ..data.target import spec_notes
 from ..engine.distributed import World
 from ..errors import TabnnWarning, UsageError
 from ..estimator.classifier import TabNNClassifier
 from ..evaluation.holdout import holdout_evaluation, positive_proba
 from ..evaluation.metrics import compute_metrics
-from ..evaluation.splits import encoded_for_split, split_indices
 from ..features.schema import drop_missing_targets, infer_schema
 from ..inference.predict import read_header, training_info
 from ..report import builders

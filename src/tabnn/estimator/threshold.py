@@ -11,8 +11,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import roc_curve
 
+from ..data.encoded import as_proba, as_target
 from ..errors import DataError, UsageError
-from .metrics import as_proba, as_target
 
 __all__ = ["THRESHOLD_METRICS", "describe_threshold", "parse_threshold_metric", "tune_threshold"]
 
@@ -227,7 +227,7 @@ def tune_network_threshold(
     members' validation rows of the encoded inputs -> (threshold, tuning). With a
     ``temperature`` (``calibrate=True``), on the calibrated probabilities ``predict``
     applies it to."""
-    from ..inference.probabilities import (
+    from ..nn.forward import (
         member_probabilities,  # torch: only once a network is trained
     )
 

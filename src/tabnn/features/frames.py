@@ -14,7 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_array, validate_data
 
 from ..errors import DataError, SchemaError
-from ..features.schema import refuse_infinities
+from .schema import refuse_infinities
 
 
 def column_names(value) -> list[str]:

@@ -1,5 +1,6 @@
-"""Inference with a trained network: the float64 copy predictions run on, and the
-per-member probabilities it gives."""
+"""Forward passes of a trained network for prediction: logits of a stack in blocks of rows,
+the float64 copy predictions run on, and the per-member probabilities it gives. Imported by
+the estimator and by everything after ``load``; it never imports the training engine."""
 
 from __future__ import annotations
 
@@ -8,13 +9,27 @@ import copy
 import numpy as np
 import torch
 
-from ..engine.train import predict_logits
 from ..errors import DataError
-from ..nn.mlp import probabilities
+from .mlp import probabilities
 
 # rows per forward pass on one torch thread (``bulk``): a block's activations stay in the
 # CPU's caches; on one thread 1,024-row blocks run twice as fast as 8,192-row ones
 BLOCK_ROWS = 1024
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, x_num, x_cat, device, chunk: int = 8192) -> torch.Tensor:
+    """Logits (K, rows, outputs) for arrays of raw inputs, computed in chunks (of 8,192
+    rows: the float64 ensemble's activations then take tens of MB, not a GB)."""
+    model.eval()
+    x_num = torch.tensor(np.asarray(x_num), dtype=torch.float32)
+    x_cat = torch.tensor(np.asarray(x_cat), dtype=torch.int64)
+    outs = []
+    for start in range(0, max(1, x_num.shape[0]), chunk):
+        n = x_num[start : start + chunk].to(device)[None]
+        c = x_cat[start : start + chunk].to(device)[None]
+        outs.append(model(n, c).cpu())
+    return torch.cat(outs, dim=1)
 
 
 def float64_network(model: torch.nn.Module) -> torch.nn.Module:

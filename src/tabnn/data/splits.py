@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 from ..errors import DataError, UsageError
-from .metrics import as_target
+from .encoded import as_target
 
 __all__ = ["class_counts", "encoded_for_split", "split_indices", "stratified_folds"]
 

@@ -57,7 +57,7 @@ def engine_rows_per_second(device: torch.device, rows: int) -> tuple[float, int]
     """One epoch of the default design through ``fit_stack`` on the device -> rows/s and
     the network's floating-point operations per training row (forward + backward)."""
     from tabnn import TabNNClassifier
-    from tabnn.engine.config import Member, TensorData, TrainConfig
+    from tabnn.engine.config import FitSpec, Member, TensorData, TrainConfig
     from tabnn.engine.train import fit_stack
     from tabnn.estimator.params import network_config
     from tabnn.nn.ensemble import build_network
@@ -77,7 +77,7 @@ def engine_rows_per_second(device: torch.device, rows: int) -> tuple[float, int]
     members = [Member(np.arange(rows), np.arange(0), 0)]
     synchronize(device)
     start = time.perf_counter()
-    fit_stack(model, data, members, "binary", config)
+    fit_stack(FitSpec(model, data, members, "binary", config))
     synchronize(device)
     return rows / (time.perf_counter() - start), 2 * 3 * multiply_adds_per_row(design)
 

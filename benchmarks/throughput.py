@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tabnn.engine.config import Member, TensorData, TrainConfig
+from tabnn.engine.config import FitSpec, Member, TensorData, TrainConfig
 from tabnn.engine.cpu import cpu_matmuls_for, cpu_threads_for, onednn_is_exact
 from tabnn.engine.train import fit_stack
 from tabnn.features.preprocess import Preprocessor
@@ -225,7 +225,7 @@ def tabnn_rows_per_second(size: Size, x: np.ndarray, y: np.ndarray, members: int
         grad_clip=0.0,
     )
     start = time.perf_counter()
-    fit_stack(model, data, stack, "binary", train_config)
+    fit_stack(FitSpec(model, data, stack, "binary", train_config))
     return sum(len(r) for r in row_sets) / (time.perf_counter() - start)
 
 

@@ -31,7 +31,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import LabelEncoder
 from torch import nn, optim
 
-from tabnn.engine.config import Member, TensorData, TrainConfig
+from tabnn.engine.config import FitSpec, Member, TensorData, TrainConfig
 from tabnn.engine.train import fit_stack
 from tabnn.features.preprocess import Preprocessor
 from tabnn.nn.forward import predict_logits
@@ -204,7 +204,7 @@ def tabnn_cv_design(split: Split, data: TensorData, preset: str, epochs: int, se
     preps = [fitted_preprocessor(split.x_train[train]) for train, _ in split.folds]
     model = stacked_model(preset, preps)
     members = [Member(train, val, seed + k) for k, (train, val) in enumerate(split.folds)]
-    history = fit_stack(model, data, members, "binary", train_config(epochs))
+    history = fit_stack(FitSpec(model, data, members, "binary", train_config(epochs)))
     by_loss = [
         member_accuracy(model, k, split.x_train[val], split.y_train[val])
         for k, (_, val) in enumerate(split.folds)
@@ -217,7 +217,7 @@ def tabnn_final(split: Split, data: TensorData, result: Result, epochs: int, see
     """The winner as K=1 on the whole training split, all epochs, scored once on test."""
     model = stacked_model(result.winner, [fitted_preprocessor(split.x_train)])
     rows = np.arange(len(split.x_train))
-    fit_stack(model, data, [Member(rows, rows[:0], seed)], "binary", train_config(epochs))
+    fit_stack(FitSpec(model, data, [Member(rows, rows[:0], seed)], "binary", train_config(epochs)))
     result.test_last = member_accuracy(model, 0, split.x_test, split.y_test)
 
 

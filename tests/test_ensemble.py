@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from tabnn import TabNNClassifier
-from tabnn.engine.config import Member, TensorData, TrainConfig
+from tabnn.engine.config import FitSpec, Member, TensorData, TrainConfig
 from tabnn.engine.kernels import KERNELS, Kernels, private_kernel_works
 from tabnn.engine.train import fit_stack
 from tabnn.estimator.params import train_config
@@ -62,10 +62,10 @@ def test_folds_of_an_ensemble_train_in_one_stack_as_if_alone():
     # no dropout: its masks come from one random stream for the whole stack
     stack = ensemble_stack(x, rows)
     assert isinstance(stack, EnsembleMLP)
-    history = fit_stack(stack, data, members, "binary", config)
+    history = fit_stack(FitSpec(stack, data, members, "binary", config))
     for k in range(2):
         alone = ensemble_stack(x, [rows[k]])
-        alone_history = fit_stack(alone, data, [members[k]], "binary", config)
+        alone_history = fit_stack(FitSpec(alone, data, [members[k]], "binary", config))
         assert history.best_epoch[k] == alone_history.best_epoch[0]
         for name, value in alone.state_dict().items():
             if value.dim() and name != "encoder.indicator_columns":
@@ -172,7 +172,7 @@ def test_a_fit_with_public_kernels_trains_the_same_model(network):
             model = build_network(build_config(prep, 1, preset=[16, 8]))
             model.encoder.set_statistics(0, prep)
         model.dropout.p = 0.2  # the same masks on both runs: one generator per fit
-        fit_stack(model, data, members, "binary", config, private_kernels=private)
+        fit_stack(FitSpec(model, data, members, "binary", config, private_kernels=private))
         states.append(model.state_dict())
     for name, value in states[0].items():
         torch.testing.assert_close(states[1][name], value, atol=1e-5, rtol=1e-4)

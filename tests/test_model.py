@@ -9,7 +9,7 @@ import torch
 from sklearn.datasets import make_circles
 from torch import nn
 
-from tabnn.engine.config import Member, TensorData, TrainConfig
+from tabnn.engine.config import FitSpec, Member, TensorData, TrainConfig
 from tabnn.engine.train import fit_stack
 from tabnn.errors import UsageError
 from tabnn.features.preprocess import Preprocessor
@@ -276,7 +276,7 @@ def training_accuracy(x, y, activation):
     rows = np.arange(len(y))
     data = TensorData.from_arrays(x, np.zeros((len(y), 0)), y, CPU)
     config = TrainConfig(epochs=60, batch_size=32, lr=0.02, weight_decay=0.0)
-    fit_stack(model, data, [Member(rows, rows[:0], 0)], "binary", config)
+    fit_stack(FitSpec(model, data, [Member(rows, rows[:0], 0)], "binary", config))
     logits = predict_logits(model, x, np.zeros((len(y), 0)), CPU)[0, :, 0]
     return ((logits > 0).numpy() == (y > 0.5)).mean()
 

@@ -16,7 +16,7 @@ import torch
 
 import tabnn
 from tabnn.data.stream import TEST, TRAIN, VALIDATION, Sample, row_hash, split_of
-from tabnn.engine.config import Member, StreamData, TensorData, TrainConfig
+from tabnn.engine.config import FitSpec, Member, StreamData, TensorData, TrainConfig
 from tabnn.engine.train import fit_stack
 from tabnn.features.preprocess import Preprocessor
 from tabnn.features.sketches import StreamStatistics, rank_error
@@ -122,13 +122,17 @@ def test_streamed_epochs_over_one_block_train_the_in_memory_model():
     cpu = torch.device("cpu")
     in_memory = model()
     whole = TensorData.from_arrays(x, no_cat, y, cpu)
-    fit_stack(in_memory, whole, [Member(np.arange(500), np.arange(500, 600), 7)], "binary", config)
+    fit_stack(
+        FitSpec(
+            in_memory, whole, [Member(np.arange(500), np.arange(500, 600), 7)], "binary", config
+        )
+    )
     streaming = model()
     train = TensorData.from_arrays(x[:500], no_cat[:500], y[:500], cpu)
     val = TensorData.from_arrays(x[500:], no_cat[500:], y[500:], cpu)
     data = StreamData(val, 500, lambda epoch: [train])
     history = fit_stack(
-        streaming, data, [Member(np.arange(0), np.arange(100), 7)], "binary", config
+        FitSpec(streaming, data, [Member(np.arange(0), np.arange(100), 7)], "binary", config)
     )
     for a, b in zip(in_memory.parameters(), streaming.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
@@ -194,7 +198,6 @@ def test_streamed_accuracy_matches_the_in_memory_run(parquet_dir, tmp_path):
     [
         (["--memory", "lots"], "--memory must be a size such as 1.5G"),
         (["--memory", "100M"], "is too small"),
-        (["--threshold", "auto"], "--threshold auto is not available with --stream"),
     ],
 )
 def test_bad_streaming_options_are_refused(parquet_dir, tmp_path, args, message):
@@ -203,6 +206,26 @@ def test_bad_streaming_options_are_refused(parquet_dir, tmp_path, args, message)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_a_streamed_fit_tunes_its_threshold_and_temperature_on_the_validation_sample(tmp_path):
+    """--stream takes the estimator's one fit recipe: threshold='auto' and calibration are
+    fitted on the validation sample, as an in-memory fit fits them on its validation rows."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6_000, 3))
+    label = np.where(x[:, 0] + 0.8 * rng.normal(size=len(x)) > 1.0, "yes", "no")  # imbalanced
+    frame = pd.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "x2": x[:, 2], "label": label})
+    frame.to_csv(tmp_path / "table.csv", index=False)
+    out = tmp_path / "model"
+    args = ["--target", "label", "--epochs", "2", "--json", "--no-report", "--calibrate"]
+    result = run_tabnn("train", tmp_path / "table.csv", *args, "--threshold", "auto", "--stream",
+                       "-o", out)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    meta = json.loads((out / "tabnn.json").read_text())
+    tuning = meta["threshold"]["tuning"]
+    assert tuning["metric"] == "f1" and 0 < tuning["rows"] <= 0.2 * len(frame)
+    assert len(meta["temperature"]) == 1 and meta["temperature"][0] > 0
+    assert tabnn.load(out).threshold_ == meta["threshold"]["value"]
 
 
 def test_a_directory_of_files_with_different_columns_is_refused(tmp_path):

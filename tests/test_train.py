@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from tabnn.engine import cpu, inputs
-from tabnn.engine.config import Member, TensorData, TrainConfig, device_of
+from tabnn.engine.config import FitSpec, Member, TensorData, TrainConfig, device_of
 from tabnn.engine.cpu import cpu_matmuls_for, cpu_threads_for, onednn_is_exact
-from tabnn.engine.inputs import EncodedInputs, padded_rows
+from tabnn.engine.inputs import DeviceInputs, padded_rows
 from tabnn.engine.optim import FlatParameters, GradientClipper, StackedAdam
 from tabnn.engine.steps import LossFunction, is_correct
 from tabnn.engine.train import EarlyStopping, fit_stack, lr_factor
@@ -107,10 +107,10 @@ def test_members_train_as_if_alone(options, config):
     data = tensors(x, y)
     members = [Member(r, v, s) for r, v, s in zip(ROWS, VAL_ROWS, SEEDS)]
     stack = stack_model(x, ROWS, **options)
-    history = fit_stack(stack, data, members, "binary", TrainConfig(**settings))
+    history = fit_stack(FitSpec(stack, data, members, "binary", TrainConfig(**settings)))
     for k, member in enumerate(members):
         alone = stack_model(x, [ROWS[k]], **options)
-        alone_history = fit_stack(alone, data, [member], "binary", TrainConfig(**settings))
+        alone_history = fit_stack(FitSpec(alone, data, [member], "binary", TrainConfig(**settings)))
         assert history.best_epoch[k] == alone_history.best_epoch[0]
         stacked_losses = [r["val_loss"][k] for r in history.epochs[: len(alone_history.epochs)]]
         alone_losses = [r["val_loss"][0] for r in alone_history.epochs]
@@ -125,7 +125,7 @@ def test_early_stopping_members_stop_on_their_own():
     x, y = table()
     members = [Member(r, v, s) for r, v, s in zip(ROWS, VAL_ROWS, SEEDS)]
     config = TrainConfig(epochs=60, batch_size=32, lr=0.05, schedule="constant", patience=3)
-    history = fit_stack(stack_model(x, ROWS), tensors(x, y), members, "binary", config)
+    history = fit_stack(FitSpec(stack_model(x, ROWS), tensors(x, y), members, "binary", config))
     stopped_at = [e + config.patience for e in history.best_epoch]
     assert len(set(stopped_at)) > 1  # the test needs members that stop at different epochs
     for k, last in enumerate(stopped_at):
@@ -222,7 +222,9 @@ def test_hand_written_backward_trains_as_autograd_does(task, activation, dropout
         )
         assert model.plain
         history = fit_stack(
-            model, tensors(x, y), members, task, config, class_weight=weights, backward=backward
+            FitSpec(
+                model, tensors(x, y), members, task, config, class_weight=weights, backward=backward
+            )
         )
         results.append((model, history))
     (manual, manual_history), (reference, reference_history) = results
@@ -242,10 +244,14 @@ def test_manual_backward_needs_a_plain_network_and_backward_is_checked():
     member = [Member(rows, rows[:0], 0)]
     batch_norm = stack_model(x, [rows], norm="batch")
     with pytest.raises(UsageError, match="backward='manual' needs a plain network"):
-        fit_stack(batch_norm, tensors(x, y), member, "binary", TrainConfig(), backward="manual")
+        fit_stack(
+            FitSpec(batch_norm, tensors(x, y), member, "binary", TrainConfig(), backward="manual")
+        )
     with pytest.raises(UsageError, match="backward must be one of auto, autograd, manual"):
         fit_stack(
-            stack_model(x, [rows]), tensors(x, y), member, "binary", TrainConfig(), backward="x"
+            FitSpec(
+                stack_model(x, [rows]), tensors(x, y), member, "binary", TrainConfig(), backward="x"
+            )
         )
 
 
@@ -262,7 +268,7 @@ def test_large_epochs_take_the_step_by_step_paths_with_the_same_result(monkeypat
             monkeypatch.setattr(inputs, "ENCODED_BYTES", 0)
             monkeypatch.setattr(inputs, "EPOCH_BYTES", 0)
         model = stack_model(x, rows, n_outputs=3)
-        history = fit_stack(model, tensors(x, y), members, "multiclass", config)
+        history = fit_stack(FitSpec(model, tensors(x, y), members, "multiclass", config))
         results.append((model.state_dict(), history.epochs))
     (state, epochs), (small_state, small_epochs) = results
     assert epochs == small_epochs
@@ -302,7 +308,7 @@ def test_encoded_inputs_are_the_encoders_values(scaling, shared, table_bytes):
     assert model.encoder.shares_statistics() == shared
     x_num, x_cat = preps[0].transform(frame)
     data = TensorData.from_arrays(x_num, x_cat, np.zeros(len(frame)), CPU)
-    inputs = EncodedInputs(model, data, max_bytes=table_bytes)
+    inputs = DeviceInputs(model, data, max_bytes=table_bytes)
     assert (inputs.table is None) == (table_bytes == 0)
     rows = torch.tensor([[5, 0, 119, 7], [3, 3, 64, 100]])
     with torch.no_grad():
@@ -324,7 +330,7 @@ def test_history_holds_the_validation_loss_of_the_trained_model(norm):
     data = TensorData.from_arrays(x_num, x_cat, y, CPU)
     train_rows, val_rows = np.arange(150), np.arange(150, 200)
     config = TrainConfig(epochs=3, batch_size=32, lr=0.05, restore_best=False)
-    history = fit_stack(model, data, [Member(train_rows, val_rows, 0)], "binary", config)
+    history = fit_stack(FitSpec(model, data, [Member(train_rows, val_rows, 0)], "binary", config))
     rows, mask = padded_rows([val_rows], CPU)
     loss, accuracy = evaluate_members(model, data, rows, mask, LossFunction("binary"), "binary")
     assert loss.item() == history.epochs[-1]["val_loss"][0]
@@ -337,7 +343,7 @@ def test_parameters_get_their_own_storage_back_after_a_fit():
     model = stack_model(x, [rows, rows])
     before = {name: p for name, p in model.named_parameters()}
     members = [Member(rows, rows[:0], seed) for seed in (0, 1)]
-    fit_stack(model, tensors(x, y), members, "binary", TrainConfig(epochs=2))
+    fit_stack(FitSpec(model, tensors(x, y), members, "binary", TrainConfig(epochs=2)))
     pointers = set()
     for name, p in model.named_parameters():
         assert p is before[name], name  # the same Parameter objects, trained in place
@@ -395,7 +401,7 @@ def test_onednn_and_mkl_train_the_same_model(monkeypatch):
     for threshold in (cpu.ONEDNN_MATMUL_FLOPS, float("inf")):
         monkeypatch.setattr(cpu, "ONEDNN_MATMUL_FLOPS", threshold)
         model = stack_model(x, [rows], hidden=(256, 256))
-        fit_stack(model, tensors(x, y), [Member(rows, val, 0)], "binary", config)
+        fit_stack(FitSpec(model, tensors(x, y), [Member(rows, val, 0)], "binary", config))
         states.append(model.state_dict())
     for name, value in states[1].items():
         torch.testing.assert_close(states[0][name], value, atol=1e-4, rtol=1e-4)
@@ -408,7 +414,7 @@ def fit_seeded(seed, x, y):
     rows, val = np.arange(300), np.arange(300, 400)
     model = stack_model(x, [rows], hidden=(16,), dropout=0.2, norm="batch")
     config = TrainConfig(epochs=5, batch_size=32, lr=0.01)
-    fit_stack(model, tensors(x, y), [Member(rows, val, seed)], "binary", config)
+    fit_stack(FitSpec(model, tensors(x, y), [Member(rows, val, seed)], "binary", config))
     return model
 
 
@@ -442,7 +448,7 @@ def test_early_stopping_restores_the_best_epoch():
     train, val = np.arange(40), np.arange(40, 240)
     model = stack_model(x, [train], hidden=(64,))
     config = TrainConfig(epochs=200, patience=5, weight_decay=0.0, **OVERFIT)
-    history = fit_stack(model, data, [Member(train, val, 0)], "binary", config)
+    history = fit_stack(FitSpec(model, data, [Member(train, val, 0)], "binary", config))
     val_losses = [r["val_loss"][0] for r in history.epochs]
     best = history.best_epoch[0]
     assert len(history.epochs) == best + config.patience < config.epochs
@@ -468,7 +474,7 @@ def test_member_without_validation_trains_all_epochs_and_keeps_its_last_weights(
 
     config = TrainConfig(epochs=40, patience=3, weight_decay=0.0, **OVERFIT)
     history = fit_stack(
-        model, tensors(x, y.astype(np.float32)), members, "binary", config, on_epoch=keep
+        FitSpec(model, tensors(x, y.astype(np.float32)), members, "binary", config, on_epoch=keep)
     )
     assert len(history.epochs) == config.epochs
     assert history.best_epoch[1] == config.epochs
@@ -489,12 +495,14 @@ def test_restore_best_false_keeps_last_weights():
     snapshots = []
     config = TrainConfig(epochs=30, patience=3, restore_best=False, **OVERFIT)
     history = fit_stack(
-        model,
-        tensors(x, y.astype(np.float32)),
-        [Member(train, val, 0)],
-        "binary",
-        config,
-        on_epoch=lambda record: snapshots.append(copy.deepcopy(model.state_dict())),
+        FitSpec(
+            model,
+            tensors(x, y.astype(np.float32)),
+            [Member(train, val, 0)],
+            "binary",
+            config,
+            on_epoch=lambda record: snapshots.append(copy.deepcopy(model.state_dict())),
+        )
     )
     assert len(history.epochs) > history.best_epoch[0]
     assert torch.equal(model.head.weight, snapshots[-1]["head.weight"])
@@ -555,7 +563,7 @@ def test_each_task_learns_and_returns_raw_logits(task, n_outputs, target):
     train, val = np.arange(240), np.arange(240, 300)
     model = stack_model(x, [train], hidden=(32,), n_outputs=n_outputs)
     config = TrainConfig(epochs=30, batch_size=32, lr=0.02)
-    history = fit_stack(model, tensors(x, y), [Member(train, val, 0)], task, config)
+    history = fit_stack(FitSpec(model, tensors(x, y), [Member(train, val, 0)], task, config))
     assert history.epochs[-1]["train_loss"][0] < 0.5 * history.epochs[0]["train_loss"][0]
     assert history.epochs[-1]["val_accuracy"][0] > 0.85
     logits = predict_logits(model, x * 3, np.zeros((len(x), 0)), CPU)
@@ -569,7 +577,9 @@ def minority_recall(task, x, y, class_weight):
     model = stack_model(x, [rows], hidden=(16,), n_outputs=n_outputs)
     config = TrainConfig(epochs=15, batch_size=64, lr=0.01)
     data = tensors(x, y)
-    fit_stack(model, data, [Member(rows, rows[:0], 0)], task, config, class_weight=class_weight)
+    fit_stack(
+        FitSpec(model, data, [Member(rows, rows[:0], 0)], task, config, class_weight=class_weight)
+    )
     logits = predict_logits(model, x, np.zeros((len(x), 0)), CPU)[0]
     predicted = (logits[:, 0] > 0).long() if task == "binary" else logits.argmax(1)
     minority = y == y.max()
@@ -626,11 +636,13 @@ def test_unknown_optimizer_is_a_usage_error():
     rows = np.arange(40)
     with pytest.raises(UsageError, match="optimizer must be adamw or adam; got 'sgd'"):
         fit_stack(
-            stack_model(x, [rows]),
-            tensors(x, y),
-            [Member(rows, rows[:0], 0)],
-            "binary",
-            TrainConfig(optimizer="sgd"),
+            FitSpec(
+                stack_model(x, [rows]),
+                tensors(x, y),
+                [Member(rows, rows[:0], 0)],
+                "binary",
+                TrainConfig(optimizer="sgd"),
+            )
         )
 
 
@@ -684,12 +696,14 @@ def test_fit_stack_runs_small_models_on_one_thread_and_restores():
     torch.set_num_threads(2)
     try:
         fit_stack(
-            stack_model(x, [rows]),
-            tensors(x, y),
-            [Member(rows, rows[:0], 0)],
-            "binary",
-            TrainConfig(epochs=2),
-            on_epoch=lambda record: seen.append(torch.get_num_threads()),
+            FitSpec(
+                stack_model(x, [rows]),
+                tensors(x, y),
+                [Member(rows, rows[:0], 0)],
+                "binary",
+                TrainConfig(epochs=2),
+                on_epoch=lambda record: seen.append(torch.get_num_threads()),
+            )
         )
         assert seen == [1, 1]
         assert torch.get_num_threads() == 2
@@ -729,13 +743,15 @@ def test_members_with_their_own_lr_decay_and_smoothing_train_as_if_alone(task, b
     ]
     settings = {"epochs": 10, "batch_size": 32, "patience": 4}
     stack = stack_model(x, ROWS, n_outputs=n_outputs)
-    history = fit_stack(stack, tensors(x, y), members, task, TrainConfig(**settings),
-                        backward=backward)  # fmt: skip
+    history = fit_stack(FitSpec(stack, tensors(x, y), members, task, TrainConfig(**settings),
+                        backward=backward))  # fmt: skip
     for k, (lr, wd, ls) in enumerate(own):
         alone = stack_model(x, [ROWS[k]], n_outputs=n_outputs)
         config = TrainConfig(**settings, lr=lr, weight_decay=wd, label_smoothing=ls)
         plain = Member(ROWS[k], VAL_ROWS[k], SEEDS[k])
-        alone_history = fit_stack(alone, tensors(x, y), [plain], task, config, backward=backward)
+        alone_history = fit_stack(
+            FitSpec(alone, tensors(x, y), [plain], task, config, backward=backward)
+        )
         assert history.best_epoch[k] == alone_history.best_epoch[0]
         for record, alone_record in zip(history.epochs, alone_history.epochs):
             for key in ("train_loss", "val_loss"):
@@ -752,7 +768,7 @@ def test_label_smoothing_trains_the_same_by_hand_and_by_autograd(task):
     for backward in ("manual", "autograd"):
         model = stack_model(x, ROWS, n_outputs=n_outputs)
         members = [Member(r, v, s) for r, v, s in zip(ROWS, VAL_ROWS, SEEDS)]
-        fit_stack(model, tensors(x, y), members, task, config, backward=backward)
+        fit_stack(FitSpec(model, tensors(x, y), members, task, config, backward=backward))
         models.append(model)
     for name, value in models[1].state_dict().items():
         torch.testing.assert_close(models[0].state_dict()[name], value, atol=1e-5, rtol=0)
@@ -768,12 +784,14 @@ def test_members_returned_by_on_epoch_stop_now_and_keep_their_best_weights():
         seen.append(record["train_loss"][1])
         return [1] if record["epoch"] == 3 else None
 
-    history = fit_stack(model, tensors(x, y), members, "binary", TrainConfig(epochs=8, lr=0.01))
+    history = fit_stack(
+        FitSpec(model, tensors(x, y), members, "binary", TrainConfig(epochs=8, lr=0.01))
+    )
     pruned = stack_model(x, ROWS)
-    pruned_history = fit_stack(
+    pruned_history = fit_stack(FitSpec(
         pruned, tensors(x, y), members, "binary", TrainConfig(epochs=8, lr=0.01),
         on_epoch=prune_second_after_three,
-    )  # fmt: skip
+    ))  # fmt: skip
     assert seen[3:] == [None] * 5  # member 1 took no step after epoch 3
     assert pruned_history.best_epoch[1] <= 3 and len(history.epochs) == 8
     for k in (0, 2):  # the others train on untouched

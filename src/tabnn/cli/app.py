@@ -152,8 +152,9 @@ def train(
     from ..engine.distributed import joined
     from ..estimator.classifier import TabNNClassifier
     from ..estimator.params import validate_params
-    from ..scale.streaming import memory_bytes, should_stream, stream_train_workflow
+    from ..scale.streaming import memory_bytes, should_stream
     from ..workflows.runs import Outputs, ReadOptions, train_workflow
+    from ..workflows.stream import stream_train_workflow
 
     with user_errors(quiet), joined(device) as (world, device):
         quiet = quiet or not world.is_main  # under torchrun, rank 0 alone prints

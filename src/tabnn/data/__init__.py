@@ -1,11 +1,13 @@
 """Reading tables and choosing their target.
 
-``read`` is the public entry (``read_table``, ``iter_table_chunks``, ``detect_header``), with
-Parquet and ARFF; ``text`` parses delimited text; ``cells`` holds what every reader does to
-cells; ``target`` resolves column specs and splits the target off; ``stream`` reads a table as chunks;
-``splits`` decides which rows go where (stratified splits and folds); ``encoded`` checks
-encoded targets and probabilities against their task. The names most code needs are
-re-exported here.
+- ``read``: the public entry (``read_table``, ``iter_table_chunks``, ``detect_header``),
+  with Parquet and ARFF; ``text`` parses delimited text; ``cells`` is what every reader
+  does to cells
+- ``target``: column specs, splitting the target off; ``stream``: a table as chunks
+- ``splits``: which rows go where (stratified splits and folds)
+- ``encoded``: encoded targets and probabilities checked against their task
+
+The names most code needs are re-exported here.
 """
 
 from .cells import MISSING_VALUES

@@ -1,16 +1,26 @@
 """The engine's plain data: optimisation settings, each member's rows and seed, the table
-as device tensors, the history a fit returns, and the device a name stands for."""
+as device tensors, the specification of one fit (``FitSpec``), the history a fit returns,
+and the device a name stands for."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..errors import UsageError
+from ..tasks import TASKS
+
+if TYPE_CHECKING:
+    from .distributed import World
+
+#: How a fit differentiates: ``autograd`` (any network; the default), ``manual`` (the
+#: hand-written backward pass of a plain network, ``steps.ManualSteps``), or ``auto``.
+BACKWARDS = ("auto", "autograd", "manual")
 
 
 @dataclass
@@ -84,6 +94,52 @@ class StreamData:
     validation: TensorData
     n_train: int
     blocks: Callable[[int], Iterable[TensorData]]
+
+
+@dataclass
+class FitSpec:
+    """Everything one fit of a stack takes (``engine.train.fit_stack``).
+
+    ``model`` is any tabnn network with ``len(members)`` members (``nn.ensemble.
+    build_network``); ``data`` the table in memory, or a stream of it; member ``k`` trains
+    on ``members[k]``'s rows with its seed (and its own ``lr``, ``weight_decay`` and
+    ``label_smoothing`` where set). ``class_weight``: per-class loss weights (multi-label:
+    each label's positive weight). ``on_epoch`` gets each epoch's record and may return
+    members to stop now (a search's pruned trials). ``backward``: see ``BACKWARDS``.
+    ``private_kernels=False`` runs the public-API versions of the fused kernels
+    (``engine.kernels``), the reference they are tested against. ``world``: this process's
+    share of a run across processes (``engine.distributed``; None: one process)."""
+
+    model: torch.nn.Module
+    data: TensorData | StreamData
+    members: Sequence[Member]
+    task: str
+    config: TrainConfig = field(default_factory=TrainConfig)
+    class_weight: torch.Tensor | None = None
+    on_epoch: Callable[[dict], object] | None = None
+    backward: str = "auto"
+    private_kernels: bool = True
+    world: World | None = None
+
+    def __post_init__(self) -> None:
+        if self.backward not in BACKWARDS:
+            raise UsageError(
+                f"backward must be one of {', '.join(BACKWARDS)}; got {self.backward!r}."
+            )
+        if self.task not in TASKS:
+            raise UsageError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}.")
+        if not self.members:
+            raise UsageError("A fit needs at least one member; got none.")
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the training rows come as a stream of blocks."""
+        return isinstance(self.data, StreamData)
+
+    @property
+    def held(self) -> TensorData:
+        """The rows held in memory: the table, or a stream's validation rows."""
+        return self.data.validation if self.streaming else self.data
 
 
 @dataclass

@@ -1,16 +1,54 @@
-"""How the engine uses a CPU: one thread for small steps, and MKL or oneDNN per layer.
+"""The CPU policy: how tabnn uses torch's process-wide CPU settings, in one place.
 
-Measured with benchmarks/throughput.py and benchmarks/w1_tutorial.py; the settings are
-torch's global ones, changed only inside a fit and restored afterwards.
+What a fit sets (measured with benchmarks/throughput.py and benchmarks/w1_tutorial.py):
+one thread for small steps (``SMALL_STEP_FLOPS``), MKL or oneDNN per layer
+(``cpu_matmuls_for``), and subnormal floats flushed to zero (``denormals_flushed``).
+Bulk prediction sets one torch thread per worker (``inference.bulk``). A server process
+runs every request on one torch thread for its whole life (``serving.app``).
+
+The settings belong to the whole process, so every change goes through ``cpu_policy``:
+it holds one lock for the process (re-entrant), sets, and restores in ``finally`` in the
+reverse order. Two fits in two threads therefore run one after the other (on a CPU they
+would only share its cores) and can never restore each other's values in the wrong order.
+A thread that changes nothing (``predict_proba``) takes no lock; with torch's OpenMP
+backend the thread count is per thread, and threads started inside a policy inherit it.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from contextlib import contextmanager
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 
 import torch
+
+_POLICY = threading.RLock()  # held while any of torch's process-wide CPU settings is changed
+
+
+@contextmanager
+def cpu_policy(threads: int | None = None) -> Iterator[None]:
+    """Hold the process's CPU settings (waiting for another thread's policy to end); with
+    ``threads``, run torch on that many threads; restore everything on the way out."""
+    with _POLICY:
+        before = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+
+@contextmanager
+def fit_policy(model, batch_size: int, device: torch.device) -> Iterator[CpuMatmuls]:
+    """The settings one fit runs under (see the module's docstring) -> its ``CpuMatmuls``."""
+    with ExitStack() as stack:
+        stack.enter_context(cpu_policy())
+        stack.enter_context(denormals_flushed(device))
+        stack.enter_context(cpu_threads_for(model, batch_size, device))
+        yield stack.enter_context(cpu_matmuls_for(model, batch_size, device))
+
 
 # CPU policy, measured with benchmarks/throughput.py and benchmarks/w1_tutorial.py on a
 # 2-core AMD EPYC with torch 2.13's CPU wheel.
@@ -44,17 +82,10 @@ def _shapes(model, batch_size: int) -> list[tuple[int, int, int, int]]:
 
 @contextmanager
 def cpu_threads_for(model, batch_size: int, device: torch.device):
-    """Run small CPU steps on one thread; restore torch's setting afterwards."""
+    """Run small CPU steps on one thread (inside ``cpu_policy``, which restores it)."""
     small = step_flops(model, batch_size) < SMALL_STEP_FLOPS
-    if device.type != "cpu" or not small:
+    with cpu_policy(1 if device.type == "cpu" and small else None):
         yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextmanager

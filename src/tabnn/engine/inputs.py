@@ -1,5 +1,5 @@
 """The network's inputs for the engine: the table encoded once per fit where it fits in
-memory (``EncodedInputs``), and each epoch's shuffled batches laid out once (``Epoch``,
+memory (``DeviceInputs``), and each epoch's shuffled batches laid out once (``Epoch``,
 ``EpochInputs``)."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ ENCODE_CHUNK = 1 << 18
 EPOCH_BYTES = 1 << 24
 
 
-class EncodedInputs:
+class DeviceInputs:
     """The network's inputs for any rows of the table, encoded once where that fits.
 
     With per-member statistics (folds) the table is (K, rows, width); when every member
@@ -80,6 +80,29 @@ class EncodedInputs:
 
 
 @dataclass
+class RowOrder:
+    """One epoch's rows for every member in batches: ``index`` (steps, K, batch) row
+    numbers (0 for padding) and ``counts`` (steps, K) the real rows of each batch."""
+
+    index: np.ndarray
+    counts: np.ndarray
+
+
+def shuffled_rows(members, generators, live, steps: int, batch: int) -> RowOrder:
+    """Each live member's training rows in a fresh order from its generator, cut into
+    ``steps`` batches of ``batch`` rows (a stopped member's batches are all padding)."""
+    index = np.zeros((len(members), steps * batch), dtype=np.int64)
+    sizes = np.zeros((len(members), 1), dtype=np.int64)
+    for k, (member, generator) in enumerate(zip(members, generators)):
+        if live[k]:
+            rows = member.train_rows
+            index[k, : len(rows)] = rows[torch.randperm(len(rows), generator=generator).numpy()]
+            sizes[k] = len(rows)
+    counts = np.clip(sizes - batch * np.arange(steps), 0, batch).T  # (steps, K)
+    return RowOrder(index.reshape(len(members), steps, batch).transpose(1, 0, 2), counts)
+
+
+@dataclass
 class Epoch:
     """One epoch's batches for every member, laid out step by step.
 
@@ -99,22 +122,13 @@ class Epoch:
     world: World | None = None  # a run across processes: batch losses are summed over ranks
 
     @classmethod
-    def shuffle(
-        cls, members, generators, live, steps, batch, data, loss_fn, world=None, local=False
-    ) -> Epoch:
-        """Each live member's rows in a fresh order from its generator, cut into batches;
-        across processes, the rows of each global batch that this rank holds, or with
-        ``local`` this rank's own rows (a stream's), its batches its share of the step's."""
+    def lay_out(cls, order: RowOrder, data, loss_fn, world=None, local=False) -> Epoch:
+        """An epoch's batches of rows in ``order`` (``shuffled_rows``): their targets, masks
+        and loss scales on the data's device; across processes, the rows of each global
+        batch that this rank holds, or with ``local`` this rank's own rows (a stream's),
+        its batches its share of the step's."""
         device = data.y.device
-        index = np.zeros((len(members), steps * batch), dtype=np.int64)
-        sizes = np.zeros((len(members), 1), dtype=np.int64)
-        for k, (member, generator) in enumerate(zip(members, generators)):
-            if live[k]:
-                rows = member.train_rows
-                index[k, : len(rows)] = rows[torch.randperm(len(rows), generator=generator).numpy()]
-                sizes[k] = len(rows)
-        counts = np.clip(sizes - batch * np.arange(steps), 0, batch).T  # (steps, K)
-        index = index.reshape(len(members), steps, batch).transpose(1, 0, 2)
+        index, counts = order.index, order.counts
         global_counts, across = counts, world is not None and world.size > 1
         if across and not local:
             index, counts = _own_share(index, counts, world)
@@ -164,7 +178,7 @@ def _own_share(index: np.ndarray, counts: np.ndarray, world: World):
 class EpochInputs:
     """An epoch's encoded batches: gathered at once when small, else batch by batch."""
 
-    def __init__(self, inputs: EncodedInputs, epoch: Epoch) -> None:
+    def __init__(self, inputs: DeviceInputs, epoch: Epoch) -> None:
         self.inputs, self.index = inputs, epoch.index
         self.whole: tuple[torch.Tensor, ...] | None = None
         table = inputs.table

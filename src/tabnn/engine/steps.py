@@ -133,7 +133,9 @@ class Validation:
     share of rows ``is_correct``), with what does not change between epochs (the chunks
     of rows, their inputs while small, targets, weights and counts) prepared once."""
 
-    def __init__(self, model, data, members, loss_fn, task, inputs, world, chunk=8192) -> None:
+    def __init__(self, model, members, loss_fn, inputs, world, chunk=8192) -> None:
+        """``inputs`` (``DeviceInputs``) holds the rows the members' ``val_rows`` index."""
+        data, task = inputs.data, loss_fn.task
         self.model, self.loss_fn, self.task, self.inputs = model, loss_fn, task, inputs
         self.world = world  # losses and counts are summed over ranks: the same on each
         self.has_val = [len(m.val_rows) > 0 for m in members]

@@ -8,7 +8,7 @@ member are restored at the end. Nothing here prints: progress goes to a callback
 What a step costs is kept to the arithmetic where possible:
 
 - the inputs that do not train (numeric fill and scaling, indicators, one-hot) are encoded
-  once per fit (``inputs.EncodedInputs``), and an epoch's batches, targets and loss weights
+  once per fit (``inputs.DeviceInputs``), and an epoch's batches, targets and loss weights
   are laid out once per epoch (``inputs.Epoch``);
 - the parameters live in one flat buffer for the fit (``FlatParameters``, in
   ``engine.optim`` with the per-member Adam and clipping): Adam is one fused kernel over it,
@@ -23,17 +23,18 @@ What a step costs is kept to the arithmetic where possible:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..errors import UsageError
-from ..nn.mlp import Dropout, StackedNorm, TabularMLP
-from .config import History, Member, StreamData, TensorData, TrainConfig, member_values
-from .cpu import cpu_matmuls_for, cpu_threads_for, denormals_flushed
+from ..nn.mlp import Dropout, StackedNorm
+from .config import FitSpec, History, Member, TensorData, TrainConfig, member_values
+from .cpu import fit_policy
 from .distributed import World
-from .inputs import EncodedInputs, Epoch, EpochInputs
+from .inputs import DeviceInputs, Epoch, EpochInputs, shuffled_rows
 from .kernels import Kernels
 from .optim import BestWeights, FlatParameters, make_optimizer
 from .steps import AutogradSteps, LossFunction, ManualSteps, Validation
@@ -50,23 +51,8 @@ def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / total)))
 
 
-BACKWARDS = ("auto", "autograd", "manual")
-
-
-def fit_stack(
-    model: TabularMLP,
-    data: TensorData | StreamData,
-    members: Sequence[Member],
-    task: str,
-    config: TrainConfig,
-    *,
-    class_weight: torch.Tensor | None = None,
-    on_epoch: Callable[[dict], object] | None = None,
-    backward: str = "auto",
-    private_kernels: bool = True,
-    world: World | None = None,
-) -> History:
-    """Train every member of ``model`` on its own rows; return the per-epoch history.
+def fit_stack(spec: FitSpec) -> History:
+    """Train every member of ``spec.model`` on its own rows; return the per-epoch history.
 
     Each member ends as it would if trained alone with the same seed and rows (up to
     float rounding): it takes ceil(rows / batch_size) steps an epoch on its own learning
@@ -79,99 +65,84 @@ def fit_stack(
     every member has stopped, or after ``epochs``. Members without validation rows train
     for all epochs and keep their last weights.
 
-    ``backward``: ``auto`` differentiates plain networks (``TabularMLP.plain``) by hand
-    and everything else with autograd; ``autograd`` always uses autograd (the reference
-    the hand-written pass is tested against); ``manual`` insists on the hand-written one.
-    ``private_kernels=False`` runs the public-API versions of the fused kernels
-    (``engine.kernels``), the reference they are tested against.
+    ``spec.backward``: ``autograd`` differentiates any network with autograd; ``manual``
+    insists on the hand-written backward pass (``steps.ManualSteps``: plain networks
+    only, tested against autograd); ``auto`` takes the hand-written pass where
+    ``HAND_WRITTEN_GAIN`` says it pays (see ``hand_written``), autograd everywhere else.
 
     No process-wide torch setting outlives the call: dropout draws from its own
-    generator, and the CPU thread count, matmul library and flushing of subnormal floats
-    (``engine.cpu``) are restored.
+    generator, and the CPU settings (thread count, matmul library, flushing of subnormal
+    floats) are changed only inside ``engine.cpu.cpu_policy``, which restores them.
 
-    ``data`` may be a ``StreamData``: the training rows then come block by block, each
+    ``spec.data`` may be a ``StreamData``: the training rows then come block by block, each
     epoch a new pass, and the members' ``train_rows`` are not read (their ``val_rows`` index
     the stream's validation tensors).
 
-    A member may have its own learning rate, weight decay and label smoothing (``Member``:
-    the trials of a search). ``on_epoch`` may return the indices of members to stop now
-    (a search's pruned trials): they stop as early stopping would have stopped them.
-
-    ``world``: this process's share of a run across processes (``engine.distributed``):
-    ``data`` then holds only this rank's rows, while ``members`` keep the row numbers of
-    the whole table. Every rank must call with the same members, config and model.
+    Across processes (``spec.world``) ``data`` holds only this rank's rows, while
+    ``members`` keep the row numbers of the whole table. Every rank must call with the
+    same members, config and model.
     """
-    if backward not in BACKWARDS:
-        raise UsageError(f"backward must be one of {', '.join(BACKWARDS)}; got {backward!r}.")
+    manual = hand_written(spec)
+    make_optimizer(spec.model, spec.config)  # checks the optimizer's name before any work
+    inputs = DeviceInputs(spec.model, spec.held)  # a few large operations: on torch's threads
+    with fit_policy(spec.model, spec.config.batch_size, spec.held.y.device) as matmuls:
+        return _train(spec, inputs, manual, matmuls)
+
+
+def hand_written(spec: FitSpec) -> bool:
+    """Whether this fit takes the hand-written backward pass (``steps.ManualSteps``)."""
+    model = spec.model
     plain = model.plain and all(p.requires_grad for p in model.parameters())
-    if backward == "manual" and not plain:
+    if spec.backward == "manual" and not plain:
         raise UsageError(
             "backward='manual' needs a plain network: a relu or identity activation, no "
             "norm, no embeddings, dropout below 1 and every parameter trained."
         )
-    manual = backward == "manual" or (backward == "auto" and plain)
-    make_optimizer(model, config)  # checks the optimizer's name before any work
-    held = data.validation if isinstance(data, StreamData) else data  # the rows in memory
-    inputs = EncodedInputs(model, held)  # a few large operations: on torch's threads
-    device = held.y.device
-    with (
-        denormals_flushed(device),
-        cpu_threads_for(model, config.batch_size, device),
-        cpu_matmuls_for(model, config.batch_size, device) as matmuls,
-    ):
-        return _fit_stack(
-            model, data, members, task, config, class_weight, on_epoch, manual, matmuls, inputs,
-            Kernels(private_kernels), world or World(),
-        )  # fmt: skip
+    return spec.backward == "manual" or (spec.backward == "auto" and plain)
 
 
-def _fit_stack(
-    model, data, members, task, config, class_weight, on_epoch, manual, matmuls, inputs, kernels,
-    world,
-) -> History:  # fmt: skip
+@dataclass
+class Run:
+    """One fit in progress: its specification and the parts every epoch uses."""
+
+    spec: FitSpec
+    world: World
+    loss_fn: LossFunction
+    inputs: DeviceInputs
+    steps: ManualSteps | AutogradSteps
+    validation: Validation
+    stopping: EarlyStopping
+    best: BestWeights
+
+
+def _train(spec: FitSpec, inputs: DeviceInputs, manual: bool, matmuls) -> History:
+    model, members, config = spec.model, spec.members, spec.config
+    world = spec.world or World()
     for i, member in enumerate(members):
         model.reset_member(i, member.seed)
-    smoothing = member_values(members, config, "label_smoothing")
-    if smoothing.count(smoothing[0]) < len(smoothing):  # trials of a search: one per member
-        shares = torch.tensor(smoothing, device=inputs.data.y.device)
-        loss_fn = LossFunction(task, class_weight, shares)
-    else:
-        loss_fn = LossFunction(task, class_weight, smoothing[0])
+    loss_fn = loss_function(spec, inputs.data.y.device)
     # dropout masks: one stream for the stack (each rank its own), never torch's global one
     dropouts = [m for m in model.modules() if isinstance(m, Dropout)]
     for dropout in dropouts:
         seed = members[0].seed + world.rank
         dropout.generator = torch.Generator(inputs.data.y.device).manual_seed(seed)
-    held = inputs.data
-    validation = Validation(model, held, members, loss_fn, task, inputs, world)
+    validation = Validation(model, members, loss_fn, inputs, world)
     has_val = validation.has_val
     stopping = EarlyStopping(has_val, config.patience, config.min_delta)
     flat = FlatParameters([p for p in model.parameters() if p.requires_grad])
     world.broadcast_(flat.weight)  # as DDP: every rank starts from rank 0's weights
     try:
         decays = member_values(members, config, "weight_decay")
-        optimizer = make_optimizer(model, config, flat, kernels, decays)
+        optimizer = make_optimizer(model, config, flat, Kernels(spec.private_kernels), decays)
         if manual:
             steps = ManualSteps(model, optimizer, loss_fn, config, matmuls, world)
             validation.forward = steps.logits  # the same kernels as model.mlp, no modules
         else:
             steps = AutogradSteps(model, optimizer, loss_fn, config, world)
         norms = [m for m in model.modules() if isinstance(m, StackedNorm)]
-        best = BestWeights(flat, [b for m in norms for b in m.buffers(recurse=False)], kernels)
-        records = run_epochs(
-            model,
-            data,
-            members,
-            config,
-            loss_fn,
-            inputs,
-            steps,
-            validation,
-            stopping,
-            best,
-            on_epoch,
-            world,
-        )
+        buffers = [b for m in norms for b in m.buffers(recurse=False)]
+        best = BestWeights(flat, buffers, optimizer.kernels)
+        records = run_epochs(Run(spec, world, loss_fn, inputs, steps, validation, stopping, best))
         if config.restore_best and any(has_val):
             best.restore(has_val)  # members without validation keep their last weights
     finally:
@@ -184,32 +155,36 @@ def _fit_stack(
     return History(records, best_epoch, best_values)
 
 
-def run_epochs(
-    model, data, members, config, loss_fn, inputs, steps, validation, stopping, best, on_epoch,
-    world=None,
-) -> list[dict]:  # fmt: skip
+def loss_function(spec: FitSpec, device: torch.device) -> LossFunction:
+    """The stack's loss: one label smoothing share, or each member's (a search's trials)."""
+    weight = spec.class_weight
+    smoothing = member_values(spec.members, spec.config, "label_smoothing")
+    if smoothing.count(smoothing[0]) < len(smoothing):
+        return LossFunction(spec.task, weight, torch.tensor(smoothing, device=device))
+    return LossFunction(spec.task, weight, smoothing[0])
+
+
+def run_epochs(run: Run) -> list[dict]:
     """The epoch loop: shuffle, train, validate, keep each member's best weights, report."""
+    spec, stopping = run.spec, run.stopping
+    members, config, data = spec.members, spec.config, spec.data
     generators = [torch.Generator().manual_seed(m.seed + 1) for m in members]
-    streaming = isinstance(data, StreamData)
-    sizes = [data.n_train if streaming else len(m.train_rows) for m in members]
+    sizes = [data.n_train if spec.streaming else len(m.train_rows) for m in members]
     clock = MemberClock(config, sizes, member_values(members, config, "lr"))
-    has_val = validation.has_val
+    has_val = run.validation.has_val
     records = []
-    model.train()
+    spec.model.train()
     for epoch_number in range(1, config.epochs + 1):
         was_stopped = list(stopping.stopped)
         plan = clock.epoch(was_stopped)
         live = [not s for s in was_stopped]
-        if streaming:
-            train_loss = stream_epoch(
-                model, data.blocks(epoch_number), members, generators, live, plan, config,
-                loss_fn, steps, world,
-            )  # fmt: skip
+        if spec.streaming:
+            blocks = data.blocks(epoch_number)
+            train_loss = stream_epoch(run, blocks, generators, live, plan)
         else:
-            epoch = Epoch.shuffle(
-                members, generators, live, len(plan), config.batch_size, data, loss_fn, world
-            )
-            row_loss = steps.epoch(epoch, EpochInputs(inputs, epoch), plan)
+            order = shuffled_rows(members, generators, live, len(plan), config.batch_size)
+            epoch = Epoch.lay_out(order, data, run.loss_fn, run.world)
+            row_loss = run.steps.epoch(epoch, EpochInputs(run.inputs, epoch), plan)
             train_loss = epoch.member_loss(row_loss).tolist()
         record = {
             "epoch": epoch_number,
@@ -219,12 +194,12 @@ def run_epochs(
             "lr": max(r for r, on in zip(*plan[-1]) if on) if plan else 0.0,
         }
         if any(has_val):
-            val_loss, val_accuracy = validation()
-            best.update(stopping.update(epoch_number, val_loss))
+            val_loss, val_accuracy = run.validation()
+            run.best.update(stopping.update(epoch_number, val_loss))
             record["val_loss"] = [v if h else None for v, h in zip(val_loss, has_val)]
             record["val_accuracy"] = [v if h else None for v, h in zip(val_accuracy, has_val)]
         records.append(record)
-        halted = on_epoch(record) if on_epoch is not None else None
+        halted = spec.on_epoch(record) if spec.on_epoch is not None else None
         if halted:  # members the caller stops now (a search's pruned trials)
             stopping.halt(halted)
         if all(stopping.stopped):
@@ -232,14 +207,15 @@ def run_epochs(
     return records
 
 
-def stream_epoch(model, blocks, members, generators, live, plan, config, loss_fn, steps, world):
+def stream_epoch(run: Run, blocks, generators, live, plan) -> list[float]:
     """One epoch over a stream's blocks: each block's rows shuffled and cut into batches,
     its steps taking the next share of the epoch's plan -> each member's mean loss.
 
     Across processes each rank holds its own rows of the same blocks: a block takes as
     many steps as all its rows need, each rank's batches its even share of them, and the
     losses' scale is the batch's weight summed over ranks."""
-    batch, done, total, rows = config.batch_size, 0, 0.0, 0
+    members, world = run.spec.members, run.world
+    batch, done, total, rows = run.spec.config.batch_size, 0, 0.0, 0
     for block in blocks:
         n = len(block.y)
         count = math.ceil(n / batch)
@@ -250,13 +226,12 @@ def stream_epoch(model, blocks, members, generators, live, plan, config, loss_fn
             local_batch = max(1, math.ceil(n / count))
             block = block if n else padding_row(block)  # a step with no rows of its own
         everyone = [Member(np.arange(n), np.arange(0), m.seed) for m in members]
-        epoch = Epoch.shuffle(
-            everyone, generators, live, count, local_batch, block, loss_fn, world, local=True
-        )
-        inputs = EpochInputs(EncodedInputs(model, block), epoch)
+        order = shuffled_rows(everyone, generators, live, count, local_batch)
+        epoch = Epoch.lay_out(order, block, run.loss_fn, world, local=True)
+        inputs = EpochInputs(DeviceInputs(run.spec.model, block), epoch)
         share = plan[done : done + count]
         share += plan[-1:] * (count - len(share))  # blocks cut apart: a step or two more
-        row_loss = steps.epoch(epoch, inputs, share)
+        row_loss = run.steps.epoch(epoch, inputs, share)
         total = total + epoch.member_loss(row_loss).cpu() * n
         done, rows = done + count, rows + n
     return (total / max(rows, 1)).tolist() if rows else [math.nan] * len(members)

@@ -14,15 +14,12 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from ..engine.config import History, Member, TensorData, TrainConfig, device_of
-from ..engine.distributed import World
-from ..engine.train import fit_stack
+from ..engine.config import History, TrainConfig
 from ..errors import DataError, UsageError
 from ..features.frames import array_numeric, as_frame, as_target, column_names
 from ..features.preprocess import EncodedInputs, Preprocessor
 from ..features.schema import Schema, drop_missing_targets, infer_schema
 from ..nn import memory
-from ..nn.ensemble import build_network
 from ..nn.forward import (
     check_finite,
     float64_network,
@@ -31,8 +28,9 @@ from ..nn.forward import (
 )
 from ..nn.mlp import ModelConfig, TabularMLP
 from ..tasks import task_of_codes
-from . import calibration, params
+from . import params
 from .params import validate_params
+from .recipe import Fitted, fit_recipe, in_memory
 
 
 class TabNNClassifier(ClassifierMixin, BaseEstimator):
@@ -317,7 +315,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         from ..data.splits import split_indices  # fit time only: predict needs no splits
 
         train, val, _ = split_indices(
-            y, task, val_size=self.validation_fraction, test_size=0.0, seed=self._seed
+            y, task, val_size=self.validation_fraction, test_size=0.0, seed=params.seed_of(self)
         )
         return train, val
 
@@ -392,96 +390,48 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             task=self.task,
         )
 
-    @property
-    def _seed(self) -> int:
-        return 0 if self.random_state is None else int(self.random_state)
-
     def _fit_stack(
         self, schema, x_all, y_all, member_rows, on_epoch=None, vocabulary_rows=None, settings=None
     ) -> None:
         """Train the stack ``fit_members`` describes, on checked rows and encoded labels."""
-        if self.threshold == "auto":  # refused before any training when it cannot work
-            from .threshold import check_threshold_tuning  # fit time only
+        training = in_memory(
+            self, schema, x_all, y_all, member_rows, vocabulary_rows=vocabulary_rows,
+            settings=settings,
+        )  # fmt: skip
+        self.fit_prepared(training, on_epoch)
 
-            check_threshold_tuning(schema, y_all, member_rows)
-        if self.calibrate:
-            calibration.check_calibration(member_rows)
-        union = np.unique(np.concatenate([train for train, _ in member_rows]))
-        vocabulary_rows = union if vocabulary_rows is None else vocabulary_rows
-        world = World.current()  # torchrun's processes: rank 0 fits the statistics
-        device = device_of(self.device)
-        fitted = lambda: self._preprocessor(schema, x_all.iloc[vocabulary_rows])  # noqa: E731
-        shared = world.from_main(Preprocessor, fitted, device)
-        x_num, x_cat = shared.transform(x_all)
-        n_train = len(member_rows[0][0])
-        config = params.network_config(self, schema, shared, len(member_rows), n_train)
-        model = build_network(config)
-        for k, (train, _) in enumerate(member_rows):
-            same = np.array_equal(np.sort(train), vocabulary_rows)  # an ensemble: no refit
-            own = shared if same else self._preprocessor(schema, x_all.iloc[train])
-            model.encoder.set_statistics(k, own)
-        model.to(device)
-        own = world.own_rows(len(y_all))  # each rank holds its share of the rows
-        data = TensorData.from_arrays(x_num[own], x_cat[own], y_all[own], device)
-        settings = settings or [{}] * len(member_rows)
-        members = [
-            Member(tr, va, **{"seed": self._seed + k, **settings[k]})
-            for k, (tr, va) in enumerate(member_rows)
-        ]
-        train_config = params.train_config(self, n_train)
-        weights = params.loss_weights(self, schema, y_all[union])
-        self.history_ = fit_stack(
-            model,
-            data,
-            members,
-            schema.task,
-            train_config,
-            class_weight=None if weights is None else weights.to(device),
-            on_epoch=on_epoch,
-            world=world,
-        )
-        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
-            raise DataError(
-                "Training diverged: the network's weights are no longer finite numbers. "
-                "Lower the learning rate (lr) or check the data for extreme values."
-            )
-        model = model.cpu().eval()
-        network = float64_network(model)
-        # chosen before anything is marked fitted: a threshold not found leaves no half-fit
-        threshold, tuning, temperature = self.threshold, None, None
-        if self.calibrate:  # first: threshold="auto" is tuned on calibrated probabilities
-            temperature = calibration.network_temperature(network, x_num, x_cat, y_all, member_rows)
-        if threshold == "auto":
-            from .threshold import tune_network_threshold
+    def fit_prepared(self, training, on_epoch=None) -> TabNNClassifier:
+        """Fit on prepared training rows: a :class:`tabnn.estimator.recipe.TrainingData`,
+        in memory or a stream. This is the one recipe that ``fit``, ``fit_members`` and
+        ``tabnn train --stream`` share (``estimator.recipe.fit_recipe``).
 
-            threshold, tuning = tune_network_threshold(
-                network, x_num, x_cat, y_all, member_rows, self.threshold_metric, temperature
-            )
-        self._set_fitted(schema, shared, config, train_config, model, network)
-        self.threshold_, self.threshold_tuning_ = float(threshold), tuning
-        self.temperature_ = temperature
+        Returns
+        -------
+        self
+        """
+        validate_params(self)
+        with memory.out_of_memory_explained():
+            fitted = fit_recipe(self, training, on_epoch)
+        self._set_fitted(fitted)  # only now: a refused threshold leaves no half-fit
+        if training.feature_names is not None:
+            self.n_features_in_ = len(training.feature_names)
+            self.feature_names_in_ = np.asarray(training.feature_names, dtype=object)
+        return self
 
-    def _preprocessor(self, schema: Schema, frame: pd.DataFrame) -> Preprocessor:
-        return Preprocessor.fit(
-            frame,
-            schema.numeric,
-            schema.categorical,
-            scaling=params.recipe(self).scaling,
-            missing_indicator=self.missing_indicator,
-        )
-
-    def _set_fitted(self, schema, prep, config, train_config, model, network) -> None:
-        self.schema_ = schema
-        self.preprocessor_ = prep
-        self.model_config_ = config
-        self.train_config_ = train_config
-        self.model_ = model
-        self.inference_model_ = network
-        self.task_ = schema.task
-        if schema.task == "multilabel":
-            self.classes_ = np.arange(len(schema.classes))
-        else:
-            self.classes_ = np.asarray(schema.classes)
+    def _set_fitted(self, fitted: Fitted) -> None:
+        self.schema_ = fitted.schema
+        self.preprocessor_ = fitted.preprocessor
+        self.model_config_ = fitted.model_config
+        self.train_config_ = fitted.train_config
+        self.model_ = fitted.model
+        self.inference_model_ = fitted.network
+        self.task_ = fitted.schema.task
+        self.history_ = fitted.history
+        self.threshold_, self.threshold_tuning_ = float(fitted.threshold), fitted.threshold_tuning
+        self.temperature_ = fitted.temperature
+        classes = fitted.schema.classes
+        multilabel = fitted.schema.task == "multilabel"
+        self.classes_ = np.arange(len(classes)) if multilabel else np.asarray(classes)
 
     @classmethod
     def from_fitted(
@@ -505,11 +455,11 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         ``model`` over (moved to the CPU, in eval mode)."""
         restored = cls(**params)
         model = model.cpu().eval()
-        network = float64_network(model)
-        restored._set_fitted(schema, preprocessor, model_config, train_config, model, network)
-        restored.history_ = history
-        restored.threshold_, restored.threshold_tuning_ = float(threshold), threshold_tuning
-        restored.temperature_ = None if temperature is None else np.asarray(temperature, float)
+        temperature = None if temperature is None else np.asarray(temperature, float)
+        restored._set_fitted(
+            Fitted(schema, preprocessor, model_config, train_config, model,
+                   float64_network(model), history, threshold, threshold_tuning, temperature)
+        )  # fmt: skip
         restored.n_features_in_ = int(n_features_in)
         if feature_names_in is not None:
             restored.feature_names_in_ = np.asarray(feature_names_in, dtype=object)

@@ -295,6 +295,11 @@ def train_config(estimator, n_train: int) -> TrainConfig:
     )
 
 
+def seed_of(estimator) -> int:
+    """The seed of the estimator's first member (``random_state``; None is 0)."""
+    return 0 if estimator.random_state is None else int(estimator.random_state)
+
+
 def network_config(
     estimator, schema: Schema, prep, n_members: int, n_train: int = 0
 ) -> ModelConfig:

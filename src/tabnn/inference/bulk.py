@@ -27,11 +27,11 @@ import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
-import torch
 
+from ..engine.cpu import cpu_policy
 from ..errors import TabnnWarning, UsageError
 from ..features.preprocess import EncodedInputs
 from ..nn.forward import BLOCK_ROWS, check_finite, mean_probabilities, member_probabilities
@@ -75,11 +75,10 @@ class BulkPredictor:
             self.network = copy.deepcopy(estimator.inference_model_).float()
         self._checked = precision == "float64"
         self._pool = None
-        self._threads = None
+        self._settings = ExitStack()
 
     def __enter__(self) -> BulkPredictor:
-        self._threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+        self._settings.enter_context(cpu_policy(threads=1))  # one torch thread per worker
         if self.workers > 1:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tabnn-predict")
         return self
@@ -87,7 +86,7 @@ class BulkPredictor:
     def __exit__(self, *exc) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        torch.set_num_threads(self._threads)
+        self._settings.close()
 
     def proba(self, inputs: EncodedInputs) -> np.ndarray:
         """``predict_proba`` of encoded rows: (n, 2) for binary, (n, classes) or

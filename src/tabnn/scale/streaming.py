@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +73,7 @@ def should_stream(path, memory: int | None) -> bool:
         return True  # the in-memory reader takes one file
     if not Path(path).is_file():
         return False  # reading it will say what is wrong
-    budget = memory or _available_memory()
+    budget = memory or available_memory()
     size = 0
     for file in table_files(path):
         if file.suffix.lower() in (".parquet", ".pq"):
@@ -90,7 +89,7 @@ def should_stream(path, memory: int | None) -> bool:
     return size > budget / 2
 
 
-def _available_memory() -> int:
+def available_memory() -> int:
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):  # not on Linux: assume a modest machine
@@ -353,127 +352,58 @@ def resident_bytes() -> int:
 
 
 def fit_streaming(estimator, stream: TableStream, found: Survey, seed, sizes, memory, on_epoch):
-    """Train the estimator's network on the stream -> the fitted estimator."""
+    """Train the estimator on the stream through the estimator's one recipe
+    (``fit_prepared``) -> the fitted estimator and the rows per block."""
+    training, rows = streamed_training(estimator, stream, found, (seed, *sizes), memory)
+    return estimator.fit_prepared(training, on_epoch), rows
+
+
+def streamed_training(estimator, stream: TableStream, found: Survey, split_by, memory: int):
+    """The recipe's source for a stream (``estimator.recipe.TrainingData``): the training
+    rows as blocks of the table read again each epoch, the validation sample in memory
+    (early stopping, the temperature, the threshold) -> it and the rows per block."""
     import torch
 
     from ..engine.config import Member, StreamData, TensorData, device_of
     from ..engine.distributed import World
-    from ..engine.train import fit_stack
-    from ..estimator.calibration import check_calibration, network_temperature
-    from ..nn.ensemble import build_network
-    from ..nn.forward import float64_network
+    from ..estimator.recipe import HeldOut, TrainingData
 
-    schema = found.schema
+    schema, n = found.schema, estimator.n_members
     prep = found.statistics.preprocessor(
         params.recipe(estimator).scaling, estimator.missing_indicator
     )
-    members = estimator.n_members
-    config = params.network_config(estimator, schema, prep, members)
-    model = build_network(config)
-    for k in range(members):
-        model.encoder.set_statistics(k, prep)
     device = device_of(estimator.device)
-    model.to(device)
     world = World.current()  # under torchrun: every rank surveyed alike, each trains its rows
     X_val, y_val = split_sample(found, VALIDATION)
-    every = [(np.arange(0), np.arange(len(y_val)))] * members  # each member's validation rows
-    if estimator.calibrate:
-        check_calibration(every)
+    every = (np.arange(0), np.arange(len(y_val)))  # each member's (train, val) rows
+    x_num, x_cat = prep.transform(schema.check(X_val))
+    held_out = HeldOut(x_num, x_cat, schema.encode_target(y_val), [every] * n)
     own = world.own_rows(len(y_val))
-    x_num, x_cat = prep.transform(schema.check(X_val.iloc[own]))
-    y_own = schema.encode_target(y_val.iloc[own])
-    validation = TensorData.from_arrays(x_num, x_cat, y_own, device)
-    train_config = params.train_config(estimator, found.counts[TRAIN])
-    split = lambda rows: split_of(rows, seed, *sizes)  # noqa: E731
-    rows = buffer_rows(memory, prep, train_config.batch_size)
+    validation = TensorData.from_arrays(x_num[own], x_cat[own], held_out.y[own], device)
+    batch = params.train_config(estimator, found.counts[TRAIN]).batch_size
+    rows = buffer_rows(memory, prep, batch)
     rows = int(world.broadcast_(torch.tensor([rows], device=device)).item())  # rank 0's
-    data = StreamData(
-        validation,
-        found.counts[TRAIN],
-        TrainingBlocks(stream, schema, prep, split, rows, device, world),
-    )
-    seeds = [int(estimator.random_state or 0) + k for k in range(members)]
-    row_sets = [Member(np.arange(0), np.arange(len(y_val)), s) for s in seeds]
-    X_train, y_train = split_sample(found, TRAIN)
-    weights = params.loss_weights(estimator, schema, schema.encode_target(y_train))
-    history = fit_stack(
-        model, data, row_sets, schema.task, train_config, on_epoch=on_epoch,
-        class_weight=None if weights is None else weights.to(device), world=world,
-    )  # fmt: skip
-    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
-        raise DataError("Training diverged: lower the learning rate (lr).")
-    temperature = None
-    if estimator.calibrate:  # on the whole validation sample: the same on every rank
-        network = float64_network(model.cpu().eval())
-        inputs = prep.transform(schema.check(X_val))
-        temperature = network_temperature(network, *inputs, schema.encode_target(y_val), every)
-    return type(estimator).from_fitted(
-        estimator.get_params(), schema=schema, preprocessor=prep, model_config=config,
-        train_config=train_config, model=model, history=history,
-        threshold=float(estimator.threshold), n_features_in=len(found.columns),
-        feature_names_in=found.columns, temperature=temperature,
+    split = lambda numbers: split_of(numbers, *split_by)  # noqa: E731
+    blocks = TrainingBlocks(stream, schema, prep, split, rows, device, world)
+    seed = params.seed_of(estimator)
+    _, y_train = split_sample(found, TRAIN)
+    return TrainingData(
+        schema, prep, [prep] * n,
+        data=StreamData(validation, found.counts[TRAIN], blocks),
+        members=[Member(*every, seed + k) for k in range(n)],
+        n_train=found.counts[TRAIN], resident_rows=0,
+        weight_labels=schema.encode_target(y_train), held_out=held_out, world=world,
+        feature_names=list(found.columns),
     ), rows  # fmt: skip
-
-
-def stream_train_workflow(
-    path, options, estimator, *, out, val_size=0.15, test_size=0.15, memory=None,
-    on_epoch=None, outputs=None,
-):  # fmt: skip
-    """``train_workflow`` for a table larger than memory: it returns the same ``TrainResult``
-    (its evaluation on the test sample), and saves, tracks and records provenance alike."""
-    from ..engine.distributed import World
-    from ..workflows.runs import Outputs, check_model_out, each_callback, provenance, save_and_track
-
-    main = World.current().is_main
-    check_stream_options(options, estimator)
-    outputs = (outputs or Outputs()) if main else Outputs(report=False)
-    if out is not None:
-        check_model_out(out)
-    memory = memory or _available_memory()
-    stream = TableStream(path, options, _header(path, options))
-    seed, sizes = int(estimator.random_state or 0), (val_size, test_size)
-    started = time.perf_counter()
-    found = survey(stream, estimator, seed, *sizes)
-    surveyed = time.perf_counter() - started
-    # opened once the first pass has checked the table, as train_workflow opens it once
-    # the table is read: a bad table leaves no run behind
-    with outputs.tracker(f"train-{Path(path).stem}") as tracker:
-        tracker.log_params({"data": Path(path).name, **estimator.get_params()})
-        epochs = each_callback(on_epoch, tracker.on_epoch)
-        estimator, block_rows = fit_streaming(estimator, stream, found, seed, sizes, memory, epochs)
-        seconds = time.perf_counter() - started
-        if not main:  # torchrun's other ranks: rank 0 evaluates and writes
-            return None
-        held = SampledRows(found)
-        evaluation = held.evaluation(estimator, found.counts[TEST])
-        tracker.log_metrics({"test": evaluation["scores"].get("model", {})})
-        result = streamed_result(estimator, found, path, seconds, evaluation)
-
-        def contents():
-            streamed = {
-                "memory_budget": memory, "block_rows": block_rows, "survey_seconds": surveyed,
-                "samples": {name: len(rows) for name, rows in held.splits.items()},
-                "quantile_rank_error": found.statistics.rank_error,
-            }  # fmt: skip
-            more = {"split": "hash of the row number", "val_size": val_size,
-                    "test_size": test_size, "seconds": seconds, "streamed": streamed}  # fmt: skip
-            extra = {"evaluation": evaluation,
-                     **provenance(path, options, found, result.rows, seed, more)}  # fmt: skip
-            return estimator, extra, held.report(estimator, evaluation, path, outputs)
-
-        save_and_track(result, out, outputs, tracker, contents)
-    return result
 
 
 def check_stream_options(options, estimator) -> None:
     """Refuse what training on a stream cannot do, before anything is read."""
     if options.target is None:
         raise UsageError("--target is required: name the column(s) to predict.")
-    if estimator.threshold == "auto":
-        raise UsageError("--threshold auto is not available with --stream yet; give a number.")
 
 
-def _header(path, options) -> bool:
+def has_header(path, options) -> bool:
     """Whether the first line holds column names: as the user said, else as detected in
     the table's first file."""
     if options.header is not None:
@@ -511,19 +441,3 @@ class SampledRows:
             estimator, self.X, self.y, self.splits, evaluation, Path(path).name,
             with_importance=outputs.report,
         )  # fmt: skip
-
-
-def streamed_result(estimator, found: Survey, path, seconds: float, evaluation: dict):
-    """The ``TrainResult`` of a streamed training (no test rows listed: they are sampled)."""
-    from ..artifact.directory import temperature_info, threshold_info
-    from ..workflows.runs import TrainResult
-
-    return TrainResult(
-        model_dir=None, task=estimator.task_, classes=list(estimator.schema_.classes),
-        rows={"train": found.counts[TRAIN], "validation": found.counts[VALIDATION],
-              "test": found.counts[TEST]},
-        dropped_columns=dict(estimator.schema_.dropped), dropped_targets=found.dropped_targets,
-        best_epochs=list(estimator.history_.best_epoch), seconds=seconds,
-        evaluation=evaluation, params=estimator.get_params(), source=found.source(path),
-        threshold=threshold_info(estimator), temperature=temperature_info(estimator),
-    )  # fmt: skip

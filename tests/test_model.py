@@ -13,7 +13,7 @@ from tabnn.engine.config import FitSpec, Member, TensorData, TrainConfig
 from tabnn.engine.train import fit_stack
 from tabnn.errors import UsageError
 from tabnn.features.preprocess import Preprocessor
-from tabnn.nn.forward import predict_logits
+from tabnn.nn.forward import predict_logits, probabilities
 from tabnn.nn.mlp import (
     ACTIVATIONS,
     ModelConfig,
@@ -23,7 +23,6 @@ from tabnn.nn.mlp import (
     build_config,
     encoded_width,
     hidden_sizes,
-    probabilities,
 )
 
 CPU = torch.device("cpu")

@@ -12,11 +12,14 @@ import os
 import re
 import types
 import typing
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
 import torch
 
 from ..errors import ModelError
+
+if TYPE_CHECKING:  # the network's modules are imported when a model is rebuilt
+    from ..nn.network import TabularNetwork
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "tabnn.json"
@@ -276,7 +279,9 @@ def check_parts_agree(path: PathLike, parts: dict) -> None:
             )
 
 
-def network_from_tensors(path: PathLike, config, tensors: dict[str, torch.Tensor]):
+def network_from_tensors(
+    path: PathLike, config, tensors: dict[str, torch.Tensor]
+) -> TabularNetwork:
     """The network holding the saved tensors, once built on the meta device (nothing
     allocated) and compared name by name, shape and type with ``model.safetensors``.
     The layer counts are compared first, so even the empty modules are few."""

@@ -31,10 +31,14 @@ there); scikit-learn has ``calibration_curve`` but no ECE.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:  # torch: only once a network is trained
+    from ..nn.network import TabularNetwork
 
 __all__ = [
     "BINS",
@@ -142,7 +146,7 @@ def fit_temperature(logits, y, task: str, held_out: np.ndarray | None = None) ->
     return np.array([best(logits, y.astype(np.int64))])
 
 
-def network_temperature(network, x_num, x_cat, y_all, member_rows) -> np.ndarray:
+def network_temperature(network: TabularNetwork, x_num, x_cat, y_all, member_rows) -> np.ndarray:
     """The temperatures ``calibrate=True`` fits for a trained CPU network (its task is its
     config's): on the members' validation rows of the encoded inputs, each row scored by
     the members that held it out."""

@@ -26,7 +26,8 @@ from ..nn.forward import (
     mean_probabilities,
     member_probabilities,
 )
-from ..nn.mlp import ModelConfig, TabularMLP
+from ..nn.mlp import ModelConfig
+from ..nn.network import TabularNetwork
 from ..tasks import task_of_codes
 from . import params
 from .params import validate_params
@@ -116,9 +117,12 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     schema_ : Schema
         Feature kinds, dropped columns (with reasons), task and classes.
     preprocessor_ : Preprocessor
-    model_ : TabularMLP
-        The trained stack of ``n_members`` networks, on the CPU (float32, as saved).
-    inference_model_ : TabularMLP
+    model_ : TabularNetwork
+        The trained stack of ``n_members`` networks, on the CPU (float32, as saved): an
+        efficient ensemble (``EnsembleMLP``, the default design's) or, with
+        ``ensemble_size`` 1 and no numeric embedding, a plain MLP (``TabularMLP``); both
+        are ``tabnn.nn.network.TabularNetwork``.
+    inference_model_ : TabularNetwork
         Its float64 copy, made once per fit or load, that predictions run (a row's
         probabilities must not depend on the rows beside it). It is not stored in pickles
         (rebuilt on unpickling); after changing ``model_``'s weights by hand, refit or
@@ -442,7 +446,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         preprocessor: Preprocessor,
         model_config: ModelConfig,
         train_config: TrainConfig,
-        model: TabularMLP,
+        model: TabularNetwork,
         history: History,
         threshold: float,
         threshold_tuning: dict | None = None,

@@ -20,7 +20,7 @@ from ..errors import UsageError
 from ..features.preprocess import MISSING_INDICATORS, SCALINGS
 from ..features.schema import Schema
 from ..nn import memory
-from ..nn.designs import PRESETS, design_name
+from ..nn.designs import PRESETS, design_name, network_for
 from ..nn.mlp import (
     ACTIVATIONS,
     NORMS,
@@ -28,7 +28,6 @@ from ..nn.mlp import (
     ModelConfig,
     build_config,
     hidden_sizes,
-    network_for,
 )
 from ..nn.size import TRAIN_BYTES_PER_PARAMETER, activation_values, parameter_count
 from ..tasks import TASKS, n_outputs

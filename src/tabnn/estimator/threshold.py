@@ -6,6 +6,7 @@ tuning rule and the choice described in words.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -13,6 +14,9 @@ from sklearn.metrics import roc_curve
 
 from ..data.encoded import as_proba, as_target
 from ..errors import DataError, UsageError
+
+if TYPE_CHECKING:  # torch: only once a network is trained
+    from ..nn.network import TabularNetwork
 
 __all__ = ["THRESHOLD_METRICS", "describe_threshold", "parse_threshold_metric", "tune_threshold"]
 
@@ -221,7 +225,7 @@ def tune_on_validation_rows(y_all, rows, proba, member_rows, metric: str) -> tup
 
 
 def tune_network_threshold(
-    network, x_num, x_cat, y_all, member_rows, metric: str, temperature=None
+    network: TabularNetwork, x_num, x_cat, y_all, member_rows, metric: str, temperature=None
 ) -> tuple:
     """The threshold ``threshold="auto"`` picks for a trained binary network: tuned on the
     members' validation rows of the encoded inputs -> (threshold, tuning). With a

@@ -1,4 +1,5 @@
-"""Model designs as the user names them: a preset or ``mlp:SIZES``, parsed in one place.
+"""Model designs as the user names them: a preset or ``mlp:SIZES``, parsed in one place,
+and which of the two networks a design trains (``network_for``).
 
 Imported by the command line at start-up, so it imports nothing heavy.
 """
@@ -28,6 +29,13 @@ def parse_design(name: str) -> str | list[int]:
         f"Unknown design {abridged(name)!r}; valid designs: {', '.join(PRESETS)} or mlp:SIZES "
         "such as mlp:256-128."
     )
+
+
+def network_for(ensemble_size: int, numeric_embedding: str) -> str:
+    """The network a design trains: the efficient ensemble (``ensemble.EnsembleMLP``)
+    when it has several members or embeds the numeric columns, else a plain MLP
+    (``mlp.TabularMLP``)."""
+    return "ensemble" if ensemble_size > 1 or numeric_embedding != "none" else "mlp"
 
 
 def design_name(hidden: str | list[int]) -> str:

@@ -39,6 +39,7 @@ from .mlp import (
     TabularMLP,
     encoded_width,
 )
+from .network import TabularNetwork
 from .size import size_problem
 
 FREQUENCY_SCALE = 0.1  # initial frequencies ~ N(0, 0.1^2), as RealMLP's PBLD embeddings
@@ -94,7 +95,8 @@ class EnsembleHead(nn.Module):
 
 
 class EnsembleMLP(nn.Module):
-    """Encoder, periodic numeric embeddings, E-member adapters, a shared MLP, E heads."""
+    """Encoder, periodic numeric embeddings, E-member adapters, a shared MLP, E heads: a
+    ``network.TabularNetwork``."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -142,8 +144,13 @@ class EnsembleMLP(nn.Module):
         numeric = x[..., : self.config.n_numeric]
         return torch.cat([x, self.numeric_embedding(numeric)], dim=-1)
 
+    def input_scale(self) -> torch.Tensor:
+        """The root mean square of the ensemble members' adapters (K, 1, input width)."""
+        return self.adapter.pow(2).mean(1).sqrt()
+
     def train_logits(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Encoded inputs (K, B, width) -> every ensemble member's logits (K, E, B, out)."""
+        """Encoded inputs (K, B, width) -> every ensemble member's logits (K, E, B, out);
+        ``mask`` is not read: no layer here normalises (``build_config`` refuses a norm)."""
         x = self.layer_inputs(x)[:, None] * self.adapter  # (K, E, B, width)
         k, e, b, width = x.shape
         x = x.reshape(k, e * b, width)
@@ -179,7 +186,7 @@ def ensemble_logits(logits: torch.Tensor, softmax: bool) -> torch.Tensor:
     return positive - negative
 
 
-def build_network(config: ModelConfig) -> nn.Module:
+def build_network(config: ModelConfig) -> TabularNetwork:
     """The network a configuration describes: an ``EnsembleMLP`` or a plain ``TabularMLP``;
     one too large for memory is refused first (a configuration read back from a model
     directory is checked before use)."""

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .mlp import probabilities
+from .network import TabularNetwork
 
 # rows per forward pass on one torch thread (``bulk``): a block's activations stay in the
 # CPU's caches; on one thread 1,024-row blocks run twice as fast as 8,192-row ones
@@ -18,7 +18,7 @@ BLOCK_ROWS = 1024
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, x_num, x_cat, device, chunk: int = 8192) -> torch.Tensor:
+def predict_logits(model: TabularNetwork, x_num, x_cat, device, chunk: int = 8192) -> torch.Tensor:
     """Logits (K, rows, outputs) for arrays of raw inputs, computed in chunks (of 8,192
     rows: the float64 ensemble's activations then take tens of MB, not a GB)."""
     model.eval()
@@ -32,7 +32,7 @@ def predict_logits(model: torch.nn.Module, x_num, x_cat, device, chunk: int = 81
     return torch.cat(outs, dim=1)
 
 
-def float64_network(model: torch.nn.Module) -> torch.nn.Module:
+def float64_network(model: TabularNetwork) -> TabularNetwork:
     """A float64 copy of a CPU model in eval mode, for inference: float32 matmuls and
     activations round differently with the number of rows, and a row's probabilities must
     not depend on which rows come with it. Made once per fitted or loaded model."""
@@ -40,7 +40,7 @@ def float64_network(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def member_logits(
-    network, x_num: np.ndarray, x_cat: np.ndarray, block_rows: int | None = None
+    network: TabularNetwork, x_num: np.ndarray, x_cat: np.ndarray, block_rows: int | None = None
 ) -> torch.Tensor:
     """(members, rows, outputs) logits of a CPU network, ``block_rows`` rows per forward
     pass (``predict_logits``' own when None)."""
@@ -50,8 +50,16 @@ def member_logits(
     return predict_logits(network, x_num, x_cat, cpu, chunk=block_rows)
 
 
+def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
+    """Logits (K, n, outputs) -> per-member probabilities: sigmoid for binary (one logit)
+    and multi-label, softmax for multi-class."""
+    if task == "multiclass":
+        return torch.softmax(logits, dim=-1)
+    return torch.sigmoid(logits)
+
+
 def member_probabilities(
-    network,
+    network: TabularNetwork,
     task: str,
     x_num: np.ndarray,
     x_cat: np.ndarray,

@@ -3,7 +3,8 @@
 Every weight has a leading member axis, ``(members, in, out)``, and every activation is
 ``(members, batch, features)``, so K members (folds, seeds, an ensemble) train with one
 batched matmul per layer. K = 1 is an ordinary model. ``forward`` returns logits: the
-losses apply sigmoid/softmax themselves, and ``probabilities`` does it for inference.
+losses apply sigmoid/softmax themselves, and ``forward.probabilities`` does it for
+inference.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import nn
 from ..errors import UsageError
 from ..features.preprocess import Preprocessor
 from . import memory
-from .designs import PRESETS, design_name
+from .designs import PRESETS, design_name, network_for
 
 ACTIVATIONS = {
     "relu": F.relu,
@@ -105,12 +106,6 @@ def hidden_sizes(preset: str | list[int], input_width: int) -> list[int]:
     raise UsageError(f"Unknown model preset {preset!r}; valid presets: {', '.join(PRESETS)}.")
 
 
-def network_for(ensemble_size: int, numeric_embedding: str) -> str:
-    """The network a design trains: the efficient ensemble (``ensemble.EnsembleMLP``)
-    when it has several members or embeds the numeric columns, else a plain ``TabularMLP``."""
-    return "ensemble" if ensemble_size > 1 or numeric_embedding != "none" else "mlp"
-
-
 def build_config(
     preprocessor: Preprocessor,
     n_outputs: int,
@@ -133,6 +128,14 @@ def build_config(
         )
     if norm not in NORMS:
         raise UsageError(f"Unknown norm {norm!r}; valid: {', '.join(NORMS)}.")
+    network = network_for(ensemble_size, numeric_embedding)
+    if norm != "none" and network == "ensemble":  # the estimator refuses this first
+        raise UsageError(
+            f"norm {norm!r} cannot be honoured by the efficient ensemble network "
+            f"(ensemble_size={ensemble_size}, numeric_embedding={numeric_embedding!r}): its "
+            "layers have no normalisation. Use norm='none', or ensemble_size=1 and "
+            "numeric_embedding='none' for a plain MLP."
+        )
     indicators = [i for i, flag in enumerate(preprocessor.indicators) if flag]
     cards = preprocessor.cardinalities
     width = encoded_width(len(preprocessor.numeric), len(indicators), cards)
@@ -149,7 +152,7 @@ def build_config(
         norm=norm,
         n_members=n_members,
         embedding_dims=[embedding_dim(c) for c in cards],
-        network=network_for(ensemble_size, numeric_embedding),
+        network=network,
         task=task,
         ensemble_size=int(ensemble_size),
         numeric_embedding=numeric_embedding,
@@ -412,7 +415,8 @@ class Dropout(nn.Module):
 
 
 class TabularMLP(nn.Module):
-    """Encoder, hidden blocks (linear, norm, activation, dropout) and a linear head."""
+    """Encoder, hidden blocks (linear, norm, activation, dropout) and a linear head: a
+    ``network.TabularNetwork``."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -453,6 +457,11 @@ class TabularMLP(nn.Module):
         """Encoded inputs -> the first layer's inputs: the same here."""
         return x
 
+    def input_scale(self) -> torch.Tensor:
+        """Ones (K, 1, input width): nothing scales the first layer's inputs here."""
+        first = (self.hidden[0] if len(self.hidden) else self.head).weight  # (K, in, out)
+        return first.new_ones(first.shape[0], 1, first.shape[1])
+
     @property
     def plain(self) -> bool:
         """Whether the network is linear layers with ReLU (or nothing) and dropout in
@@ -484,12 +493,4 @@ class TabularMLP(nn.Module):
             x = dropout(x) if dropout is not None else x
         return self.head(x)
 
-    train_logits = mlp
-
-
-def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
-    """Logits (K, n, outputs) -> per-member probabilities: sigmoid for binary (one logit)
-    and multi-label, softmax for multi-class."""
-    if task == "multiclass":
-        return torch.softmax(logits, dim=-1)
-    return torch.sigmoid(logits)
+    train_logits = mlp  # no ensemble axis: training reads the prediction's logits

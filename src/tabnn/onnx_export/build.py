@@ -20,6 +20,7 @@ from .. import __version__
 from ..artifact.directory import temperature_info
 from ..errors import ModelError
 from ..features.labels import plain_value
+from ..nn.network import TabularNetwork
 from .encoder import encode
 from .graph import Graph
 from .network import check_exportable, member_probabilities
@@ -60,7 +61,7 @@ def check_names(columns: list[str]) -> None:
         )
 
 
-def check_size(network) -> None:
+def check_size(network: TabularNetwork) -> None:
     """Refuse weights that one ONNX file (a protobuf message) cannot hold."""
     size = sum(p.numel() * 8 for p in network.state_dict().values())
     if size > MAX_WEIGHT_BYTES:

@@ -13,6 +13,9 @@ from __future__ import annotations
 import math
 
 from ..errors import ModelError
+from ..nn.ensemble import EnsembleMLP
+from ..nn.mlp import TabularMLP
+from ..nn.network import TabularNetwork
 from .encoder import Encoded, values
 from .graph import Graph
 from .special import erf
@@ -68,14 +71,26 @@ def check_exportable(config) -> None:
             )
 
 
-def member_probabilities(g: Graph, network, encoded: Encoded, temperature=None) -> str:
+def member_probabilities(
+    g: Graph, network: TabularNetwork, encoded: Encoded, temperature=None
+) -> str:
     """Per stack member, the probabilities (members, rows, outputs) that ``probabilities``
     gives for the network's logits (divided by ``temperature`` when it is not None):
-    sigmoid, or softmax for multi-class."""
-    config = network.config
-    activation = ACTIVATIONS[config.activation]
-    if config.network == "ensemble":
+    sigmoid, or softmax for multi-class. Each design has its own operators: the
+    exporter reads its parts beyond the shared interface."""
+    activation = ACTIVATIONS[network.config.activation]
+    if isinstance(network, EnsembleMLP):
         return ensemble_probabilities(g, network, encoded, activation, temperature)
+    if isinstance(network, TabularMLP):
+        return mlp_probabilities(g, network, encoded, activation, temperature)
+    raise ModelError(f"tabnn export cannot export a {type(network).__name__} network.")
+
+
+def mlp_probabilities(
+    g: Graph, network: TabularMLP, encoded: Encoded, activation, temperature=None
+) -> str:
+    """TabularMLP: the hidden blocks (linear, norm, activation; dropout is off), the head."""
+    config = network.config
     x = encoded.inputs
     for layer, norm in zip(network.hidden, network.norms):
         x = linear(g, x, layer)
@@ -130,7 +145,7 @@ def to_probabilities(g: Graph, logits: str, task: str) -> str:
 
 
 def ensemble_probabilities(
-    g: Graph, network, encoded: Encoded, activation, temperature=None
+    g: Graph, network: EnsembleMLP, encoded: Encoded, activation, temperature=None
 ) -> str:
     """EnsembleMLP: periodic embeddings join the inputs, each ensemble member scales them
     by its adapter, the shared layers run on the (members, ensemble, rows, width) block,

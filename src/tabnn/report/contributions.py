@@ -7,17 +7,19 @@ import numpy as np
 import torch
 
 from ..nn.mlp import ModelConfig
+from ..nn.network import TabularNetwork
 
 
-def input_contributions(network, x_num, x_cat) -> np.ndarray:
+def input_contributions(network: TabularNetwork, x_num, x_cat) -> np.ndarray:
     """How much each original column moves the first layer on these rows: the variance
     over the rows of the column's term in the first layer's pre-activations (its inputs
     times their weights), summed over the units, averaged over the members.
 
     One pass of the encoder, no prediction: a column whose term barely varies cannot
-    change what the network says. For an ensemble network (``nn.ensemble``) each input
-    is weighed by its adapters' mean square over the ensemble members, exact for columns
-    with one input. Columns in the preprocessing's order (numeric, then categorical).
+    change what the network says. Each input is weighed by the network's ``input_scale``
+    (for an ensemble, ``nn.ensemble``, its adapters' root mean square over the ensemble
+    members: exact for columns with one input). Columns in the preprocessing's order
+    (numeric, then categorical).
     """
     config = network.config
     with torch.no_grad():
@@ -28,9 +30,7 @@ def input_contributions(network, x_num, x_cat) -> np.ndarray:
         )
         x = network.layer_inputs(encoded)
         x = x - x.mean(1, keepdim=True)  # (K, rows, width)
-        adapter = getattr(network, "adapter", None)
-        if adapter is not None:  # (K, E, 1, width)
-            x = x * adapter.pow(2).mean(1).sqrt()
+        x = x * network.input_scale()  # an ensemble's adapters (ones otherwise: exact)
         weight = (network.hidden[0] if len(network.hidden) else network.head).weight
         owner = torch.as_tensor(input_owners(config))
         features = config.n_numeric + len(config.cardinalities)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import tabnn
 from tabnn.data.read import batch_frame
 from tabnn.features.arrow_encode import ArrowEncoder
+from tabnn.features.encoding import encoding_of
 from tabnn.features.frames import aligned
 
 NUMERIC = ["n_int", "n_float", "n_null"]
@@ -83,7 +84,7 @@ def batches(draw):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batch=batches())
 def test_the_arrow_path_gives_the_pandas_paths_inputs(model, batch):
-    encoded = ArrowEncoder(model).encode(batch)
+    encoded = ArrowEncoder(encoding_of(model)).encode(batch)
     assert encoded is not None
     # what predict does: the frame the reader gives, its model's columns in fit order
     expected = model.encode(aligned(model, batch_frame(batch, "x.parquet")))
@@ -110,7 +111,7 @@ def a_batch(**changes):
 
 
 def test_a_plain_batch_is_encoded(model):
-    encoded = ArrowEncoder(model).encode(a_batch())
+    encoded = ArrowEncoder(encoding_of(model)).encode(a_batch())
     assert encoded is not None
     assert encoded.categorical[1, CATEGORICAL.index("c_text")] == 0  # unseen
     assert encoded.categorical[1, CATEGORICAL.index("c_int")] == 0  # missing
@@ -130,7 +131,7 @@ def test_a_plain_batch_is_encoded(model):
     ids=["missing", "text", "infinity", "bool", "decimal", "nested", "timestamp"],
 )
 def test_what_pandas_may_read_differently_is_declined(model, change):
-    assert ArrowEncoder(model).encode(a_batch(**change)) is None
+    assert ArrowEncoder(encoding_of(model)).encode(a_batch(**change)) is None
 
 
 def test_a_model_with_dates_is_declined():
@@ -140,4 +141,4 @@ def test_a_model_with_dates_is_declined():
     clf = tabnn.TabNNClassifier(epochs=1).fit(frame, np.arange(60) % 2)
     assert clf.schema_.dates == ["when"]
     batch = pa.RecordBatch.from_pandas(frame, preserve_index=False)
-    assert ArrowEncoder(clf).encode(batch) is None
+    assert ArrowEncoder(encoding_of(clf)).encode(batch) is None

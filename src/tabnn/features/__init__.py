@@ -7,7 +7,9 @@ statistics, and the encoders that turn rows into the network's inputs.
 - ``table_profile``: per-column facts gathered chunk by chunk (``--stream`` decides from all)
 - ``labels``: a target's classes and task, canonical label keys, numeric cells
 - ``dates``: ISO 8601 date columns and their numeric parts
-- ``preprocess``: fitted statistics and vocabularies as plain data; ``EncodedInputs``
+- ``preprocess``: fitted statistics and vocabularies as plain data; the pandas encoder
+- ``encoding``: one description of the encoding (columns, codes, bounds, indicators,
+  statistics) that every encoder reads, pandas, Arrow, request rows and ONNX; ``EncodedInputs``
 - ``sketches``: streamed statistics (quantiles, vocabularies) for ``--stream``
 - ``drift``: which inputs of a row lie outside what training saw
 - ``fast_encode``: a few rows (a served request) checked and encoded without pandas

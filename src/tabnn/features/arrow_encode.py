@@ -5,7 +5,8 @@ Turning a Parquet chunk into a pandas frame, then ``Schema.check`` and
 object, twice. Here a pyarrow ``RecordBatch`` goes straight to the arrays ``transform``
 gives. Numeric columns are cast to float64 in Arrow (null -> NaN), and each categorical
 column is dictionary-encoded, so that ``label_key`` (the canonical text) and the vocabulary
-lookup run once per distinct value rather than once per row.
+lookup run once per distinct value rather than once per row. The columns, codes and bound
+on numbers are the model's ``Encoding`` (``features.encoding``), as for every encoder.
 
 Only what reads the same both ways takes this path: numeric columns of integer, floating or
 null type, categorical columns of string, integer, floating,
@@ -20,47 +21,43 @@ from __future__ import annotations
 
 import numpy as np
 
+from .encoding import EncodedInputs, Encoding
 from .labels import label_key
-from .preprocess import VALUE_LIMIT, EncodedInputs
 
 
 class ArrowEncoder:
-    """The encoding of one fitted model, made once and applied to every batch."""
+    """The encoding of one fitted model (``encoding_of(estimator)``), applied to every
+    batch."""
 
-    def __init__(self, estimator) -> None:
-        schema, prep = estimator.schema_, estimator.preprocessor_
-        self.numeric = list(prep.numeric)
-        self.categorical = list(prep.categorical)
-        # a model with date columns makes numeric parts from text: the pandas path does that
-        self.usable = not schema.dates
-        self.columns = list(schema.features)
-        self.lookups = [
-            {value: code for code, value in enumerate(vocab, start=1)}
-            for vocab in prep.vocabularies
-        ]
+    def __init__(self, encoding: Encoding) -> None:
+        self.encoding = encoding
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns a batch must hold (the reader reads only those)."""
+        return self.encoding.columns
 
     def encode(self, batch) -> EncodedInputs | None:
         """A ``pyarrow.RecordBatch`` (stripped column names, as ``iter_table_chunks(...,
         arrow=True)`` yields) -> the network's inputs, or None to decline."""
-        names = set(batch.schema.names)
-        if not self.usable or not all(name in names for name in self.columns):
+        encoding = self.encoding
+        if not encoding.readable_without_pandas(batch.schema.names):
             return None
-        numeric = np.empty((batch.num_rows, len(self.numeric)), dtype=np.float64)
-        for j, name in enumerate(self.numeric):
+        numeric = np.empty((batch.num_rows, len(encoding.numeric)), dtype=np.float64)
+        for j, name in enumerate(encoding.numeric):
             values = numeric_values(batch.column(name))
             if values is None:
                 return None
             numeric[:, j] = values
         if np.isinf(numeric).any():
             return None  # refused by Schema.check, which names the column and rows
-        codes = np.zeros((batch.num_rows, len(self.categorical)), dtype=np.int64)
-        for j, name in enumerate(self.categorical):
-            column = category_codes(batch.column(name), self.lookups[j])
+        codes = []
+        for j, name in enumerate(encoding.categorical):
+            column = category_codes(batch.column(name), encoding, j)
             if column is None:
                 return None
-            codes[:, j] = column
-        values = np.clip(numeric, -VALUE_LIMIT, VALUE_LIMIT).astype(np.float32)
-        return EncodedInputs(np.ascontiguousarray(values), codes)
+            codes.append(column)
+        return encoding.inputs(numeric, codes)
 
 
 def numeric_values(column) -> np.ndarray | None:
@@ -78,8 +75,8 @@ def numeric_values(column) -> np.ndarray | None:
     return pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
 
 
-def category_codes(column, lookup: dict[str, int]) -> np.ndarray | None:
-    """A categorical feature's vocabulary codes (0 for unseen or missing), computing each
+def category_codes(column, encoding: Encoding, j: int) -> np.ndarray | None:
+    """Categorical feature j's codes (unseen or missing: the unknown code), computing each
     distinct value's canonical text once; None for a type pandas may read differently."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -97,7 +94,7 @@ def category_codes(column, lookup: dict[str, int]) -> np.ndarray | None:
         # pandas holds integers with missing values as float64: 2**53 + 1 reads 2**53
         dictionary = pc.cast(dictionary, pa.float64(), safe=False)
     keys = [label_key(value) for value in dictionary.to_pylist()]
-    table = np.array([lookup.get(key, 0) for key in keys] + [0], dtype=np.int64)
+    table = np.array([*encoding.lookup(j, keys), encoding.UNKNOWN], dtype=np.int64)
     indices = encoded.indices.fill_null(len(keys)).to_numpy(zero_copy_only=False)
     return table[indices]
 

@@ -1,22 +1,27 @@
-"""Fitted preprocessing statistics, as plain numbers and vocabularies.
+"""Fitted preprocessing statistics, as plain numbers and vocabularies, and the pandas
+encoder.
 
-The statistics are fitted on training rows only and stored as JSON-able lists. Turning a
-frame into arrays here stops at what PyTorch cannot do (looking strings up in a
-vocabulary); the arithmetic (median fill, missing indicators, scaling, one-hot and
-embeddings) runs inside the model's input encoder, so training, the saved model, ONNX
-and the server share one path.
+The statistics are fitted on training rows only and stored as JSON-able lists; what the
+encoders read of them is one ``Encoding`` (``features.encoding``), made once per fitted
+preprocessor. Turning a frame into arrays here stops at what PyTorch cannot do (looking
+strings up in a vocabulary); the arithmetic (median fill, missing indicators, scaling,
+one-hot and embeddings) runs inside the model's input encoder, so training, the saved
+model, ONNX and the server share one path.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import asdict, dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
+from .encoding import VALUE_LIMIT, EncodedInputs, Encoding
+
+if TYPE_CHECKING:
+    from .schema import Schema
 
 # "clipped": robust scaling, then the network's encoder clips smoothly (x / sqrt(1 + x²/9)),
 # as RealMLP does: outliers keep their order but cannot dominate a layer
@@ -24,19 +29,9 @@ SCALINGS = ("standard", "robust", "quantile", "clipped")
 MISSING_INDICATORS = ("auto", "always", "never")
 N_QUANTILES = 64
 MAX_CATEGORIES = 1000
-# Numbers beyond +-VALUE_LIMIT are taken as +-VALUE_LIMIT: float32 (the network's inputs)
-# holds them, and statistics of them (means, squares for the standard deviation) stay finite.
-VALUE_LIMIT = 1e30
 # up to this many rows, categories are looked up value by value in Python: a pandas
 # operation's fixed cost (tens of microseconds) is more than a few dict lookups
 FEW_ROWS = 256
-
-
-class EncodedInputs(NamedTuple):
-    """A table as the network reads it: what ``Preprocessor.transform`` returns."""
-
-    numeric: np.ndarray  # (rows, numeric) float32, NaN where missing (the encoder fills it)
-    categorical: np.ndarray  # (rows, categorical) int64 codes, 0 = unknown or missing
 
 
 @dataclass
@@ -135,48 +130,23 @@ class Preprocessor:
     def transform(self, frame: pd.DataFrame) -> EncodedInputs:
         """Arrays for the model: numeric float32 ``(n, n_numeric)`` with NaN kept for the
         encoder to fill, and category indices int64 ``(n, n_categorical)``, 0 = unknown."""
-        # np.array copies: pandas 3 hands out read-only views, which torch warns about
-        values = np.array(frame[self.numeric], dtype=np.float64).reshape(
-            len(frame), len(self.numeric)
-        )
-        numeric = np.clip(values, -VALUE_LIMIT, VALUE_LIMIT).astype(np.float32)
-        codes = np.zeros((len(frame), len(self.categorical)), dtype=np.int64)
-        for j, name in enumerate(self.categorical):
-            codes[:, j] = self._codes(j, frame[name])
-        return EncodedInputs(np.ascontiguousarray(numeric), codes)
+        return encode_frame(self.encoding(), frame)
 
-    def encode_checked(self, numeric: np.ndarray, texts: list[list[str | None]]) -> EncodedInputs:
-        """A few checked rows as Python data (a served request's): numeric float64
-        ``(rows, n_numeric)`` in :attr:`numeric` order, and per categorical column its
-        canonical texts (None when missing) -> what :meth:`transform` gives for them."""
-        codes = np.zeros((len(numeric), len(self.categorical)), dtype=np.int64)
-        for j, column in enumerate(texts):
-            lookup = self._lookups[j][1]
-            codes[:, j] = [lookup.get(text, 0) for text in column]
-        values = np.clip(numeric, -VALUE_LIMIT, VALUE_LIMIT).astype(np.float32)
-        return EncodedInputs(np.ascontiguousarray(values), codes)
-
-    def _codes(self, j: int, column: pd.Series) -> np.ndarray:
-        """Category indices of categorical column j: 0 for unseen and missing values."""
-        index, lookup = self._lookups[j]
-        if len(column) <= FEW_ROWS:  # a served request: pandas' fixed costs would dominate
-            return np.array([0 if _missing(v) else lookup.get(str(v), 0) for v in column])
-        # pd.Index.get_indexer gives -1 for unseen values and missing ones: both become 0
-        return index.get_indexer(_as_text(column)) + 1
-
-    @functools.cached_property
-    def _lookups(self) -> list[tuple[pd.Index, dict[str, int]]]:
-        """Per categorical column, its vocabulary as an index and as a dict of codes; built
-        once per fitted preprocessor (not part of its state)."""
-        return [
-            (pd.Index(vocab), {value: i + 1 for i, value in enumerate(vocab)})
-            for vocab in self.vocabularies
-        ]
+    def encoding(self, schema: Schema | None = None) -> Encoding:
+        """What the encoders read of these statistics (with the model's schema: its date
+        columns and the columns a table must hold too), made once and kept: fitted
+        statistics do not change. Without a schema, the one kept (any schema's) serves."""
+        kept = getattr(self, "_encoding", None)
+        if kept is not None and (schema is None or kept[0] is schema):
+            return kept[1]
+        encoding = Encoding.of(self, schema)
+        self._encoding = (schema, encoding)  # not a field: neither saved nor compared
+        return encoding
 
     @property
     def cardinalities(self) -> list[int]:
         """Number of distinct codes per categorical column, the unknown code included."""
-        return [len(v) + 1 for v in self.vocabularies]
+        return self.encoding().cardinalities
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -184,6 +154,26 @@ class Preprocessor:
     @classmethod
     def from_dict(cls, state: dict) -> Preprocessor:
         return cls(**state)
+
+
+def encode_frame(encoding: Encoding, frame: pd.DataFrame) -> EncodedInputs:
+    """The pandas encoder: a checked frame (``Schema.check``'s) -> the network's inputs, as
+    ``encoding`` describes them."""
+    # np.array copies: pandas 3 hands out read-only views, which torch warns about
+    numeric = list(encoding.numeric)
+    values = np.array(frame[numeric], dtype=np.float64).reshape(len(frame), len(numeric))
+    codes = [column_codes(encoding, j, frame[name]) for j, name in enumerate(encoding.categorical)]
+    return encoding.inputs(values, codes)
+
+
+def column_codes(encoding: Encoding, j: int, column: pd.Series) -> np.ndarray | list[int]:
+    """Category codes of categorical column j (unseen and missing values: the unknown code)."""
+    if len(column) <= FEW_ROWS:  # a served request: pandas' fixed costs would dominate
+        return encoding.lookup(j, [None if _missing(v) else str(v) for v in column])
+    known = encoding.codes[j]
+    # pd.Index.get_indexer gives -1 for unseen values and missing ones: the last entry
+    table = np.array([*known.values(), encoding.UNKNOWN], dtype=np.int64)
+    return table[pd.Index(list(known)).get_indexer(_as_text(column))]
 
 
 def _missing(value) -> bool:

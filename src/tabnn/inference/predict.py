@@ -33,6 +33,7 @@ from ..data.read import (
 from ..errors import DataError, UsageError
 from ..features.arrow_encode import ArrowEncoder
 from ..features.drift import describe, outside_training
+from ..features.encoding import encoding_of
 from ..features.fast_encode import checked_frame
 from ..features.frames import aligned
 from ..features.preprocess import EncodedInputs
@@ -112,7 +113,7 @@ def predict_file(
     threshold = resolve_threshold(estimator, threshold)
     saved = training_info(estimator).get("read_options", {})
     header = read_header(options.header, saved)
-    encoder = ArrowEncoder(estimator)
+    encoder = ArrowEncoder(encoding_of(estimator))
     chunks = _file_chunks(
         path,
         sep=options.sep,

@@ -1,6 +1,6 @@
 """A fitted ``TabNNClassifier`` as one self-contained ONNX model.
 
-Inputs: one per column the model reads, in the preprocessor's order, shape [N]: float64
+Inputs: one per column the model reads, in its encoding's order, shape [N]: float64
 for numeric columns (NaN = missing), string for categorical ones ("" or any unseen text =
 the unknown category). Outputs: ``probabilities`` (N, outputs), float64, as
 ``predict_proba``; ``label`` as ``predict``: the class in its original type (int64,
@@ -19,6 +19,7 @@ from onnx import TensorProto
 from .. import __version__
 from ..artifact.directory import temperature_info
 from ..errors import ModelError
+from ..features.encoding import Encoding, encoding_of
 from ..features.labels import plain_value
 from ..nn.network import TabularNetwork
 from .encoder import encode
@@ -35,19 +36,21 @@ DOC = (
 MAX_WEIGHT_BYTES = 1_900_000_000
 
 
-def build_onnx(estimator) -> onnx.ModelProto:
-    """The ONNX model of a fitted estimator (checked by ``onnx.checker``)."""
-    prep, network = estimator.preprocessor_, estimator.inference_model_
+def build_onnx(estimator, encoding: Encoding | None = None) -> onnx.ModelProto:
+    """The ONNX model of a fitted estimator (checked by ``onnx.checker``); ``encoding``
+    defaults to the estimator's own (``encoding_of``)."""
+    encoding = encoding_of(estimator) if encoding is None else encoding
+    network = estimator.inference_model_
     check_exportable(estimator.model_config_)
-    check_names([*prep.numeric, *prep.categorical])
+    check_names([*encoding.numeric, *encoding.categorical])
     check_size(network)
     g = Graph()
-    encoded = encode(g, network.encoder, prep)
+    encoded = encode(g, network.encoder, encoding)
     # the stack members' mean, as predict_proba
     temperature = getattr(estimator, "temperature_", None)  # None: not calibrated
     proba = g.mean(member_probabilities(g, network, encoded, temperature), axis=0)
     add_outputs(g, estimator, proba)
-    return g.model("tabnn", metadata(estimator), DOC)
+    return g.model("tabnn", metadata(estimator, encoding), DOC)
 
 
 def check_names(columns: list[str]) -> None:
@@ -107,16 +110,16 @@ def class_tensor(classes: list) -> tuple[np.ndarray, int]:
     return np.array([str(c) for c in classes], dtype=object), TensorProto.STRING
 
 
-def metadata(estimator) -> dict[str, str]:
+def metadata(estimator, encoding: Encoding) -> dict[str, str]:
     """What a caller needs besides the graph, as the model's metadata_props (JSON text)."""
-    prep, schema = estimator.preprocessor_, estimator.schema_
+    schema = estimator.schema_
     return {
         "tabnn_version": __version__,
         "task": estimator.task_,
         "classes": json.dumps([plain_value(c) for c in schema.classes]),
         "threshold": repr(float(estimator.threshold_)),
         "temperature": json.dumps(temperature_info(estimator)),
-        "numeric_inputs": json.dumps(prep.numeric),
-        "categorical_inputs": json.dumps(prep.categorical),
-        "date_columns": json.dumps(schema.dates),
+        "numeric_inputs": json.dumps(encoding.numeric),
+        "categorical_inputs": json.dumps(encoding.categorical),
+        "date_columns": json.dumps(encoding.dates),
     }

@@ -1,8 +1,10 @@
 """The graph's inputs and the model's input encoder: one input per column, the category
 lookups, median fill, missing indicators, scaling, one-hot columns and embeddings.
 
-Each step mirrors ``Preprocessor.transform`` and ``InputEncoder`` (tabnn.features.preprocess,
-tabnn.nn.mlp) operation for operation, in float64, for every stack member at once: values
+The columns, their order, the bound on numbers, the category codes and the indicator
+columns are the model's ``Encoding`` (tabnn.features.encoding), which the other encoders
+read too; the arithmetic mirrors ``InputEncoder`` (tabnn.nn.mlp) operation for operation,
+in float64, with each stack member's statistics and embeddings from the network: values
 are (members, rows, width) as in the network.
 """
 
@@ -13,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 from onnx import TensorProto
 
-from ..features.preprocess import VALUE_LIMIT, Preprocessor
+from ..features.encoding import Encoding
 from ..nn.mlp import SCALED_LIMIT
 from . import special
 from .graph import Graph
@@ -28,24 +30,24 @@ def values(tensor) -> np.ndarray:
     return tensor.detach().cpu().numpy()
 
 
-def numeric_inputs(g: Graph, names: list[str]) -> str:
+def numeric_inputs(g: Graph, encoding: Encoding) -> str:
     """One float64 input of shape [N] per numeric column -> (rows, columns), rounded to
-    float32 after clipping to +-VALUE_LIMIT, as ``Preprocessor.transform``: NaN stays NaN."""
+    float32 after bounding by ``encoding.value_limit``, as every encoder: NaN stays NaN."""
+    names = encoding.numeric
     columns = [g.unsqueeze(g.add_input(name, TensorProto.DOUBLE, ["N"]), 1) for name in names]
     x = g.op("Concat", *columns, axis=1) if len(columns) > 1 else columns[0]
-    x = g.clip(x, -VALUE_LIMIT, VALUE_LIMIT)
+    x = g.clip(x, -encoding.value_limit, encoding.value_limit)
     as_float32 = g.op("Cast", x, to=TensorProto.FLOAT)
     return g.op("Cast", as_float32, to=TensorProto.DOUBLE)
 
 
-def lookup_keys(vocabulary: list[str]) -> tuple[list[str], list[int]]:
-    """LabelEncoder keys and codes: category i is code i + 1 (0: unknown or missing), and
-    an integer category "3" is also found as "3.0", the text Python gives the float 3.0
+def lookup_keys(known: dict[str, int]) -> tuple[list[str], list[int]]:
+    """LabelEncoder keys and codes from a column's codes (``Encoding.codes``), and an
+    integer category "3" is also found as "3.0", the text Python gives the float 3.0
     (tabnn reads both as "3")."""
-    keys = list(vocabulary)
-    codes = list(range(1, len(vocabulary) + 1))
+    keys, codes = list(known), list(known.values())
     taken = set(keys)
-    for text, code in zip(vocabulary, codes):
+    for text, code in known.items():
         alias = f"{text}.0"
         if text.lstrip("-").isdigit() and alias not in taken:
             keys.append(alias)
@@ -53,18 +55,18 @@ def lookup_keys(vocabulary: list[str]) -> tuple[list[str], list[int]]:
     return keys, codes
 
 
-def category_codes(g: Graph, name: str, vocabulary: list[str]) -> str:
-    """A string input of shape [N] -> int64 codes [N]: ``Preprocessor.transform``'s
-    lookup, with every string outside the vocabulary ("" included) as 0."""
-    text = g.add_input(name, TensorProto.STRING, ["N"])
-    keys, codes = lookup_keys(vocabulary)
+def category_codes(g: Graph, encoding: Encoding, j: int) -> str:
+    """Categorical column j's string input of shape [N] -> int64 codes [N], as every
+    encoder looks it up: a string outside the vocabulary ("" included) is the unknown code."""
+    text = g.add_input(encoding.categorical[j], TensorProto.STRING, ["N"])
+    keys, codes = lookup_keys(encoding.codes[j])
     return g.op(
         "LabelEncoder",
         text,
         domain="ai.onnx.ml",
         keys_strings=keys,
         values_int64s=codes,
-        default_int64=0,
+        default_int64=encoding.UNKNOWN,
     )
 
 
@@ -76,20 +78,21 @@ class Encoded(NamedTuple):
     scaled: str | None
 
 
-def encode(g: Graph, encoder, prep: Preprocessor) -> Encoded:
-    """Declare the graph's inputs (numeric columns, then categorical ones, as the
-    preprocessor orders them) and encode them as ``encoder`` (an InputEncoder) does."""
+def encode(g: Graph, encoder, encoding: Encoding) -> Encoded:
+    """Declare the graph's inputs (numeric columns, then categorical ones, as ``encoding``
+    orders them) and encode them as ``encoder`` (an InputEncoder) does."""
     members = encoder.n_members
     parts, scaled = [], None
-    if prep.numeric:
-        raw = numeric_inputs(g, prep.numeric)
+    if encoding.numeric:
+        raw = numeric_inputs(g, encoding)
         missing = g.op("IsNaN", raw)
         scaled = scale(g, encoder, g.where(missing, g.const(values(encoder.medians)), raw))
         parts.append(scaled)
-        if len(encoder.indicator_columns):
-            parts.append(indicators(g, missing, values(encoder.indicator_columns), members))
-    codes = [category_codes(g, n, v) for n, v in zip(prep.categorical, prep.vocabularies)]
-    for j, (card, dim) in enumerate(zip(encoder.cardinalities, encoder.embedding_dims)):
+        if encoding.indicator_columns:
+            columns = np.array(encoding.indicator_columns, dtype=np.int64)
+            parts.append(indicators(g, missing, columns, members))
+    codes = [category_codes(g, encoding, j) for j in range(len(encoding.categorical))]
+    for j, (card, dim) in enumerate(zip(encoding.cardinalities, encoder.embedding_dims)):
         if dim:  # (members, cardinality, dim) looked up per member
             table = g.const(values(encoder.embeddings[str(j)]))
             parts.append(g.op("Gather", table, codes[j], axis=1))

@@ -14,8 +14,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from ..features.encoding import Encoding, encoding_of
 from ..features.frames import as_frame
-from ..features.preprocess import Preprocessor
+from ..features.preprocess import encode_frame
 from .build import LABEL, PROBABILITIES
 
 PROBE_ROWS = 16
@@ -34,11 +35,11 @@ class Parity(NamedTuple):
         return self.same_labels and self.largest_difference <= tolerance
 
 
-def inputs_of(prep: Preprocessor, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The graph's inputs for a frame of the preprocessor's columns: float64 numbers (NaN
+def inputs_of(encoding: Encoding, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The graph's inputs for a frame of the encoding's columns: float64 numbers (NaN
     missing), text with "" for a missing category."""
-    feed = {name: np.asarray(frame[name], dtype=np.float64) for name in prep.numeric}
-    for name in prep.categorical:
+    feed = {name: np.asarray(frame[name], dtype=np.float64) for name in encoding.numeric}
+    for name in encoding.categorical:
         column = frame[name].astype(object)
         text = column.where(column.notna(), "").astype(str)
         feed[name] = np.asarray(text, dtype=object)
@@ -50,7 +51,7 @@ def onnx_inputs(estimator, X) -> dict[str, np.ndarray]:
     against the schema (date columns become their numeric parts, categories their
     canonical text: 3, 3.0 and "3" all read "3")."""
     frame = estimator.schema_.check(as_frame(estimator, X, reset=False))
-    return inputs_of(estimator.preprocessor_, frame)
+    return inputs_of(encoding_of(estimator), frame)
 
 
 def run(session, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -75,39 +76,39 @@ def table_parity(session, estimator, X) -> Parity:
     )
 
 
-def probe_frame(prep: Preprocessor, rows: int = PROBE_ROWS) -> pd.DataFrame:
-    """Synthetic rows over the preprocessor's columns (date parts included): values around
+def probe_frame(encoding: Encoding, rows: int = PROBE_ROWS) -> pd.DataFrame:
+    """Synthetic rows over the encoding's columns (date parts included): values around
     each column's centre, the fill value, one far out, one missing per column, quantile
     knots exactly (ties), and for each categorical column seen, unseen and missing ones."""
     rng = np.random.default_rng(0)
     columns: dict[str, object] = {}
-    for j, name in enumerate(prep.numeric):
-        center, spread = prep.centers[j], prep.scales[j]
+    for j, name in enumerate(encoding.numeric):
+        center, spread = encoding.centers[j], encoding.scales[j]
         x = center + spread * rng.normal(scale=1.5, size=rows)
-        x[0], x[1] = prep.medians[j], center - FAR_OUT * spread
-        if prep.quantiles:
-            x[2] = prep.quantiles[j][len(prep.quantiles[j]) // 2]
+        x[0], x[1] = encoding.medians[j], center - FAR_OUT * spread
+        if encoding.quantiles:
+            x[2] = encoding.quantiles[j][len(encoding.quantiles[j]) // 2]
         x[3 + j % (rows - 3)] = np.nan
         columns[name] = x
-    for j, (name, vocabulary) in enumerate(zip(prep.categorical, prep.vocabularies)):
+    for j, (name, vocabulary) in enumerate(zip(encoding.categorical, encoding.vocabularies)):
         text = [vocabulary[i] for i in rng.integers(0, len(vocabulary), rows)]
         unseen = UNSEEN
         while unseen in vocabulary:
             unseen += "?"
         text[j % rows], text[(j + 1) % rows] = unseen, None
         columns[name] = pd.Series(text, dtype=object)
-    return pd.DataFrame(columns, columns=[*prep.numeric, *prep.categorical])
+    return pd.DataFrame(columns, columns=[*encoding.numeric, *encoding.categorical])
 
 
 def probe_parity(session, estimator) -> Parity:
     """The graph against ``predict_proba`` and ``predict`` on ``probe_frame``'s rows,
-    which go to the estimator through its own preprocessor."""
-    prep = estimator.preprocessor_
-    frame = probe_frame(prep)
-    encoded = prep.transform(frame)
+    which go to the estimator through its own encoding."""
+    encoding = encoding_of(estimator)
+    frame = probe_frame(encoding)
+    encoded = encode_frame(encoding, frame)
     return compare(
         session,
-        inputs_of(prep, frame),
+        inputs_of(encoding, frame),
         estimator.predict_proba(encoded),
         estimator.predict(encoded),
     )

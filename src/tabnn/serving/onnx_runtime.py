@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError, UsageError
+from ..features.encoding import encoding_of
 from ..features.fast_encode import CheckedRows
 
 TOLERANCE = 1e-9  # float64 graphs agree with predict_proba to ~1e-15 (tests/test_export.py)
@@ -40,11 +41,12 @@ class OnnxProbabilities:
                 f"The ONNX graph of this model differs from it by {parity.largest_difference:.3g}"
                 f" on check rows; serve it with --runtime torch, and please report this."
             )
-        self.prep = estimator.preprocessor_
+        self.encoding = encoding_of(estimator)
 
     def __call__(self, rows: CheckedRows) -> np.ndarray:
         """Checked rows -> probabilities, as ``predict_proba`` gives them."""
-        feed = {name: rows.numeric[:, j].copy() for j, name in enumerate(self.prep.numeric)}
-        for name, texts in zip(self.prep.categorical, rows.texts):
+        encoding = self.encoding
+        feed = {name: rows.numeric[:, j].copy() for j, name in enumerate(encoding.numeric)}
+        for name, texts in zip(encoding.categorical, rows.texts):
             feed[name] = np.array(["" if t is None else t for t in texts], dtype=object)
         return self.session.run(["probabilities"], feed)[0]

@@ -28,8 +28,6 @@ LONG_MODULES = {
     "check beside the write it mirrors",
     "tabnn.cli.app": "the Typer app: one thin function per command, whose options Typer "
     "reads from its signature",
-    "tabnn.scale.streaming": "--stream training: the passes over a table larger than memory, one "
-    "recipe read top to bottom",
     "tabnn.report.html": "one self-contained page: its CSS and the markup of each section",
 }
 # DESIGN.md "Layout": the packages in the one direction they import (a package imports only
@@ -158,8 +156,8 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_has_no_cycle():
     graph = {name: imported_modules(name, path) for name, path in MODULES.items()}
-    assert graph["tabnn.estimator.classifier"] >= {
-        "tabnn.engine.train",
+    assert graph["tabnn.estimator.recipe"] >= {
+        "tabnn.engine.train",  # imported inside fit_recipe: the graph counts it
         "tabnn.features.schema",
     }  # the graph is real
     assert find_cycle(graph) is None

@@ -672,7 +672,9 @@ def test_cpu_threads_for_small_steps_restores_the_setting():
     small = TabularMLP(
         build_config(Preprocessor.fit(pd.DataFrame({"a": [1.0, 2.0]}), ["a"], []), 1)
     )
-    big = torch.nn.Linear(4000, 4000)
+    wide_table = Preprocessor.fit(pd.DataFrame({f"c{i}": [1.0, 2.0] for i in range(500)}),
+                                  [f"c{i}" for i in range(500)], [])  # fmt: skip
+    big = TabularMLP(build_config(wide_table, 1, preset=[2000, 2000]))
     torch.set_num_threads(3)
     try:
         with cpu_threads_for(small, 32, CPU):

@@ -16,6 +16,7 @@ from ..errors import UsageError
 from ..tasks import TASKS
 
 if TYPE_CHECKING:
+    from ..nn.network import TabularNetwork
     from .distributed import World
 
 #: How a fit differentiates: ``autograd`` (any network; the default), ``manual`` (the
@@ -110,7 +111,7 @@ class FitSpec:
     (``engine.kernels``), the reference they are tested against. ``world``: this process's
     share of a run across processes (``engine.distributed``; None: one process)."""
 
-    model: torch.nn.Module
+    model: TabularNetwork
     data: TensorData | StreamData
     members: Sequence[Member]
     task: str

@@ -23,6 +23,8 @@ from contextlib import ExitStack, contextmanager
 
 import torch
 
+from ..nn.network import TabularNetwork
+
 _POLICY = threading.RLock()  # held while any of torch's process-wide CPU settings is changed
 
 
@@ -41,7 +43,9 @@ def cpu_policy(threads: int | None = None) -> Iterator[None]:
 
 
 @contextmanager
-def fit_policy(model, batch_size: int, device: torch.device) -> Iterator[CpuMatmuls]:
+def fit_policy(
+    model: TabularNetwork, batch_size: int, device: torch.device
+) -> Iterator[CpuMatmuls]:
     """The settings one fit runs under (see the module's docstring) -> its ``CpuMatmuls``."""
     with ExitStack() as stack:
         stack.enter_context(cpu_policy())
@@ -66,22 +70,19 @@ SMALL_STEP_FLOPS = 2e7
 ONEDNN_MATMUL_FLOPS = 2.5e6
 
 
-def step_flops(model, batch_size: int) -> float:
+def step_flops(model: TabularNetwork, batch_size: int) -> float:
     """Forward and backward floating-point operations of one step of the whole stack's
     matrix products (an ensemble's shared layers count once per ensemble member)."""
     return 6.0 * sum(k * rows * n_in * n_out for k, rows, n_in, n_out in _shapes(model, batch_size))
 
 
-def _shapes(model, batch_size: int) -> list[tuple[int, int, int, int]]:
-    """(members, rows, in, out) of each product; any other module counts as one product
-    per parameter tensor, as wide as the tensor."""
-    if hasattr(model, "matmul_shapes"):
-        return model.matmul_shapes(batch_size)
-    return [(1, batch_size, p.numel(), 1) for p in model.parameters()]
+def _shapes(model: TabularNetwork, batch_size: int) -> list[tuple[int, int, int, int]]:
+    """(members, rows, in, out) of each matrix product of a step."""
+    return model.matmul_shapes(batch_size)
 
 
 @contextmanager
-def cpu_threads_for(model, batch_size: int, device: torch.device):
+def cpu_threads_for(model: TabularNetwork, batch_size: int, device: torch.device):
     """Run small CPU steps on one thread (inside ``cpu_policy``, which restores it)."""
     small = step_flops(model, batch_size) < SMALL_STEP_FLOPS
     with cpu_policy(1 if device.type == "cpu" and small else None):
@@ -156,7 +157,7 @@ class CpuMatmuls:
 
 
 @contextmanager
-def cpu_matmuls_for(model, batch_size: int, device: torch.device):
+def cpu_matmuls_for(model: TabularNetwork, batch_size: int, device: torch.device):
     """Choose MKL or oneDNN for each layer's products (``CpuMatmuls``): oneDNN for those of
     at least ``ONEDNN_MATMUL_FLOPS`` per thread, on a CPU where it computes them in
     float32; and set the choice for the whole network (by the average product) for code

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..nn.mlp import TabularMLP
+from ..nn.network import TabularNetwork
 from .config import TensorData
 from .distributed import World
 
@@ -42,7 +42,7 @@ class DeviceInputs:
     values are exactly those the encoder computes batch by batch. Embeddings train, so
     they are looked up per batch."""
 
-    def __init__(self, model: TabularMLP, data: TensorData, max_bytes: int = ENCODED_BYTES):
+    def __init__(self, model: TabularNetwork, data: TensorData, max_bytes: int = ENCODED_BYTES):
         encoder = model.encoder
         self.encoder, self.data = encoder, data
         self.members, n, width = encoder.n_members, data.x_num.shape[0], encoder.fixed_width

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..nn.mlp import Dropout, StackedNorm, dropout_mask
+from ..nn.network import TabularNetwork
 from .cpu import CpuMatmuls
 from .distributed import World
 from .inputs import EPOCH_BYTES, Epoch, EpochInputs, padded_rows
@@ -133,7 +134,7 @@ class Validation:
     share of rows ``is_correct``), with what does not change between epochs (the chunks
     of rows, their inputs while small, targets, weights and counts) prepared once."""
 
-    def __init__(self, model, members, loss_fn, inputs, world, chunk=8192) -> None:
+    def __init__(self, model: TabularNetwork, members, loss_fn, inputs, world, chunk=8192) -> None:
         """``inputs`` (``DeviceInputs``) holds the rows the members' ``val_rows`` index."""
         data, task = inputs.data, loss_fn.task
         self.model, self.loss_fn, self.task, self.inputs = model, loss_fn, task, inputs
@@ -187,7 +188,9 @@ class AutogradSteps:
     """Training steps for any network: forward, the loss, ``backward`` into the flat
     gradient buffer, per-member clipping and the stacked Adam step."""
 
-    def __init__(self, model, optimizer: StackedAdam, loss_fn: LossFunction, config, world):
+    def __init__(
+        self, model: TabularNetwork, optimizer: StackedAdam, loss_fn: LossFunction, config, world
+    ) -> None:
         self.model, self.optimizer, self.loss_fn, self.config = model, optimizer, loss_fn, config
         self.world = world  # gradients are summed over ranks before clipping
 
@@ -215,7 +218,7 @@ class AutogradSteps:
 
 class ManualSteps:
     """Training steps for a plain network (linear layers, ReLU or no activation, dropout;
-    see ``TabularMLP.plain``) with the backward pass written out: per layer one batched
+    see ``TabularNetwork.plain``) with the backward pass written out: per layer one batched
     matmul forward, and for the weight and input gradients one each, written straight into
     the flat gradient buffer. No autograd graph, no gradient zeroing, and the loss itself
     is only computed once per epoch, from the logits kept step by step. Dropout draws its

@@ -1,6 +1,7 @@
 """The training engine: independent members, seeds, early stopping, losses, devices."""
 
 import copy
+import threading
 
 import numpy as np
 import pandas as pd
@@ -709,6 +710,40 @@ def test_fit_stack_runs_small_models_on_one_thread_and_restores():
         )
         assert seen == [1, 1]
         assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_fits_in_two_threads_take_turns_and_leave_the_thread_count_as_it_was():
+    """engine.cpu's policy is one lock: a second fit waits for the first, so neither can
+    restore the other's settings out of order (and leave the process at one thread)."""
+    x, y = table(n=60)
+    rows = np.arange(60)
+    order = []
+
+    def fit(name: str) -> None:
+        fit_stack(
+            FitSpec(
+                stack_model(x, [rows]), tensors(x, y), [Member(rows, rows[:0], 0)], "binary",
+                TrainConfig(epochs=3), on_epoch=lambda record: order.append(name),
+            )
+        )  # fmt: skip
+
+    torch.set_num_threads(2)
+    try:
+        threads = [threading.Thread(target=fit, args=(name,)) for name in "ab"]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(order) == list("aaabbb")
+        assert order in (list("aaabbb"), list("bbbaaa"))  # one fit, then the other
+        assert torch.get_num_threads() == 2
+        seen = []
+        later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        later.start()
+        later.join()
+        assert seen == [2]  # a thread started afterwards inherits no fit's setting
     finally:
         torch.set_num_threads(1)
 

@@ -140,7 +140,7 @@ def test_running_out_of_memory_anyway_is_one_line(tmp_path, monkeypatch):
     def exhausted(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr("tabnn.estimator.classifier.fit_stack", exhausted)
+    monkeypatch.setattr("tabnn.engine.train.fit_stack", exhausted)
     table().to_csv(tmp_path / "t.csv", index=False)
     result = invoke("train", "t.csv", "--target", "y", "-o", "m", cwd=tmp_path)
     assert_fails(result, 1, "Training ran out of memory", "--stream")
@@ -191,7 +191,7 @@ def test_a_memory_error_while_fitting_says_what_to_do(monkeypatch):
     def exhausted(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr("tabnn.estimator.classifier.fit_stack", exhausted)
+    monkeypatch.setattr("tabnn.engine.train.fit_stack", exhausted)
     frame = table()
     with pytest.raises(OutOfMemoryError, match="Training ran out of memory") as caught:
         TabNNClassifier(epochs=1).fit(frame.drop(columns="y"), frame["y"])

@@ -15,7 +15,7 @@ from tabnn.engine.cpu import cpu_matmuls_for, cpu_threads_for, onednn_is_exact
 from tabnn.engine.inputs import DeviceInputs, padded_rows
 from tabnn.engine.optim import FlatParameters, GradientClipper, StackedAdam
 from tabnn.engine.steps import LossFunction, is_correct
-from tabnn.engine.train import EarlyStopping, fit_stack, lr_factor
+from tabnn.engine.train import EarlyStopping, fit_stack, hand_written, lr_factor
 from tabnn.errors import UsageError
 from tabnn.features.preprocess import Preprocessor
 from tabnn.nn.forward import predict_logits
@@ -746,6 +746,25 @@ def test_fits_in_two_threads_take_turns_and_leave_the_thread_count_as_it_was():
         assert seen == [2]  # a thread started afterwards inherits no fit's setting
     finally:
         torch.set_num_threads(1)
+
+
+def test_auto_takes_the_hand_written_pass_only_for_small_plain_steps():
+    """benchmarks/engine_paths.py: the hand-written backward earns its keep on small steps
+    (W1: 5 folds at batch 10) and nothing on large ones, which autograd trains."""
+    x, y = table(n=60)
+    rows = np.arange(60)
+    members = [Member(rows, rows[:0], k) for k in range(5)]
+
+    def spec(hidden, batch, **options):
+        model = stack_model(x, [rows] * 5, hidden=hidden, **options)
+        return FitSpec(model, tensors(x, y), members, "binary", TrainConfig(batch_size=batch))
+
+    assert hand_written(spec((180,), 10))  # W1's wide network
+    assert not hand_written(spec((256, 256), 128))  # a 5-fold CV of 2x256: autograd
+    assert not hand_written(spec((180,), 10, norm="batch"))  # not plain: autograd
+    forced = spec((256, 256), 128)
+    forced.backward = "manual"
+    assert hand_written(forced)
 
 
 def test_early_stopping_ignores_crawling_gains_but_keeps_the_minimum():

@@ -160,7 +160,7 @@ def show_batch(trials: list[dict]) -> None:
 def show_tuning(result) -> None:
     """The study, the best configuration against the default on the same folds, and the
     single test evaluation."""
-    from ..tuning.space import describe
+    from ..estimator.params import describe_point
 
     summary = result.summary
     render.show_source(result.source)
@@ -175,7 +175,7 @@ def show_tuning(result) -> None:
     best, default = summary["best"], summary["default"]
     metric = summary["metric"]
     render.out_console.print(
-        f"best (trial {best['number']}): {escape(describe(best['params']))}\n"
+        f"best (trial {best['number']}): {escape(describe_point(best['params']))}\n"
         f"  {summary['folds']}-fold CV {metric} {best['value']:.4f}"
     )
     if default is not None and summary["paired"] is not None:

@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from ..nn.network import TabularNetwork
     from .distributed import World
 
-#: How a fit differentiates: ``autograd`` (any network; the default), ``manual`` (the
-#: hand-written backward pass of a plain network, ``steps.ManualSteps``), or ``auto``.
+#: How a fit differentiates: ``autograd`` (any network), ``manual`` (the hand-written
+#: backward pass of a plain network, ``steps.ManualSteps``), or ``auto`` (the default:
+#: autograd, bar the small steps where the hand-written pass was measured to pay; see
+#: ``engine.train.HAND_WRITTEN_STEP_FLOPS``).
 BACKWARDS = ("auto", "autograd", "manual")
 
 

@@ -32,7 +32,7 @@ import torch
 from ..errors import UsageError
 from ..nn.mlp import Dropout, StackedNorm
 from .config import FitSpec, History, Member, TensorData, TrainConfig, member_values
-from .cpu import fit_policy
+from .cpu import fit_policy, step_flops
 from .distributed import World
 from .inputs import DeviceInputs, Epoch, EpochInputs, shuffled_rows
 from .kernels import Kernels
@@ -67,8 +67,9 @@ def fit_stack(spec: FitSpec) -> History:
 
     ``spec.backward``: ``autograd`` differentiates any network with autograd; ``manual``
     insists on the hand-written backward pass (``steps.ManualSteps``: plain networks
-    only, tested against autograd); ``auto`` takes the hand-written pass where
-    ``HAND_WRITTEN_GAIN`` says it pays (see ``hand_written``), autograd everywhere else.
+    only, tested against autograd); ``auto`` (the default) takes the hand-written pass
+    only for the small steps where it was measured to pay (``HAND_WRITTEN_STEP_FLOPS``),
+    autograd everywhere else.
 
     No process-wide torch setting outlives the call: dropout draws from its own
     generator, and the CPU settings (thread count, matmul library, flushing of subnormal
@@ -89,6 +90,15 @@ def fit_stack(spec: FitSpec) -> History:
         return _train(spec, inputs, manual, matmuls)
 
 
+# Autograd is the path every network takes; ``auto`` takes the hand-written backward pass
+# only where benchmarks/engine_paths.py measured it to earn at least 1.3x (2-core AMD EPYC,
+# torch 2.13): steps of a plain network below this many floating-point operations for the
+# whole stack (W1's 5 folds at batch 10, 3 MFLOP: 1.5x wide, 1.3x deep; with the private
+# kernels 1.8x and 2.2x). At larger steps it earns nothing (a 3x256 MLP at batch 1024:
+# 0.9-1.0x; 5 folds of 2x256 at batch 128, 320 MFLOP: 1.0-1.1x), so those train by autograd.
+HAND_WRITTEN_STEP_FLOPS = 2e7
+
+
 def hand_written(spec: FitSpec) -> bool:
     """Whether this fit takes the hand-written backward pass (``steps.ManualSteps``)."""
     model = spec.model
@@ -98,7 +108,9 @@ def hand_written(spec: FitSpec) -> bool:
             "backward='manual' needs a plain network: a relu or identity activation, no "
             "norm, no embeddings, dropout below 1 and every parameter trained."
         )
-    return spec.backward == "manual" or (spec.backward == "auto" and plain)
+    if spec.backward != "auto":
+        return spec.backward == "manual"
+    return plain and step_flops(model, spec.config.batch_size) < HAND_WRITTEN_STEP_FLOPS
 
 
 @dataclass

@@ -43,7 +43,6 @@ from ..report.html import write_report
 from .tracking import Tracker, open_tracker
 
 __all__ = [
-    "EVALUATIONS",
     "Outputs",
     "ReadOptions",
     "TrainResult",
@@ -58,8 +57,6 @@ __all__ = [
     "train_workflow",
     "tune_workflow",
 ]
-
-EVALUATIONS = "evaluations"  # a model directory's folder of evaluation reports
 
 
 @dataclass
@@ -330,7 +327,7 @@ def evaluate_workflow(
         data = builders.evaluate_report(
             estimator, y_true, proba, scores, name, Path(model_dir).name
         )
-        report_dir = Path(model_dir) / EVALUATIONS / name
+        report_dir = Path(model_dir) / artifact.EVALUATIONS / name
         data.save(report_dir)
         result["report"] = write_report(data, report_dir)
     return result

@@ -19,8 +19,9 @@ on these workloads:
 (a) W1, sonar (``benchmarks/w1_tutorial.py``'s protocol): the 60-180-1 ``wide`` and the
     60-60-60-60-1 ``deep`` MLP, each as ONE stack of its 5 stratified fold members on the
     70 % training split, batch 10, Adam lr 1e-4, 60 epochs, best epoch by validation loss;
-(b) the large size of ``benchmarks/throughput.py``: a binary 64-256-256-256-1 MLP on its
-    synthetic rows (200,000 of them here, not 1,000,000), batch 1024, one member, 1 epoch;
+(b) the two sizes of ``benchmarks/throughput.py``: binary 64-128-128-128-1 at batch 128 and
+    64-256-256-256-1 at batch 1024 on its synthetic rows (200,000 of them here, not
+    1,000,000 for the large one), one member, 1 epoch;
 (c) the default design (``TabNNClassifier()``'s ``EnsembleMLP``, built as the estimator
     builds it: schema, clipped scaling, its batch, learning rate and epochs) on the bundled
     Adult census table, 15 % held out for early stopping; autograd only, so only kernels
@@ -70,7 +71,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import LabelEncoder
 
 from tabnn.data import read_table
-from tabnn.engine.config import History, Member, TensorData, TrainConfig
+from tabnn.engine.config import FitSpec, History, Member, TensorData, TrainConfig
 from tabnn.engine.train import fit_stack
 from tabnn.estimator import params
 from tabnn.estimator.classifier import TabNNClassifier
@@ -128,7 +129,7 @@ class Case:
         model = copy.deepcopy(self.model)
         gc.collect()
         start = time.perf_counter()
-        history = fit_stack(
+        spec = FitSpec(
             model,
             self.data,
             self.members,
@@ -137,6 +138,7 @@ class Case:
             backward=variant.backward,
             private_kernels=variant.private_kernels,
         )
+        history = fit_stack(spec)
         return time.perf_counter() - start, model, history
 
 
@@ -217,28 +219,29 @@ def synthetic(rows: int, features: int, seed: int = 0) -> tuple[np.ndarray, np.n
     return x, y
 
 
-def throughput_case(rows: int, epochs: int) -> Case:
-    """(b) throughput.py's large size: 64-256-256-256-1, batch 1024, one member, every row
-    trains (no validation rows), statistics from a 20,000-row sample as there."""
+def throughput_case(rows: int, epochs: int, hidden: list[int], batch: int) -> Case:
+    """(b) a size of throughput.py: 64-hidden-1, one member, every row trains (no
+    validation rows), statistics from a 20,000-row sample as there."""
     x, y = synthetic(rows, 64)
     all_rows = np.arange(rows)
     sample = all_rows[:: max(1, rows // 20_000)]
-    model = numeric_stack(x, [sample], [256, 256, 256])
+    model = numeric_stack(x, [sample], hidden)
+    shape = "-".join(str(n) for n in [64, *hidden, 1])
     return Case(
-        "throughput",
-        f"synthetic {rows:,} x 64, 64-256-256-256-1, 1 member, batch 1024, {epochs} epoch(s)",
+        f"throughput {shape} b{batch}",
+        f"synthetic {rows:,} x 64, {shape}, 1 member, batch {batch}, {epochs} epoch(s)",
         model,
         TensorData.from_arrays(x, no_categories(x), y, CPU),
         [Member(all_rows, all_rows[:0], 0)],
         "binary",
-        train_config(epochs, batch=1024, lr=1e-3),
+        train_config(epochs, batch=batch, lr=1e-3),
         (x[:CHECK_ROWS], no_categories(x[:CHECK_ROWS])),
     )
 
 
 def default_design_case(epochs: int | None, rows: int | None, seed: int = 0) -> Case:
     """(c) TabNNClassifier()'s network, preprocessing and settings on Adult, built step by
-    step as TabNNClassifier._fit_stack builds them (one member, its validation split)."""
+    step as the estimator's fit recipe builds them (one member, its validation split)."""
     table = read_table(data_file("adult", "adult.data"), header=False)
     if rows is not None:
         table = table.sample(n=rows, random_state=seed).reset_index(drop=True)
@@ -460,7 +463,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     builders: dict[str, Callable[[], list[Case]]] = {
         "w1": lambda: w1_cases(epochs=10 if quick else 60),
-        "throughput": lambda: [throughput_case(rows=20_000 if quick else 200_000, epochs=1)],
+        "throughput": lambda: [
+            throughput_case(20_000 if quick else 200_000, 1, [128] * 3, batch=128),
+            throughput_case(20_000 if quick else 200_000, 1, [256] * 3, batch=1024),
+        ],
         "default": lambda: [default_design_case(epochs=2 if quick else None, rows=None)],
         "cv": lambda: [cv_stack_case(rows=10_000, epochs=2 if quick else 10)],
     }

@@ -735,7 +735,8 @@ def test_fits_in_two_threads_take_turns_and_leave_the_thread_count_as_it_was():
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join()
+            thread.join(timeout=300)
+        assert not any(thread.is_alive() for thread in threads), "a fit never got the policy"
         assert sorted(order) == list("aaabbb")
         assert order in (list("aaabbb"), list("bbbaaa"))  # one fit, then the other
         assert torch.get_num_threads() == 2

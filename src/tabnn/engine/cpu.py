@@ -42,6 +42,21 @@ def cpu_policy(threads: int | None = None) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+def cpu_policy_is_free() -> bool:
+    """Whether another thread could enter ``cpu_policy`` now (no thread holds it)."""
+    free = []
+
+    def probe() -> None:  # from a new thread: the lock is re-entrant for its holder
+        free.append(_POLICY.acquire(blocking=False))
+        if free[0]:
+            _POLICY.release()
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return free[0]
+
+
 @contextmanager
 def fit_policy(
     model: TabularNetwork, batch_size: int, device: torch.device

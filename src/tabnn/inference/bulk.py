@@ -27,7 +27,7 @@ import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -50,8 +50,11 @@ def available_cpus() -> int:
 
 
 class BulkPredictor:
-    """Probabilities of encoded chunks for one fitted model; a context manager that holds
-    torch to one thread (restored on exit) and the worker threads.
+    """Probabilities of encoded chunks for one fitted model; a context manager that owns
+    the worker threads. Each chunk is predicted under ``engine.cpu.cpu_policy`` with torch
+    on one thread (the workers start inside it and keep that), and the policy is let go
+    between chunks, so a predictor that is never closed (a Spark worker's, kept for the
+    life of its process) cannot keep a fit in another thread waiting.
 
     Parameters
     ----------
@@ -75,22 +78,23 @@ class BulkPredictor:
             self.network = copy.deepcopy(estimator.inference_model_).float()
         self._checked = precision == "float64"
         self._pool = None
-        self._settings = ExitStack()
 
     def __enter__(self) -> BulkPredictor:
-        self._settings.enter_context(cpu_policy(threads=1))  # one torch thread per worker
-        if self.workers > 1:
+        if self.workers > 1:  # its threads start at the first chunk, inside the policy
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tabnn-predict")
         return self
 
     def __exit__(self, *exc) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        self._settings.close()
 
     def proba(self, inputs: EncodedInputs) -> np.ndarray:
         """``predict_proba`` of encoded rows: (n, 2) for binary, (n, classes) or
         (n, labels), float64; a DataError names rows without finite probabilities."""
+        with cpu_policy(threads=1):  # one torch thread per worker
+            return self._proba(inputs)
+
+    def _proba(self, inputs: EncodedInputs) -> np.ndarray:
         if not self._checked:
             self._check_float32(inputs)
         n = len(inputs.numeric)

@@ -140,7 +140,8 @@ def score_batches(
 
 def _worker_model(model_dir: str, precision: str, threads: int):
     """The model of ``model_dir`` loaded once per worker process (again if its
-    ``tabnn.json`` changes), with its predictor holding torch to ``threads``."""
+    ``tabnn.json`` changes), with its predictor's ``threads`` worker threads (kept for the
+    life of the process: it is Spark's; an earlier model's are shut down)."""
     from ..artifact import directory as artifact
     from ..artifact.directory import META_FILE
     from ..inference.bulk import BulkPredictor
@@ -150,7 +151,9 @@ def _worker_model(model_dir: str, precision: str, threads: int):
     if key not in _WORKER_MODELS:
         estimator = artifact.load(model_dir)
         predictor = BulkPredictor(estimator, precision=precision, workers=threads)
-        predictor.__enter__()  # the worker process is Spark's: torch keeps these threads
+        predictor.__enter__()
+        for _, earlier in _WORKER_MODELS.values():
+            earlier.__exit__(None, None, None)
         _WORKER_MODELS.clear()
         _WORKER_MODELS[key] = (estimator, predictor)
     return _WORKER_MODELS[key]

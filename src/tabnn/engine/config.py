@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 #: How a fit differentiates: ``autograd`` (any network), ``manual`` (the hand-written
 #: backward pass of a plain network, ``steps.ManualSteps``), or ``auto`` (the default:
-#: autograd, bar the small steps where the hand-written pass was measured to pay; see
-#: ``engine.train.HAND_WRITTEN_STEP_FLOPS``).
+#: the hand-written pass for plain networks, where it was measured to pay, autograd for
+#: every other design; see ``engine.train.hand_written``).
 BACKWARDS = ("auto", "autograd", "manual")
 
 

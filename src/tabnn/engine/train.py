@@ -32,7 +32,7 @@ import torch
 from ..errors import UsageError
 from ..nn.mlp import Dropout, StackedNorm
 from .config import FitSpec, History, Member, TensorData, TrainConfig, member_values
-from .cpu import fit_policy, step_flops
+from .cpu import fit_policy
 from .distributed import World
 from .inputs import DeviceInputs, Epoch, EpochInputs, shuffled_rows
 from .kernels import Kernels
@@ -67,9 +67,8 @@ def fit_stack(spec: FitSpec) -> History:
 
     ``spec.backward``: ``autograd`` differentiates any network with autograd; ``manual``
     insists on the hand-written backward pass (``steps.ManualSteps``: plain networks
-    only, tested against autograd); ``auto`` (the default) takes the hand-written pass
-    only for the small steps where it was measured to pay (``HAND_WRITTEN_STEP_FLOPS``),
-    autograd everywhere else.
+    only, tested against autograd); ``auto`` (the default) takes it for plain networks,
+    where it was measured to pay (``hand_written``), and autograd for every other design.
 
     No process-wide torch setting outlives the call: dropout draws from its own
     generator, and the CPU settings (thread count, matmul library, flushing of subnormal
@@ -90,17 +89,16 @@ def fit_stack(spec: FitSpec) -> History:
         return _train(spec, inputs, manual, matmuls)
 
 
-# Autograd is the path every network takes; ``auto`` takes the hand-written backward pass
-# only where benchmarks/engine_paths.py measured it to earn at least 1.3x (2-core AMD EPYC,
-# torch 2.13): steps of a plain network below this many floating-point operations for the
-# whole stack (W1's 5 folds at batch 10, 3 MFLOP: 1.5x wide, 1.3x deep; with the private
-# kernels 1.8x and 2.2x). At larger steps it earns nothing (a 3x256 MLP at batch 1024:
-# 0.9-1.0x; 5 folds of 2x256 at batch 128, 320 MFLOP: 1.0-1.1x), so those train by autograd.
-HAND_WRITTEN_STEP_FLOPS = 2e7
-
-
 def hand_written(spec: FitSpec) -> bool:
-    """Whether this fit takes the hand-written backward pass (``steps.ManualSteps``)."""
+    """Whether this fit takes the hand-written backward pass (``steps.ManualSteps``).
+
+    ``auto`` takes it for every plain network: benchmarks/engine_paths.py (2-core AMD
+    EPYC, torch 2.13, quiet machine; hand-written against autograd, both with the private
+    kernels as ``auto`` runs them) measured 1.8x and 1.5x on W1's wide and deep 5-fold
+    stacks (batch 10), 1.9x on throughput.py's 3x128 MLP at batch 128, 1.2x on its 3x256
+    at batch 1024 and 1.07x on a 5-fold stack of 2x256 at batch 128: it earns its keep on
+    the workloads plain networks serve (W1, throughput) and is never slower. Every other
+    design (the default ``EnsembleMLP`` included) trains by autograd."""
     model = spec.model
     plain = model.plain and all(p.requires_grad for p in model.parameters())
     if spec.backward == "manual" and not plain:
@@ -110,7 +108,7 @@ def hand_written(spec: FitSpec) -> bool:
         )
     if spec.backward != "auto":
         return spec.backward == "manual"
-    return plain and step_flops(model, spec.config.batch_size) < HAND_WRITTEN_STEP_FLOPS
+    return plain
 
 
 @dataclass

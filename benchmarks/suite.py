@@ -48,6 +48,9 @@ seconds, ``*`` on the best), then one row per model: mean rank over the single-l
 datasets (1 = best, ties averaged; only models that ran on all of them), mean accuracy,
 wins/ties/losses against LightGBM (ties within 1e-9), total fit and CPU seconds, fit
 seconds as a multiple of LightGBM's on the datasets both ran, and emotions' micro-F1.
+Then, for every single-label dataset where some test rows have a *twin* (a training row
+with exactly the same features: the peers' columns less key columns whose every value
+differs), the share of such rows and each model's accuracy on rows with and without a twin.
 Progress (dataset, model, fold, seconds) goes to stderr as each fit ends.
 
 Run from the repository root (the whole suite takes a while on 2 cores)::
@@ -455,6 +458,9 @@ class Record:
     source: str = "this run"  # or the --merge file it came from
     # --calibrate: per fold, the test rows' log loss and ECE at T = 1 and at the fitted T
     fold_calibration: list[dict] = field(default_factory=list)
+    # single-label: per fold, test rows with and without a training twin and how many of
+    # each the model got right (see ``has_twin``)
+    fold_twins: list[dict] = field(default_factory=list)
 
     @property
     def mean(self) -> float:
@@ -489,6 +495,29 @@ def features_and_target(model: Model, dataset: Dataset):
     return X, LabelEncoder().fit_transform(dataset.y)
 
 
+def twin_columns(X: pd.DataFrame) -> pd.DataFrame:
+    """The columns a twin must match: the peers' columns less the keys (a column whose
+    every value differs, such as titanic's PassengerId, makes every row unique)."""
+    X = X.drop(columns=columns_peers_drop(X))
+    return X[[column for column in X.columns if X[column].nunique(dropna=False) < len(X)]]
+
+
+def has_twin(X: pd.DataFrame, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """Per test row, whether a training row has exactly the same features (missing values
+    equal to missing values): a row a tree or a nearest neighbour can answer by memory."""
+    keys = pd.util.hash_pandas_object(twin_columns(X), index=False).to_numpy()
+    return np.isin(keys[test], keys[train])
+
+
+def twin_counts(twin: np.ndarray, correct: np.ndarray) -> dict:
+    return {
+        "twin_rows": int(twin.sum()),
+        "twin_correct": int(correct[twin].sum()),
+        "other_rows": int((~twin).sum()),
+        "other_correct": int(correct[~twin].sum()),
+    }
+
+
 def rows_of(values, rows: np.ndarray):
     return values.iloc[rows] if isinstance(values, pd.Series | pd.DataFrame) else values[rows]
 
@@ -509,7 +538,11 @@ def evaluate(model: Model, dataset: Dataset, folds) -> Record:
         X_train, X_test = model.prepare(X.iloc[train], X.iloc[test])
         estimator = model.make(X_train, dataset.multilabel)
         wall, cpu = timed_fit(estimator, X_train, rows_of(y, train))
-        score = dataset.score(rows_of(y, test), estimator.predict(X_test))
+        predicted = estimator.predict(X_test)
+        score = dataset.score(rows_of(y, test), predicted)
+        if not dataset.multilabel:
+            correct = np.asarray(rows_of(y, test)) == np.asarray(predicted)
+            record.fold_twins.append(twin_counts(has_twin(dataset.X, train, test), correct))
         if getattr(estimator, "temperature_", None) is not None:  # tabnn, --calibrate
             record.fold_calibration.append(calibration_scores(estimator, X_test, rows_of(y, test)))
         record.fold_scores.append(score)
@@ -796,6 +829,35 @@ def calibration_table(datasets: list[str], models: list[str], results: Results) 
     return note + "\n" + format_table(header, rows + summary, text_columns=(0, 1))
 
 
+def twin_table(datasets: list[str], models: list[str], results: Results) -> str:
+    """Per dataset with twins (test rows whose features a training row repeats exactly),
+    their share of the test rows and each model's accuracy on rows with and without one."""
+    rows = []
+    for name in datasets:
+        records = [results.get(name, model) for model in models]
+        counts = next((r.fold_twins for r in records if r and r.fold_twins), None)
+        if not counts or not sum(fold["twin_rows"] for fold in counts):
+            continue
+        twins = sum(fold["twin_rows"] for fold in counts)
+        share = twins / (twins + sum(fold["other_rows"] for fold in counts))
+        cells = [name, f"{share:.0%}"]
+        for record in records:
+            if record is None or not record.fold_twins:
+                cells.append("-")
+                continue
+            total = {key: sum(fold[key] for fold in record.fold_twins) for key in counts[0]}
+            other = total["other_correct"] / max(total["other_rows"], 1)
+            cells.append(f"{total['twin_correct'] / total['twin_rows']:.3f} / {other:.3f}")
+        rows.append(cells)
+    if not rows:
+        return ""
+    note = (
+        "Twins: test rows whose features (the peers' columns less keys) a training row "
+        "repeats exactly; each model's accuracy on rows with a twin / without one."
+    )
+    return note + "\n" + format_table(["dataset", "twins", *models], rows)
+
+
 def merged_note(results: Results) -> str:
     by_model: dict[str, list[str]] = {}
     for record in results.records.values():
@@ -830,6 +892,10 @@ def print_report(datasets: list[str], models: list[str], args, results: Results)
         "\nmean rank and mean acc: single-label datasets; rank only for models that ran on all "
         f"of them. W/T/L: accuracy above/equal/below {BASELINE}'s. fit s, cpu s: all datasets."
     )
+    twins = twin_table(datasets, models, results)
+    if twins:
+        print()
+        print(twins)
     calibration = calibration_table(datasets, models, results)
     if calibration:
         print()

@@ -839,3 +839,29 @@ def test_val_size_zero_trains_on_every_training_row_without_early_stopping(tmp_p
     assert result.rows["validation"] == 0
     assert estimator.history_.epochs[-1]["val_loss"] == [None]  # nothing held out inside
     assert len(estimator.history_.epochs) == 7
+
+
+def test_train_bagging_folds_the_training_and_validation_rows_and_predicts(tmp_path):
+    """--bagging K: the validation split joins the training rows (each fold member stops
+    on its own fold), the test rows stay untouched, and the saved bag predicts."""
+    out = tmp_path / "bag"
+    result = invoke(
+        "train", SONAR, "-t", "60", "--bagging", "3", "--threshold", "auto", *QUICK,
+        "--no-report", "-o", out, "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["rows"]["validation"] == 0
+    assert payload["rows"]["train"] + payload["rows"]["test"] == 208
+    assert payload["params"]["bagging"] == 3
+    assert meta_of(out)["model_config"]["n_members"] == 3
+    predicted = invoke("predict", out, SONAR, "--no-header")
+    assert predicted.exit_code == 0, predicted.stderr
+    assert len(read_predictions(predicted.stdout)) == 208
+
+
+@pytest.mark.parametrize("value", ["1", "0", "x"])
+def test_train_bagging_needs_two_folds_or_more(tmp_path, value):
+    fails_writing_nothing(
+        tmp_path, 2, ["--bagging"], "train", SONAR, "-t", "60", "--bagging", value
+    )

@@ -198,6 +198,7 @@ def test_streamed_accuracy_matches_the_in_memory_run(parquet_dir, tmp_path):
     [
         (["--memory", "lots"], "--memory must be a size such as 1.5G"),
         (["--memory", "100M"], "is too small"),
+        (["--bagging", "3"], "--bagging 3 trains each member on its own folds"),
     ],
 )
 def test_bad_streaming_options_are_refused(parquet_dir, tmp_path, args, message):

@@ -30,6 +30,7 @@ from .guard import ClosedPipeSafe, raise_terminated, user_errors
 from .options import (
     ActivationOpt,
     AsJson,
+    BaggingOpt,
     BatchSizeOpt,
     CalibrateOpt,
     CategoricalOpt,
@@ -128,6 +129,7 @@ def train(
     ensemble: Annotated[
         int, typer.Option(help="Members trained together, averaged.", callback=at_least(1))
     ] = 1,
+    bagging: BaggingOpt = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     stream: Annotated[
@@ -164,8 +166,9 @@ def train(
                 f"--val-size + --test-size must be below 1; got {val_size} + {test_size}."
             )
         estimator = TabNNClassifier(
-            **estimator_params(locals()), hidden=hidden(model), n_members=ensemble
-        )
+            **estimator_params(locals()), hidden=hidden(model), n_members=ensemble,
+            bagging=bagging,
+        )  # fmt: skip
         validate_params(estimator)  # before the table is read
         options = ReadOptions(sep=sep, header=header, target=target, label_sep=label_sep)
         out = out or default_out(data)

@@ -306,6 +306,16 @@ ScalingOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed: same seed, same model.")]
+BaggingOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Bag over K folds of the training and validation rows: K members, each trained "
+        "on K-1 folds and stopped early on its own; threshold auto and --calibrate are "
+        "fitted on every row's out-of-fold prediction.",
+        metavar="K",
+        callback=at_least(2),
+    ),
+]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", callback=check_device)]
 
 

@@ -89,6 +89,14 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     n_members : int, default=1
         Members trained together in one stack with seeds ``random_state + i``; their
         probabilities are averaged (an ensemble).
+    bagging : int or None, default=None
+        ``k`` (at least 2): bag the network over ``k`` stratified folds of the training
+        rows (seed ``random_state``), one stack of ``k`` members each trained on ``k - 1``
+        folds and stopped early on its own held-out fold, so every row trains and none
+        is lost to a validation split (``validation_fraction`` is not used). A prediction
+        is the mean of the fold members; ``oof_proba_`` holds each training row's
+        out-of-fold probabilities, on which ``threshold="auto"`` and ``calibrate=True``
+        are fitted. ``n_members`` members per fold (each fold's seeds differ).
     ensemble_size : int or "auto", default="auto"
         Members of the efficient ensemble inside each network (TabM's BatchEnsemble: one
         shared MLP, a rank-1 adapter and a head per member; probabilities averaged);
@@ -176,6 +184,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         scaling="auto",
         missing_indicator="auto",
         n_members=1,
+        bagging=None,
         ensemble_size="auto",
         numeric_embedding="auto",
         label_smoothing=0.0,
@@ -204,6 +213,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         self.scaling = scaling
         self.missing_indicator = missing_indicator
         self.n_members = n_members
+        self.bagging = bagging
         self.ensemble_size = ensemble_size
         self.numeric_embedding = numeric_embedding
         self.label_smoothing = label_smoothing
@@ -257,6 +267,11 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         frame, target, self.n_dropped_targets_ = drop_missing_targets(frame, target)
         if len(frame) < 2:
             raise DataError(f"Training needs at least 2 rows; got {len(frame)} sample(s).")
+        if eval_set is not None and self.bagging:
+            raise UsageError(
+                f"bagging={self.bagging} stops each member early on its own held-out fold; "
+                "eval_set gives other validation rows. Pass one of them."
+            )
         if eval_set is not None:
             val_frame = as_frame(self, eval_set[0], reset=False)
             val_target = as_target(eval_set[1], len(val_frame))
@@ -269,11 +284,24 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             val_rows = np.arange(len(frame), len(frame) + len(val_frame))
             x_all = pd.concat([x_all, schema.check(val_frame)], ignore_index=True)
             y_all = np.concatenate([y_all, schema.encode_target(val_target)])
+            rows = [(train_rows, val_rows)] * self.n_members  # seeds random_state + i
+        elif self.bagging:
+            folds = self.bagging_rows(y_all, schema)
+            rows = [fold for fold in folds for _ in range(self.n_members)]
         else:
-            train_rows, val_rows = self.validation_rows(y_all, schema.task)
-        rows = [(train_rows, val_rows)] * self.n_members  # seeds random_state + i
+            rows = [self.validation_rows(y_all, schema.task)] * self.n_members
         self._fit_stack(schema, x_all, y_all, rows, on_epoch)
         return self
+
+    def bagging_rows(self, y, schema: Schema) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The (train, held-out) rows of each of ``bagging`` stratified folds of encoded
+        labels ``y``, seeded by ``random_state``."""
+        from ..data.splits import stratified_folds  # fit time only
+
+        return stratified_folds(
+            y, schema.task, n_splits=self.bagging, seed=params.seed_of(self),
+            class_names=schema.classes,
+        )  # fmt: skip
 
     # --------------------------------------------------- the member-level API
     # What compare (and tune, serve, distributed training) build on: the steps of fit, each
@@ -433,6 +461,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         self.history_ = fitted.history
         self.threshold_, self.threshold_tuning_ = float(fitted.threshold), fitted.threshold_tuning
         self.temperature_ = fitted.temperature
+        if fitted.out_of_fold is not None:
+            self.oof_proba_ = fitted.out_of_fold
         classes = fitted.schema.classes
         multilabel = fitted.schema.task == "multilabel"
         self.classes_ = np.arange(len(classes)) if multilabel else np.asarray(classes)

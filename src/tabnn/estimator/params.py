@@ -132,6 +132,7 @@ _CONSTRAINTS = {
     "scaling": (_one_of(("auto", *SCALINGS)), f"one of {['auto', *SCALINGS]}"),
     "missing_indicator": (_one_of(MISSING_INDICATORS), f"one of {list(MISSING_INDICATORS)}"),
     "n_members": _POSITIVE_INT,
+    "bagging": (lambda v: v is None or _int_in(2, 100)(v), "None or an int in the range [2, 100]"),
     "ensemble_size": _auto_or((_int_in(1, 256), "an int in the range [1, 256]")),
     "numeric_embedding": (
         _one_of(("auto", *NUMERIC_EMBEDDINGS)),

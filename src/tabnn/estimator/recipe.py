@@ -33,7 +33,7 @@ from ..errors import DataError
 from ..features.preprocess import Preprocessor
 from ..features.schema import Schema
 from ..nn.ensemble import build_network
-from ..nn.forward import float64_network
+from ..nn.forward import float64_network, mean_probabilities, member_probabilities
 from ..nn.mlp import ModelConfig
 from . import calibration, params
 
@@ -97,6 +97,7 @@ class Fitted:
     threshold: float
     threshold_tuning: dict | None = None
     temperature: np.ndarray | None = None
+    out_of_fold: np.ndarray | None = None  # a bag's (``bagging``): see ``out_of_fold_proba``
 
 
 def fit_statistics(estimator, schema: Schema, frame: pd.DataFrame) -> Preprocessor:
@@ -181,9 +182,12 @@ def fit_recipe(estimator, training: TrainingData, on_epoch=None) -> Fitted:
     refuse_divergence(model)
     model = model.cpu().eval()
     network = float64_network(model)
+    threshold, tuning, temperature = held_out_choices(estimator, network, held)
+    bagged = estimator.bagging is not None
     return Fitted(
         schema, training.statistics, config, train_config, model, network, history,
-        *held_out_choices(estimator, network, held),
+        threshold, tuning, temperature,
+        out_of_fold_proba(network, held, temperature) if bagged else None,
     )  # fmt: skip
 
 
@@ -209,3 +213,18 @@ def held_out_choices(estimator, network, held: HeldOut) -> tuple:
         metric = estimator.threshold_metric
         threshold, tuning = tune_network_threshold(network, *inputs, metric, temperature)
     return float(threshold), tuning, temperature
+
+
+def out_of_fold_proba(network, held: HeldOut, temperature=None) -> np.ndarray:
+    """Each held-out row scored by the members that held it out, shaped like
+    ``predict_proba`` (calibrated when there is a ``temperature``): for a bag, every
+    training row's out-of-fold prediction, which no member trained on."""
+    from .threshold import held_out_by, validation_union
+
+    rows = validation_union(held.member_rows)
+    task = network.config.task
+    members = member_probabilities(
+        network, task, held.x_num[rows], held.x_cat[rows], temperature=temperature
+    )
+    by = held_out_by(rows, held.member_rows)[..., None]
+    return mean_probabilities((members * by).sum(0, keepdims=True) / by.sum(0, keepdims=True), task)

@@ -104,11 +104,19 @@ class Comparison:
         }
 
 
-def fold_members(y: np.ndarray, task: str, folds, validation_fraction: float, seed: int):
+def fold_members(
+    y: np.ndarray, task: str, folds, validation_fraction: float, seed: int, bagging=None
+):
     """Each fold's fitting rows split again into training rows and the validation rows
-    its member stops early on; the fold's held-out rows are only ever scored."""
+    its member stops early on; the fold's held-out rows are only ever scored. With
+    ``bagging=k``, each fold's fitting rows are cut into k stratified folds instead, and
+    the fold gets k members, one per inner fold, in a row (outer folds x bags)."""
     members = []
     for fit_rows, _ in folds:
+        if bagging:
+            inner = stratified_folds(y[fit_rows], task, n_splits=bagging, seed=seed)
+            members += [(fit_rows[train], fit_rows[val]) for train, val in inner]
+            continue
         train, val, _ = split_indices(
             y[fit_rows], task, val_size=validation_fraction, test_size=0.0, seed=seed
         )
@@ -122,23 +130,26 @@ FOLD_MEMBERS = {"n_members": ("{} members (--folds x --repeats)", "fewer folds o
 
 def check_fold_stacks(designs, params: dict, folds, repeats, rows: int) -> None:
     """Refuse (UsageError), before any split is made, a design whose stack of folds x
-    repeats members would not fit in memory; each member trains on a fold's rows."""
+    repeats (x bags) members would not fit in memory; each member trains on a fold's rows."""
     if not (isinstance(folds, int) and isinstance(repeats, int)) or folds < 2:
         return  # stratified_folds says what they must be
     for hidden in designs:
         stack = TabNNClassifier(**{**params, "hidden": hidden})
         fitting = rows - rows // folds
-        check_memory(stack, members=folds * repeats, rows=fitting, labels=FOLD_MEMBERS)
+        members = folds * repeats * (stack.bagging or 1)
+        check_memory(stack, members=members, rows=fitting, labels=FOLD_MEMBERS)
 
 
 def score_stack(stack: TabNNClassifier, inputs, y: np.ndarray, folds) -> list:
-    """Score member k of a fitted stack on fold k's held-out rows; ``inputs`` are the
-    stack's input arrays for every row (``stack.encode``)."""
+    """Score fold k's members of a fitted stack (member k, or with ``bagging`` its bag:
+    see ``fold_members``) on fold k's held-out rows, their probabilities averaged;
+    ``inputs`` are the stack's input arrays for every row (``stack.encode``)."""
     proba = stack.member_proba(inputs)  # (members, rows, outputs)
     if stack.task_ == "binary":
         proba = proba[..., 0]
+    bag = stack.bagging or 1
     return [
-        compute_metrics(stack.task_, y[held_out], proba[k][held_out])
+        compute_metrics(stack.task_, y[held_out], proba[k * bag : (k + 1) * bag, held_out].mean(0))
         for k, (_, held_out) in enumerate(folds)
     ]
 
@@ -150,7 +161,7 @@ def baseline_folds(stack: TabNNClassifier, inputs, y: np.ndarray, folds, seed):
     gbm_frame = lightgbm_frame(x_num, x_cat) if lightgbm_wanted(stack.task_) else None
     results: dict[str, list[dict]] = {}
     for k, (fit_rows, held_out) in enumerate(folds):
-        design = stack.design_matrix(inputs, member=k)
+        design = stack.design_matrix(inputs, member=k * (stack.bagging or 1))
         scores = baseline_scores(
             stack.task_, design[fit_rows], y[fit_rows], design[held_out], y[held_out], seed=seed
         )
@@ -231,7 +242,9 @@ def cross_validate_designs(
     splits = stratified_folds(
         y, schema.task, n_splits=folds, repeats=repeats, seed=seed, class_names=schema.classes
     )
-    members = fold_members(y, schema.task, splits, probe.validation_fraction, seed)
+    members = fold_members(
+        y, schema.task, splits, probe.validation_fraction, seed, bagging=probe.bagging
+    )
     result = Comparison(
         schema.task,
         metric,

@@ -401,6 +401,11 @@ def check_stream_options(options, estimator) -> None:
     """Refuse what training on a stream cannot do, before anything is read."""
     if options.target is None:
         raise UsageError("--target is required: name the column(s) to predict.")
+    if estimator.bagging:
+        raise UsageError(
+            f"--bagging {estimator.bagging} trains each member on its own folds of a table in "
+            "memory; --stream trains on one pass of blocks. Leave out one of them."
+        )
 
 
 def has_header(path, options) -> bool:

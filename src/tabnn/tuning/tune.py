@@ -128,7 +128,8 @@ def tune(
         of that name is resumed when its data and settings match.
     **params
         Other ``TabNNClassifier`` parameters, shared by every trial and the refits
-        (``calibrate``, ``class_weight``, ``device``, ...).
+        (``calibrate``, ``class_weight``, ``device``, ...). ``bagging`` bags the two
+        refits; the trials are scored with one member per fold.
 
     Examples
     --------

@@ -205,7 +205,9 @@ def train_workflow(
     train, val, test = split_indices(
         y_split, task, val_size=val_size, test_size=test_size, seed=seed
     )
-    if val_size == 0:  # no validation rows asked for: the fit must not hold out its own
+    if estimator.bagging:  # each fold member stops on its own fold: no validation split
+        train, val = np.union1d(train, val), val[:0]
+    elif val_size == 0:  # no validation rows asked for: the fit must not hold out its own
         estimator.set_params(validation_fraction=0.0)
     with outputs.tracker(f"train-{Path(path).stem}") as tracker:
         tracker.log_params({"data": Path(path).name, **estimator.get_params()})

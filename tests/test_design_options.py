@@ -13,7 +13,7 @@ from tabnn import compare
 from tabnn.cli import app
 from tabnn.errors import UsageError
 from tabnn.estimator.classifier import TabNNClassifier
-from tabnn.nn.ensemble import PeriodicEmbedding
+from tabnn.nn.ensemble import PeriodicEmbedding, PiecewiseLinearEmbedding
 from tabnn.nn.mlp import StackedNorm
 
 # the designs: the presets, explicit sizes, and explicit sizes made an efficient ensemble
@@ -34,6 +34,7 @@ OPTIONS = [
     ("dropout", 0.3),
     ("ensemble_size", 3),
     ("numeric_embedding", "periodic"),
+    ("numeric_embedding", "ple"),
     ("scaling", "quantile"),
     ("missing_indicator", "never"),
     ("label_smoothing", 0.2),
@@ -86,7 +87,8 @@ def test_an_option_changes_the_network_or_is_refused(baselines, design, name, va
     if name == "norm":
         assert any(isinstance(m, StackedNorm) and m.kind == value for m in modules)
     if name == "numeric_embedding":
-        assert any(isinstance(m, PeriodicEmbedding) for m in modules)
+        kind = PeriodicEmbedding if value == "periodic" else PiecewiseLinearEmbedding
+        assert any(isinstance(m, kind) for m in modules)
     if name == "ensemble_size":
         assert estimator.model_.adapter.shape[1] == value
     X, _ = table()

@@ -25,10 +25,15 @@ DESIGNS = {
         EnsembleMLP,
         {"preset": [8, 5], "ensemble_size": E, "numeric_embedding": "periodic"},
     ),
+    "ensemble-ple": (
+        EnsembleMLP,
+        {"preset": [8, 5], "ensemble_size": E, "numeric_embedding": "ple"},
+    ),
 }
 # the interface's own members (the rest are torch.nn.Module's methods)
 OWN_METHODS = [
     "reset_member",
+    "fit_inputs",
     "matmul_shapes",
     "layer_inputs",
     "input_scale",
@@ -71,8 +76,10 @@ def built(design: str) -> TabularNetwork:
     config = build_config(prep, OUTPUTS, n_members=K, task="multiclass", **options)
     network = build_network(config)
     assert type(network) is kind
+    x_num = torch.as_tensor(prep.transform(frame())[0])
     for k in range(K):
         network.encoder.set_statistics(k, prep)
+        network.fit_inputs(k, x_num)
         network.reset_member(k, seed=k)
     return network
 

@@ -101,9 +101,12 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         Members of the efficient ensemble inside each network (TabM's BatchEnsemble: one
         shared MLP, a rank-1 adapter and a head per member; probabilities averaged);
         ``auto`` is 4 for the default design and 1 (a plain MLP) for the others.
-    numeric_embedding : {"auto", "none", "periodic"}, default="auto"
+    numeric_embedding : {"auto", "none", "periodic", "ple"}, default="auto"
         ``periodic``: each numeric column's learned-frequency embedding (RealMLP's PBLD)
-        joins the first layer's inputs; ``auto`` is ``none`` (docs/default-model.md).
+        joins the first layer's inputs; ``ple``: its piecewise-linear encoding over 48
+        quantile bins of each member's training rows, embedded in 16 units (TabM's PLE;
+        not with ``--stream``, nor exported to ONNX yet); ``auto`` is ``none``
+        (docs/default-model.md).
     label_smoothing : float, default=0.0 (target share moved to uniform in the loss)
     categorical, numeric, drop : list of str or None
         Column kinds forced by the user (names as in the DataFrame, or "0".."n-1" for

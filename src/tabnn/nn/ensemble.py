@@ -14,6 +14,15 @@ Two published recipes, read and rebuilt here for tabnn's stack of members:
   ``ReLU(Linear([cos 2πcx, sin 2πcx]))`` with learnable frequencies ``c``, concatenated with
   ``x`` itself, so the network can bend each column's effect before the columns mix.
 
+- **Piecewise-linear encodings** (Gorishniy et al., NeurIPS 2022, "On Embeddings for
+  Numerical Features in Tabular Deep Learning"; TabM's PLE variant): each numeric column
+  is cut at the quantiles of the member's own training rows into ``bins`` bins, and a
+  value becomes how far it fills each bin (0 below, 1 above, linear inside; the outer bins
+  open-ended), which a per-column linear map embeds beside a linear embedding of the
+  value itself (the map starts at zero, rtdl's "version B"). A threshold on one column
+  is then one weight, which is what lets MLPs match gradient boosting on tables whose
+  signal is in sharp cuts of single columns.
+
 Every parameter keeps tabnn's leading stack axis ``K`` (folds, seeds, trials: members that
 share nothing), so ``K`` folds of an ``E``-member ensemble train as one stack. ``forward`` and
 ``mlp`` return, per stack member, the logits of the ensemble's mean probability (softmax or
@@ -48,7 +57,7 @@ FREQUENCY_SCALE = 0.1  # initial frequencies ~ N(0, 0.1^2), as RealMLP's PBLD em
 def network_input_width(config: ModelConfig) -> int:
     """Width of the first layer's inputs: the encoder's, plus the periodic embeddings."""
     width = encoded_width(config.n_numeric, len(config.indicator_columns), config.cardinalities)
-    if config.numeric_embedding == "periodic":
+    if config.numeric_embedding != "none":
         width += config.n_numeric * config.embedding_width
     return width
 
@@ -77,6 +86,60 @@ class PeriodicEmbedding(nn.Module):
         return F.relu(out + self.bias[:, None]).flatten(-2)
 
 
+OPEN = 1e9  # the outer bins' open bound: past any scaled value (SCALED_LIMIT is 1e6)
+
+
+class PiecewiseLinearEmbedding(nn.Module):
+    """Numeric inputs (K, B, F) -> (K, B, F * width): per column, a linear embedding of the
+    value plus a linear map of its piecewise-linear encoding over up to ``bins`` bins
+    (``fit_bins`` sets each member's from its training rows; unused bins are masked)."""
+
+    def __init__(self, members: int, features: int, bins: int, width: int) -> None:
+        super().__init__()
+        shape = (members, features, bins)
+        self.register_buffer("left", torch.zeros(shape))
+        self.register_buffer("span", torch.ones(shape))
+        self.register_buffer("lower", torch.zeros(shape))
+        self.register_buffer("upper", torch.ones(shape))
+        self.register_buffer("used", torch.zeros(shape))
+        self.value_weight = nn.Parameter(torch.empty(members, features, width))
+        self.value_bias = nn.Parameter(torch.empty(members, features, width))
+        self.weight = nn.Parameter(torch.empty(members, features, bins, width))
+
+    def reset_member(self, k: int, generator: torch.Generator) -> None:
+        bound = 1.0 / math.sqrt(self.value_weight.shape[-1])  # rtdl's LinearEmbeddings
+        self.value_weight.data[k].uniform_(-bound, bound, generator=generator)
+        self.value_bias.data[k].uniform_(-bound, bound, generator=generator)
+        self.weight.data[k].zero_()
+
+    def fit_bins(self, k: int, values: torch.Tensor) -> None:
+        """Member ``k``'s bins from its training rows' scaled values (rows, F): edges at
+        evenly spaced quantiles, repeated edges merged (a column of few values gets few
+        bins; a constant one none)."""
+        bins = self.left.shape[-1]
+        levels = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+        for j, column in enumerate(values.detach().cpu().double().T):
+            edges = torch.unique(torch.quantile(column, levels))
+            n = len(edges) - 1
+            self.used[k, j] = 0.0
+            if n < 1:
+                continue
+            self.left[k, j, :n] = edges[:-1].to(self.left.dtype)
+            self.span[k, j, :n] = edges.diff().to(self.span.dtype)
+            self.lower[k, j, :n], self.upper[k, j, :n] = 0.0, 1.0
+            self.lower[k, j, 0], self.upper[k, j, n - 1] = -OPEN, OPEN
+            self.used[k, j, :n] = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        filled = (x[..., None] - self.left[:, None]) / self.span[:, None]  # (K, B, F, bins)
+        filled = torch.minimum(torch.maximum(filled, self.lower[:, None]), self.upper[:, None])
+        filled = filled * self.used[:, None]
+        # one product per column: (K, F, B, bins) @ (K, F, bins, width)
+        pieces = torch.matmul(filled.transpose(1, 2), self.weight).transpose(1, 2)
+        value = x[..., None] * self.value_weight[:, None] + self.value_bias[:, None]
+        return (value + pieces).flatten(-2)
+
+
 class EnsembleHead(nn.Module):
     """One linear head per ensemble member: (K, E, B, in) -> (K, E, B, out)."""
 
@@ -103,11 +166,7 @@ class EnsembleMLP(nn.Module):
         self.config = config
         k, e = config.n_members, config.ensemble_size
         self.encoder = InputEncoder(config)
-        self.numeric_embedding = (
-            PeriodicEmbedding(k, config.n_numeric, config.frequencies, config.embedding_width)
-            if config.numeric_embedding == "periodic" and config.n_numeric
-            else None
-        )
+        self.numeric_embedding = numeric_embedding(config)
         sizes = [network_input_width(config), *config.hidden]
         self.adapter = nn.Parameter(torch.ones(k, e, 1, sizes[0]))
         self.hidden = nn.ModuleList(StackedLinear(k, a, b) for a, b in zip(sizes, sizes[1:]))
@@ -135,6 +194,13 @@ class EnsembleMLP(nn.Module):
         shapes = [(w.shape[0], e * batch, *w.shape[1:]) for w in (m.weight for m in self.hidden)]
         k, _, n_in, n_out = self.head.weight.shape
         return [*shapes, (k * e, batch, n_in, n_out)]
+
+    def fit_inputs(self, k: int, x_num: torch.Tensor) -> None:
+        """Fit what member ``k`` learns from its training rows' raw numeric values (B, F)
+        before training: the piecewise-linear encodings' bins, on its scaled values."""
+        if isinstance(self.numeric_embedding, PiecewiseLinearEmbedding):
+            scaled = self.encoder.numeric(x_num[None])[k, :, : self.config.n_numeric]
+            self.numeric_embedding.fit_bins(k, scaled)
 
     def layer_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """Encoded inputs (K, B, encoded width) -> the first layer's inputs before the
@@ -171,6 +237,16 @@ class EnsembleMLP(nn.Module):
         """(K or 1, batch, ·) raw inputs -> (K, batch, outputs) logits of the mean
         probability."""
         return self.mlp(self.encoder(x_num, x_cat), mask)
+
+
+def numeric_embedding(config: ModelConfig) -> nn.Module | None:
+    """The numeric columns' embedding the configuration names (none without any)."""
+    k, f, width = config.n_members, config.n_numeric, config.embedding_width
+    if not f or config.numeric_embedding == "none":
+        return None
+    if config.numeric_embedding == "ple":
+        return PiecewiseLinearEmbedding(k, f, config.bins, width)
+    return PeriodicEmbedding(k, f, config.frequencies, width)
 
 
 def ensemble_logits(logits: torch.Tensor, softmax: bool) -> torch.Tensor:

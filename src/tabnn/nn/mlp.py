@@ -31,7 +31,11 @@ ACTIVATIONS = {
     "identity": lambda x: x,  # a linear model: the W4 demonstration that circles need more
 }
 NORMS = ("none", "batch", "layer")
-NUMERIC_EMBEDDINGS = ("none", "periodic")
+NUMERIC_EMBEDDINGS = ("none", "periodic", "ple")
+# piecewise-linear encodings (``ensemble.PiecewiseLinearEmbedding``): TabM's published
+# setting, 48 quantile bins per numeric column embedded in 16 units
+PLE_BINS = 48
+PLE_WIDTH = 16
 NETWORKS = ("mlp", "ensemble")  # TabularMLP, ensemble.EnsembleMLP
 SCALED_LIMIT = 1e6  # standard deviations (or IQRs) from the center a scaled input may reach
 ONE_HOT_MAX = 16  # categorical columns with at most this many categories are one-hot encoded
@@ -61,6 +65,7 @@ class ModelConfig:
     numeric_embedding: str = "none"
     frequencies: int = 16
     embedding_width: int = 4  # RealMLP's PBLD: 16 frequencies -> 4 units per column
+    bins: int = 0  # piecewise-linear encodings' bins per numeric column (PLE_BINS)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -156,6 +161,7 @@ def build_config(
         task=task,
         ensemble_size=int(ensemble_size),
         numeric_embedding=numeric_embedding,
+        **({"bins": PLE_BINS, "embedding_width": PLE_WIDTH} if numeric_embedding == "ple" else {}),
     )
     if config.hidden and max(config.hidden) > MAX_UNITS:
         raise UsageError(
@@ -456,6 +462,10 @@ class TabularMLP(nn.Module):
     def layer_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """Encoded inputs -> the first layer's inputs: the same here."""
         return x
+
+    def fit_inputs(self, k: int, x_num: torch.Tensor) -> None:
+        """Nothing here is fitted on a member's training rows beyond the encoder's
+        statistics."""
 
     def input_scale(self) -> torch.Tensor:
         """Ones (K, 1, input width): nothing scales the first layer's inputs here."""

@@ -59,6 +59,12 @@ class TabularNetwork(Protocol):
         ``batch`` rows per stack member: what the engine weighs a step's CPU work by."""
         ...
 
+    def fit_inputs(self, k: int, x_num: torch.Tensor) -> None:
+        """Before training, fit what member ``k`` learns from the raw numeric values of its
+        training rows (B, numeric) besides the encoder's statistics (the piecewise-linear
+        encodings' bins); nothing for designs without such a part."""
+        ...
+
     def layer_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """Encoded inputs (K, B, width) -> the first layer's inputs (K, B, input width): the
         same, or with the periodic numeric embeddings after them."""

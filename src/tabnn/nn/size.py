@@ -25,6 +25,10 @@ def parameter_count(config: ModelConfig) -> int:
             n, d = config.frequencies, config.embedding_width
             per_member += numeric * (n + 2 * n * d + d)
             width += numeric * d
+        if config.numeric_embedding == "ple":
+            d = config.embedding_width
+            per_member += numeric * (config.bins * d + 2 * d)
+            width += numeric * d
         per_member += e * width  # the adapters
         sizes = [width, *config.hidden]
         last = sizes[-1]
@@ -43,7 +47,7 @@ def multiply_adds_per_row(config: ModelConfig) -> int:
     if config.network != "ensemble":
         return count
     width = encoded_width(config.n_numeric, len(config.indicator_columns), config.cardinalities)
-    if config.numeric_embedding == "periodic":
+    if config.numeric_embedding != "none":
         width += config.n_numeric * config.embedding_width
     sizes = [width, *config.hidden]
     shared = sum(a * b for a, b in zip(sizes, sizes[1:]))
@@ -54,7 +58,7 @@ def activation_values(config: ModelConfig) -> int:
     """Values one row's pass through the stack produces: its inputs and every layer's
     outputs, for every member and efficient-ensemble member."""
     width = encoded_width(config.n_numeric, len(config.indicator_columns), config.cardinalities)
-    if config.numeric_embedding == "periodic":
+    if config.numeric_embedding != "none":
         width += config.n_numeric * config.embedding_width
     per_member = width + sum(config.hidden) + config.n_outputs
     return int(config.n_members) * int(config.ensemble_size) * per_member

@@ -48,7 +48,7 @@ def input_contributions(network: TabularNetwork, x_num, x_cat) -> np.ndarray:
 
 def input_owners(config: ModelConfig) -> np.ndarray:
     """The original column (numeric then categorical) of each input of the first layer:
-    scaled numbers, missing indicators, categories, then any periodic embeddings."""
+    scaled numbers, missing indicators, categories, then any numeric embeddings."""
     numeric = list(range(config.n_numeric))
     indicators = list(config.indicator_columns)
     categorical = [
@@ -57,6 +57,6 @@ def input_owners(config: ModelConfig) -> np.ndarray:
         for _ in range(dim or card)
     ]
     embedded = []
-    if config.network == "ensemble" and config.numeric_embedding == "periodic":
+    if config.network == "ensemble" and config.numeric_embedding != "none":
         embedded = [j for j in numeric for _ in range(config.embedding_width)]
     return np.asarray(numeric + indicators + categorical + embedded, dtype=np.int64)

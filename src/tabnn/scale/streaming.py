@@ -401,6 +401,11 @@ def check_stream_options(options, estimator) -> None:
     """Refuse what training on a stream cannot do, before anything is read."""
     if options.target is None:
         raise UsageError("--target is required: name the column(s) to predict.")
+    if params.recipe(estimator).numeric_embedding == "ple":
+        raise UsageError(
+            "numeric_embedding='ple' cuts each numeric column at the quantiles of the "
+            "training rows in memory; --stream does not hold them. Use 'periodic' or 'none'."
+        )
     if estimator.bagging:
         raise UsageError(
             f"--bagging {estimator.bagging} trains each member on its own folds of a table in "

@@ -55,16 +55,16 @@ def table(n=200, seed=0):
 
 def test_each_member_cuts_its_own_training_rows():
     """Two fold members see different rows, so their bins differ; an estimator's ple
-    network has 48 bins of 16 units per numeric column."""
+    network has 16 bins of 8 units per numeric column."""
     X, y = table()
     folds = [(np.arange(100), np.arange(100, 200)), (np.arange(100, 200), np.arange(100))]
     clf = TabNNClassifier(numeric_embedding="ple", **QUICK).fit_members(X, y, folds)
     embedding = clf.model_.numeric_embedding
-    assert clf.model_config_.bins == 48 and clf.model_config_.embedding_width == 16
-    assert embedding.weight.shape == (2, 3, 48, 16)
+    assert clf.model_config_.bins == 16 and clf.model_config_.embedding_width == 8
+    assert embedding.weight.shape == (2, 3, 16, 8)
     assert not torch.equal(embedding.left[0], embedding.left[1])
     scaled = clf.model_.encoder.numeric(torch.as_tensor(X[:100], dtype=torch.float32)[None])
-    first_edges = torch.quantile(scaled[0, :, 0].double(), torch.tensor([0.0, 1 / 48]).double())
+    first_edges = torch.quantile(scaled[0, :, 0].double(), torch.tensor([0.0, 1 / 16]).double())
     torch.testing.assert_close(embedding.left[0, 0, :2].double(), first_edges, rtol=1e-5, atol=1e-5)
 
 

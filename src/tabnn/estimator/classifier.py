@@ -103,8 +103,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         ``auto`` is 4 for the default design and 1 (a plain MLP) for the others.
     numeric_embedding : {"auto", "none", "periodic", "ple"}, default="auto"
         ``periodic``: each numeric column's learned-frequency embedding (RealMLP's PBLD)
-        joins the first layer's inputs; ``ple``: its piecewise-linear encoding over 48
-        quantile bins of each member's training rows, embedded in 16 units (TabM's PLE;
+        joins the first layer's inputs; ``ple``: its piecewise-linear encoding over 16
+        quantile bins of each member's training rows, embedded in 8 units (TabM's PLE;
         not with ``--stream``, nor exported to ONNX yet); ``auto`` is ``none``
         (docs/default-model.md).
     label_smoothing : float, default=0.0 (target share moved to uniform in the loss)

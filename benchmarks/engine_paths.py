@@ -77,9 +77,10 @@ from tabnn.estimator import params
 from tabnn.estimator.classifier import TabNNClassifier
 from tabnn.features.preprocess import Preprocessor
 from tabnn.features.schema import drop_missing_targets
+from tabnn.nn.config import build_config
 from tabnn.nn.ensemble import build_network
 from tabnn.nn.forward import predict_logits
-from tabnn.nn.mlp import TabularMLP, build_config
+from tabnn.nn.mlp import TabularMLP
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -44,7 +44,8 @@ from tabnn.engine.config import FitSpec, Member, TensorData, TrainConfig
 from tabnn.engine.cpu import cpu_matmuls_for, cpu_threads_for, onednn_is_exact
 from tabnn.engine.train import fit_stack
 from tabnn.features.preprocess import Preprocessor
-from tabnn.nn.mlp import TabularMLP, build_config
+from tabnn.nn.config import build_config
+from tabnn.nn.mlp import TabularMLP
 
 LR = 1e-3
 

@@ -34,8 +34,9 @@ from torch import nn, optim
 from tabnn.engine.config import FitSpec, Member, TensorData, TrainConfig
 from tabnn.engine.train import fit_stack
 from tabnn.features.preprocess import Preprocessor
+from tabnn.nn.config import build_config
 from tabnn.nn.forward import predict_logits, probabilities
-from tabnn.nn.mlp import TabularMLP, build_config
+from tabnn.nn.mlp import TabularMLP
 
 ROOT = Path(__file__).resolve().parents[1]
 SONAR = ROOT.parent / "shared" / "data" / "sonar" / "sonar.csv"

@@ -14,8 +14,8 @@ from tabnn.engine.kernels import KERNELS, Kernels, private_kernel_works
 from tabnn.engine.train import fit_stack
 from tabnn.estimator.params import train_config
 from tabnn.features.preprocess import Preprocessor
+from tabnn.nn.config import build_config, embedding_dim
 from tabnn.nn.ensemble import EnsembleMLP, build_network, ensemble_logits
-from tabnn.nn.mlp import build_config, embedding_dim
 
 CPU = torch.device("cpu")
 

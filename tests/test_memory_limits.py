@@ -21,8 +21,9 @@ from test_cli import assert_fails, invoke, snapshot
 from tabnn import TabNNClassifier
 from tabnn.errors import ModelError, OutOfMemoryError, UsageError
 from tabnn.nn import memory
+from tabnn.nn.config import ModelConfig
 from tabnn.nn.ensemble import build_network
-from tabnn.nn.mlp import ModelConfig, TabularMLP
+from tabnn.nn.mlp import TabularMLP
 from tabnn.nn.size import parameter_count
 
 GIB = 1 << 30

@@ -13,17 +13,9 @@ from tabnn.engine.config import FitSpec, Member, TensorData, TrainConfig
 from tabnn.engine.train import fit_stack
 from tabnn.errors import UsageError
 from tabnn.features.preprocess import Preprocessor
+from tabnn.nn.config import ACTIVATIONS, ModelConfig, build_config, encoded_width, hidden_sizes
 from tabnn.nn.forward import predict_logits, probabilities
-from tabnn.nn.mlp import (
-    ACTIVATIONS,
-    ModelConfig,
-    StackedLinear,
-    StackedNorm,
-    TabularMLP,
-    build_config,
-    encoded_width,
-    hidden_sizes,
-)
+from tabnn.nn.mlp import StackedLinear, StackedNorm, TabularMLP
 
 CPU = torch.device("cpu")
 

@@ -13,8 +13,9 @@ from torch import nn
 from tabnn import TabNNClassifier
 from tabnn.errors import UsageError
 from tabnn.features.preprocess import Preprocessor
+from tabnn.nn.config import ModelConfig, build_config
 from tabnn.nn.ensemble import EnsembleMLP, build_network
-from tabnn.nn.mlp import Dropout, InputEncoder, ModelConfig, TabularMLP, build_config
+from tabnn.nn.mlp import Dropout, InputEncoder, TabularMLP
 from tabnn.nn.network import TabularNetwork
 
 K, E, OUTPUTS, ROWS = 2, 3, 3, 7

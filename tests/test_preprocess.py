@@ -11,7 +11,8 @@ from scipy import stats
 from tabnn.errors import UsageError
 from tabnn.features import preprocess
 from tabnn.features.preprocess import Preprocessor
-from tabnn.nn.mlp import TabularMLP, build_config
+from tabnn.nn.config import build_config
+from tabnn.nn.mlp import TabularMLP
 
 
 def encode(prep, frame):

@@ -25,7 +25,8 @@ from tabnn.data import read_table
 from tabnn.errors import DataError, TabnnError
 from tabnn.features.preprocess import EncodedInputs
 from tabnn.io import dump_json
-from tabnn.nn.mlp import ModelConfig, TabularMLP
+from tabnn.nn.config import ModelConfig
+from tabnn.nn.mlp import TabularMLP
 from tabnn.report import builders
 from tabnn.report.contributions import input_contributions
 from tabnn.report.data import ReportData

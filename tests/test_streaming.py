@@ -20,7 +20,8 @@ from tabnn.engine.config import FitSpec, Member, StreamData, TensorData, TrainCo
 from tabnn.engine.train import fit_stack
 from tabnn.features.preprocess import Preprocessor
 from tabnn.features.sketches import StreamStatistics, rank_error
-from tabnn.nn.mlp import TabularMLP, build_config
+from tabnn.nn.config import build_config
+from tabnn.nn.mlp import TabularMLP
 
 pytest.importorskip("pyarrow")
 

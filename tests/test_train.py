@@ -18,8 +18,9 @@ from tabnn.engine.steps import LossFunction, is_correct
 from tabnn.engine.train import EarlyStopping, fit_stack, hand_written, lr_factor
 from tabnn.errors import UsageError
 from tabnn.features.preprocess import Preprocessor
+from tabnn.nn.config import build_config
 from tabnn.nn.forward import predict_logits
-from tabnn.nn.mlp import Dropout, StackedNorm, TabularMLP, build_config
+from tabnn.nn.mlp import Dropout, StackedNorm, TabularMLP
 
 CPU = torch.device("cpu")
 

@@ -508,7 +508,7 @@ def load(path: PathLike):
     from ..estimator.classifier import TabNNClassifier
     from ..features.preprocess import Preprocessor
     from ..features.schema import Schema
-    from ..nn.mlp import ModelConfig
+    from ..nn.config import ModelConfig
 
     meta, tensors = load_model_dir(path)
     check_types(path, meta)  # each value read below is of the type tabnn writes

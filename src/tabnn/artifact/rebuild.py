@@ -64,7 +64,7 @@ def stored_types() -> type:
     from ..engine.config import TrainConfig
     from ..features.preprocess import Preprocessor
     from ..features.schema import Schema
-    from ..nn.mlp import ModelConfig
+    from ..nn.config import ModelConfig
 
     # the call form, not a class: its types are objects here, not names to look up
     return TypedDict(
@@ -89,7 +89,7 @@ def narrower_types() -> dict[str, Any]:
     """Key paths whose values tabnn writes from fewer choices than their fields' annotations
     say: names of things tabnn knows, and classes that are labels (no lists or objects)."""
     from ..features.preprocess import SCALINGS
-    from ..nn.mlp import ACTIVATIONS, NETWORKS, NORMS, NUMERIC_EMBEDDINGS
+    from ..nn.config import ACTIVATIONS, NETWORKS, NORMS, NUMERIC_EMBEDDINGS
 
     return {
         "schema.classes": list[str | float | bool],

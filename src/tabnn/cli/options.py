@@ -124,7 +124,7 @@ def check_threshold_metric(value: str | None) -> str | None:
 
 def check_activation(value: str) -> str:
     """One of the network's activations (:data:`tabnn.nn.mlp.ACTIVATIONS`)."""
-    from ..nn.mlp import ACTIVATIONS
+    from ..nn.config import ACTIVATIONS
 
     return choice(*ACTIVATIONS)(value)
 

@@ -20,13 +20,13 @@ from ..features.frames import array_numeric, as_frame, as_target, column_names
 from ..features.preprocess import EncodedInputs, Preprocessor
 from ..features.schema import Schema, drop_missing_targets, infer_schema
 from ..nn import memory
+from ..nn.config import ModelConfig
 from ..nn.forward import (
     check_finite,
     float64_network,
     mean_probabilities,
     member_probabilities,
 )
-from ..nn.mlp import ModelConfig
 from ..nn.network import TabularNetwork
 from ..tasks import task_of_codes
 from . import params

@@ -20,8 +20,7 @@ from ..errors import UsageError
 from ..features.preprocess import MISSING_INDICATORS, SCALINGS
 from ..features.schema import Schema
 from ..nn import memory
-from ..nn.designs import PRESETS, design_name, network_for
-from ..nn.mlp import (
+from ..nn.config import (
     ACTIVATIONS,
     NORMS,
     NUMERIC_EMBEDDINGS,
@@ -29,6 +28,7 @@ from ..nn.mlp import (
     build_config,
     hidden_sizes,
 )
+from ..nn.designs import PRESETS, design_name, network_for
 from ..nn.size import TRAIN_BYTES_PER_PARAMETER, activation_values, parameter_count
 from ..tasks import TASKS, n_outputs
 

@@ -32,9 +32,9 @@ from ..engine.config import (
 from ..errors import DataError
 from ..features.preprocess import Preprocessor
 from ..features.schema import Schema
+from ..nn.config import ModelConfig
 from ..nn.ensemble import build_network
 from ..nn.forward import float64_network, mean_probabilities, member_probabilities
-from ..nn.mlp import ModelConfig
 from . import calibration, params
 
 if TYPE_CHECKING:

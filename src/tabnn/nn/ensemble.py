@@ -39,15 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
-from .mlp import (
-    ACTIVATIONS,
-    Dropout,
-    InputEncoder,
-    ModelConfig,
-    StackedLinear,
-    TabularMLP,
-    encoded_width,
-)
+from .config import ACTIVATIONS, ModelConfig, encoded_width
+from .mlp import Dropout, InputEncoder, StackedLinear, TabularMLP
 from .network import TabularNetwork
 from .size import size_problem
 

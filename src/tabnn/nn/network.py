@@ -20,7 +20,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from .mlp import Dropout, InputEncoder, ModelConfig
+from .config import ModelConfig
+from .mlp import Dropout, InputEncoder
 
 
 @runtime_checkable

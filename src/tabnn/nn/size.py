@@ -5,7 +5,7 @@ of any magnitude is weighed before anything is allocated."""
 from __future__ import annotations
 
 from . import memory
-from .mlp import MAX_UNITS, ModelConfig, encoded_width
+from .config import MAX_UNITS, ModelConfig, encoded_width
 
 # Bytes a parameter takes: to train, the float32 weight, its gradient, AdamW's two moments
 # and the best weights so far, and the float64 copy predictions run on; to predict, the

@@ -16,7 +16,7 @@ import numpy as np
 from onnx import TensorProto
 
 from ..features.encoding import Encoding
-from ..nn.mlp import SCALED_LIMIT
+from ..nn.config import SCALED_LIMIT
 from . import special
 from .graph import Graph
 

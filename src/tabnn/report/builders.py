@@ -17,7 +17,7 @@ import pandas as pd
 from ..estimator.threshold import describe_threshold
 from ..evaluation.holdout import positive_proba
 from ..features.frames import aligned
-from ..nn.mlp import encoded_width
+from ..nn.config import encoded_width
 from ..nn.size import multiply_adds_per_row
 from .contributions import input_contributions
 from .data import ReportData

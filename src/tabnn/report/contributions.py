@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..nn.mlp import ModelConfig
+from ..nn.config import ModelConfig
 from ..nn.network import TabularNetwork
 
 

@@ -16,7 +16,7 @@ member by member inside a stack (``engine.config.Member``).
 from __future__ import annotations
 
 from ..estimator import params
-from ..nn.mlp import hidden_sizes
+from ..nn.config import hidden_sizes
 
 SHAPE = ("depth", "width", "ensemble_size", "numeric_embedding", "dropout", "batch_size")
 MEMBER = ("lr", "weight_decay", "label_smoothing")

@@ -87,10 +87,15 @@ def show_report(path) -> None:
 def show_training(result, *, metrics: list[str] | None = None) -> None:
     """Readable summary of a training workflow (``metrics`` narrows the score table)."""
     show_source(result.source)
-    rows = result.rows
+    rows, bags = result.rows, result.params.get("bagging")
+    validation = (
+        f"bagged over {bags} folds (each member stops on its own)"
+        if bags
+        else f"{rows['validation']} validation"
+    )
     out_console.print(
         f"[bold]{result.task}[/] task, classes {_t(', '.join(map(str, result.classes)))}; rows: "
-        f"{rows['train']} train, {rows['validation']} validation, {rows['test']} test"
+        f"{rows['train']} train, {validation}, {rows['test']} test"
     )
     if result.dropped_targets:
         out_console.print(f"dropped {result.dropped_targets} rows with a missing target")

@@ -101,6 +101,8 @@ CASES = {
         "synthetic_multiclass",
         {**QUICK, "numeric_embedding": "periodic"},
     ),
+    "titanic-ple-bagged": ("titanic", {**QUICK, "numeric_embedding": "ple", "bagging": 2}),
+    "synthetic-multiclass-ple": ("synthetic_multiclass", {**QUICK, "numeric_embedding": "ple"}),
     "emotions-default-ensemble": ("emotions", QUICK),
     "emotions-mlp-robust-stack": ("emotions", {**MLP, "scaling": "robust", "n_members": 2}),
     "synthetic-multilabel-quantile": ("synthetic_multilabel", {**MLP, "scaling": "quantile"}),
@@ -176,6 +178,7 @@ def test_the_cases_cover_every_task_scaling_network_and_gap(fitted):
     assert seen["scaling"] == {"standard", "robust", "quantile", "clipped"}
     assert {("ensemble", "none", False), ("mlp", "none", False)} <= seen["network"]
     assert ("ensemble", "periodic", True) in seen["network"]
+    assert ("ensemble", "ple", True) in seen["network"]  # bagged: each fold its own bins
     assert ("mlp", "none", True) in seen["network"]
     assert seen["embedding"] == {True, False}  # embedded (> 16 categories) and one-hot
 

@@ -7,7 +7,6 @@ import torch
 
 import tabnn
 from tabnn import TabNNClassifier
-from tabnn.errors import ModelError
 from tabnn.nn.ensemble import PiecewiseLinearEmbedding
 
 QUICK = {"epochs": 3, "random_state": 0}
@@ -73,14 +72,6 @@ def test_a_ple_model_saves_loads_and_predicts_the_same(tmp_path):
     clf = TabNNClassifier(numeric_embedding="ple", **QUICK).fit(X, y)
     tabnn.save(clf, tmp_path / "m")
     np.testing.assert_array_equal(tabnn.load(tmp_path / "m").predict_proba(X), clf.predict_proba(X))
-
-
-def test_export_refuses_ple_by_name(tmp_path):
-    from tabnn.onnx_export.network import check_exportable
-
-    clf = TabNNClassifier(numeric_embedding="ple", **QUICK).fit(*table())
-    with pytest.raises(ModelError, match="numeric_embedding 'ple'"):
-        check_exportable(clf.model_config_)
 
 
 def test_a_stream_refuses_ple_before_reading_anything():

@@ -105,7 +105,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         ``periodic``: each numeric column's learned-frequency embedding (RealMLP's PBLD)
         joins the first layer's inputs; ``ple``: its piecewise-linear encoding over 16
         quantile bins of each member's training rows, embedded in 8 units (TabM's PLE;
-        not with ``--stream``, nor exported to ONNX yet); ``auto`` is ``none``
+        not with ``--stream``); ``auto`` is ``none``
         (docs/default-model.md).
     label_smoothing : float, default=0.0 (target share moved to uniform in the loss)
     categorical, numeric, drop : list of str or None

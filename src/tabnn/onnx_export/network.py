@@ -59,7 +59,7 @@ def check_exportable(config) -> None:
         "network": ("mlp", "ensemble"),
         "activation": tuple(ACTIVATIONS),
         "norm": ("none", "batch", "layer"),
-        "numeric_embedding": ("none", "periodic"),
+        "numeric_embedding": ("none", "periodic", "ple"),
         "scaling": ("standard", "robust", "quantile", "clipped"),
     }
     for field, allowed in known.items():
@@ -155,7 +155,12 @@ def ensemble_probabilities(
     temperatures."""
     x = encoded.inputs
     if network.numeric_embedding is not None:
-        embedded = periodic_embedding(g, network.numeric_embedding, encoded.scaled)
+        embed = (
+            piecewise_linear_embedding
+            if network.config.numeric_embedding == "ple"
+            else (periodic_embedding)
+        )
+        embedded = embed(g, network.numeric_embedding, encoded.scaled)
         x = g.op("Concat", x, embedded, axis=2)
     x = g.mul(g.unsqueeze(x, 1), g.const(values(network.adapter)))  # (K, E, rows, width)
     for layer in network.hidden:
@@ -198,5 +203,29 @@ def periodic_embedding(g: Graph, embedding, scaled: str) -> str:
     out = g.op("Transpose", out, perm=[0, 2, 1, 3])
     out = g.op("Relu", g.add(out, g.const(values(embedding.bias)[:, None])))
     # (K, B, F, width) -> (K, B, F * width); 0 keeps a dimension, so 0 rows work too
+    width = int(embedding.weight.shape[1] * embedding.weight.shape[-1])
+    return g.op("Reshape", out, g.ints(0, 0, width))
+
+
+def piecewise_linear_embedding(g: Graph, embedding, scaled: str) -> str:
+    """PiecewiseLinearEmbedding: per numeric column, a linear embedding of the value plus a
+    linear map of how far it fills each bin, (members, rows, numeric) -> (members, rows,
+    numeric x width)."""
+
+    def per_bin(buffer):  # (K, F, bins) -> (K, 1, F, bins), as the rows broadcast
+        return g.const(values(buffer)[:, None])
+
+    x = g.unsqueeze(scaled, -1)  # (K, B, F, 1)
+    filled = g.div(g.sub(x, per_bin(embedding.left)), per_bin(embedding.span))
+    filled = g.op("Min", g.op("Max", filled, per_bin(embedding.lower)), per_bin(embedding.upper))
+    filled = g.mul(filled, per_bin(embedding.used))
+    by_column = g.op("Transpose", filled, perm=[0, 2, 1, 3])  # (K, F, B, bins)
+    pieces = g.op("MatMul", by_column, g.const(values(embedding.weight)))  # (K, F, B, width)
+    pieces = g.op("Transpose", pieces, perm=[0, 2, 1, 3])
+    value = g.add(
+        g.mul(x, g.const(values(embedding.value_weight)[:, None])),
+        g.const(values(embedding.value_bias)[:, None]),
+    )
+    out = g.add(value, pieces)
     width = int(embedding.weight.shape[1] * embedding.weight.shape[-1])
     return g.op("Reshape", out, g.ints(0, 0, width))

@@ -855,9 +855,10 @@ def test_train_bagging_folds_the_training_and_validation_rows_and_predicts(tmp_p
     assert payload["rows"]["train"] + payload["rows"]["test"] == 208
     assert payload["params"]["bagging"] == 3
     assert meta_of(out)["model_config"]["n_members"] == 3
-    shown = invoke("train", SONAR, "-t", "60", "--bagging", "3", *QUICK, "--no-report",
-                   "-o", tmp_path / "again")  # fmt: skip
+    shown = invoke("train", SONAR, "-t", "60", "--bagging", "3", *QUICK, "-o", tmp_path / "again")
     assert "bagged over 3 folds" in shown.stdout and "0 validation" not in shown.stdout
+    page = (tmp_path / "again" / "report.html").read_text()
+    assert "train (bagged over 3 folds)" in page and ">validation<" not in page
     predicted = invoke("predict", out, SONAR, "--no-header")
     assert predicted.exit_code == 0, predicted.stderr
     assert len(read_predictions(predicted.stdout)) == 208

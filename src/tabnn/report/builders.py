@@ -68,9 +68,7 @@ def train_report(
     test = splits.get("test", []) if getattr(estimator, "temperature_", None) is not None else []
     return ReportData(
         **_common(estimator, "train", f"{source} \u2192 {_target_name(estimator)}"),
-        dataset=dataset_summary(
-            estimator.schema_, X, {k: len(v) for k, v in splits.items()}, source=source
-        ),
+        dataset=dataset_summary(estimator.schema_, X, split_rows(estimator, splits), source=source),
         metrics=evaluation.get("scores", {}),
         predictions={s: _predictions(estimator, X.iloc[r], y.iloc[r]) for s, r in held_out.items()},
         class_counts={s: _counts(estimator, y.iloc[r]) for s, r in splits.items() if len(r)},
@@ -78,6 +76,16 @@ def train_report(
         importance_scope=scope,
         calibration=calibration_summary(estimator, X.iloc[test], y.iloc[test]) if len(test) else {},
     )
+
+
+def split_rows(estimator, splits: dict[str, np.ndarray]) -> dict[str, int]:
+    """Rows per split, in order; a bag (``bagging``) has no validation split: its training
+    rows are named as bagged instead."""
+    bags = getattr(estimator, "bagging", None)
+    if not bags or len(splits.get("validation", [])):
+        return {name: len(rows) for name, rows in splits.items()}
+    named = {"train": f"train (bagged over {bags} folds)"}
+    return {named.get(n, n): len(r) for n, r in splits.items() if n != "validation"}
 
 
 def calibration_summary(estimator, X: pd.DataFrame, y) -> dict:

@@ -192,7 +192,7 @@ class EnsembleMLP(nn.Module):
         """Fit what member ``k`` learns from its training rows' raw numeric values (B, F)
         before training: the piecewise-linear encodings' bins, on its scaled values."""
         if isinstance(self.numeric_embedding, PiecewiseLinearEmbedding):
-            scaled = self.encoder.numeric(x_num[None])[k, :, : self.config.n_numeric]
+            scaled = self.encoder.numeric(x_num[None], member=k)[0, :, : self.config.n_numeric]
             self.numeric_embedding.fit_bins(k, scaled)
 
     def layer_inputs(self, x: torch.Tensor) -> torch.Tensor:

@@ -154,10 +154,10 @@ class InputEncoder(nn.Module):
         stats = [self.medians, self.centers, self.scales, self.quantiles]
         return all(bool((s == s[:1]).all()) for s in stats)
 
-    def numeric(self, x_num: torch.Tensor, *, first_member: bool = False) -> torch.Tensor:
+    def numeric(self, x_num: torch.Tensor, *, member: int | None = None) -> torch.Tensor:
         """(members or 1, batch, numeric) raw values -> filled, scaled values and indicators;
-        with ``first_member`` only member 0's statistics are applied: (1, batch, ·)."""
-        stats = slice(0, 1) if first_member else slice(None)
+        with ``member`` only that member's statistics are applied: (1, batch, ·)."""
+        stats = slice(None) if member is None else slice(member, member + 1)
         missing = torch.isnan(x_num)
         filled = torch.where(missing, self.medians[stats], x_num)
         if self.scaling == "quantile":
@@ -200,7 +200,7 @@ class InputEncoder(nn.Module):
         with member 0's statistics when ``first_member``. Training computes this once per
         fit and gathers batches of it; the embeddings are added per batch by ``assemble``."""
         members = 1 if first_member else self.n_members
-        parts = [self.numeric(x_num, first_member=first_member).expand(members, -1, -1)]
+        parts = [self.numeric(x_num, member=0 if first_member else None).expand(members, -1, -1)]
         for j, (card, dim) in enumerate(zip(self.cardinalities, self.embedding_dims)):
             if not dim:
                 one_hot = F.one_hot(x_cat[..., j], card).to(parts[0].dtype)
@@ -235,7 +235,7 @@ class InputEncoder(nn.Module):
     ) -> torch.Tensor:
         """One member's inputs with every categorical one-hot: what a linear baseline sees
         (each fold's baseline uses that fold's statistics)."""
-        parts = [self.numeric(x_num[None])[member]]
+        parts = [self.numeric(x_num[None], member=member)[0]]
         for j, card in enumerate(self.cardinalities):
             parts.append(F.one_hot(x_cat[:, j], card).to(parts[0].dtype))
         return torch.cat(parts, dim=-1)

@@ -20,8 +20,9 @@ from test_cli import assert_fails, invoke, snapshot
 
 from tabnn import TabNNClassifier
 from tabnn.errors import ModelError, OutOfMemoryError, UsageError
+from tabnn.features.preprocess import Preprocessor
 from tabnn.nn import memory
-from tabnn.nn.config import ModelConfig
+from tabnn.nn.config import ModelConfig, build_config
 from tabnn.nn.ensemble import build_network
 from tabnn.nn.mlp import TabularMLP
 from tabnn.nn.size import parameter_count
@@ -219,3 +220,13 @@ def test_in_words_is_integer_arithmetic():
     assert memory.in_words(10**18) == "1,000,000.0 TB"
     assert memory.in_words(10**5000) == "over 1,000,000 TB"  # no float, no 5,000 digits
     assert memory.shown(10**5000) == "about 2**16609"
+
+
+@pytest.mark.parametrize("embedding", ["none", "periodic", "ple"])
+def test_the_ensembles_parameter_count_is_the_built_networks(embedding):
+    frame = pd.DataFrame({"a": np.arange(30.0), "b": np.arange(30.0) % 3, "c": list("xyz") * 10})
+    prep = Preprocessor.fit(frame, ["a", "b"], ["c"])
+    config = build_config(prep, 3, preset=[8], n_members=2, ensemble_size=3,
+                          numeric_embedding=embedding)  # fmt: skip
+    built = sum(p.numel() for p in build_network(config).parameters())
+    assert parameter_count(config) == built

@@ -86,6 +86,15 @@ def encoded_width(n_numeric: int, n_indicators: int, cardinalities: list[int]) -
     return n_numeric + n_indicators + sum(widths)
 
 
+def network_input_width(config: ModelConfig) -> int:
+    """Width of the first layer's inputs: the encoder's, plus any numeric embeddings (an
+    ensemble's: ``ensemble.EnsembleMLP``)."""
+    width = encoded_width(config.n_numeric, len(config.indicator_columns), config.cardinalities)
+    if config.numeric_embedding != "none":
+        width += config.n_numeric * config.embedding_width
+    return width
+
+
 def hidden_sizes(preset: str | list[int], input_width: int) -> list[int]:
     """Hidden layer sizes from a preset name or an explicit list.
 

@@ -39,20 +39,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
-from .config import ACTIVATIONS, ModelConfig, encoded_width
+from .config import ACTIVATIONS, ModelConfig, network_input_width
 from .mlp import Dropout, InputEncoder, StackedLinear, TabularMLP
 from .network import TabularNetwork
 from .size import size_problem
 
 FREQUENCY_SCALE = 0.1  # initial frequencies ~ N(0, 0.1^2), as RealMLP's PBLD embeddings
-
-
-def network_input_width(config: ModelConfig) -> int:
-    """Width of the first layer's inputs: the encoder's, plus the periodic embeddings."""
-    width = encoded_width(config.n_numeric, len(config.indicator_columns), config.cardinalities)
-    if config.numeric_embedding != "none":
-        width += config.n_numeric * config.embedding_width
-    return width
 
 
 class PeriodicEmbedding(nn.Module):

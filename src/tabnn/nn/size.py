@@ -5,7 +5,7 @@ of any magnitude is weighed before anything is allocated."""
 from __future__ import annotations
 
 from . import memory
-from .config import MAX_UNITS, ModelConfig, encoded_width
+from .config import MAX_UNITS, ModelConfig, encoded_width, network_input_width
 
 # Bytes a parameter takes: to train, the float32 weight, its gradient, AdamW's two moments
 # and the best weights so far, and the float64 copy predictions run on; to predict, the
@@ -21,14 +21,13 @@ def parameter_count(config: ModelConfig) -> int:
     per_member = sum(c * d for c, d in zip(config.cardinalities, config.embedding_dims))
     if config.network == "ensemble":  # see ensemble.EnsembleMLP
         e, numeric = config.ensemble_size, config.n_numeric
+        d = config.embedding_width
         if config.numeric_embedding == "periodic":
-            n, d = config.frequencies, config.embedding_width
+            n = config.frequencies
             per_member += numeric * (n + 2 * n * d + d)
-            width += numeric * d
         if config.numeric_embedding == "ple":
-            d = config.embedding_width
             per_member += numeric * (config.bins * d + 2 * d)
-            width += numeric * d
+        width = network_input_width(config)
         per_member += e * width  # the adapters
         sizes = [width, *config.hidden]
         last = sizes[-1]
@@ -46,10 +45,7 @@ def multiply_adds_per_row(config: ModelConfig) -> int:
     count = parameter_count(config)
     if config.network != "ensemble":
         return count
-    width = encoded_width(config.n_numeric, len(config.indicator_columns), config.cardinalities)
-    if config.numeric_embedding != "none":
-        width += config.n_numeric * config.embedding_width
-    sizes = [width, *config.hidden]
+    sizes = [network_input_width(config), *config.hidden]
     shared = sum(a * b for a, b in zip(sizes, sizes[1:]))
     return count + config.n_members * (config.ensemble_size - 1) * shared
 
@@ -57,10 +53,7 @@ def multiply_adds_per_row(config: ModelConfig) -> int:
 def activation_values(config: ModelConfig) -> int:
     """Values one row's pass through the stack produces: its inputs and every layer's
     outputs, for every member and efficient-ensemble member."""
-    width = encoded_width(config.n_numeric, len(config.indicator_columns), config.cardinalities)
-    if config.numeric_embedding != "none":
-        width += config.n_numeric * config.embedding_width
-    per_member = width + sum(config.hidden) + config.n_outputs
+    per_member = network_input_width(config) + sum(config.hidden) + config.n_outputs
     return int(config.n_members) * int(config.ensemble_size) * per_member
 
 

@@ -221,12 +221,12 @@ def out_of_fold_proba(network, held: HeldOut, temperature=None) -> np.ndarray:
     """Each held-out row scored by the members that held it out, shaped like
     ``predict_proba`` (calibrated when there is a ``temperature``): for a bag, every
     training row's out-of-fold prediction, which no member trained on."""
-    from .threshold import held_out_by, validation_union
+    from .threshold import held_out_by, held_out_mean, validation_union
 
     rows = validation_union(held.member_rows)
     task = network.config.task
     members = member_probabilities(
         network, task, held.x_num[rows], held.x_cat[rows], temperature=temperature
     )
-    by = held_out_by(rows, held.member_rows)[..., None]
-    return mean_probabilities((members * by).sum(0, keepdims=True) / by.sum(0, keepdims=True), task)
+    pooled = held_out_mean(members, held_out_by(rows, held.member_rows))  # (rows, outputs)
+    return mean_probabilities(pooled[None], task)

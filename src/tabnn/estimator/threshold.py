@@ -181,6 +181,13 @@ def held_out_by(rows: np.ndarray, member_rows) -> np.ndarray:
     return np.stack([np.isin(rows, val) for _, val in member_rows])
 
 
+def held_out_mean(proba: np.ndarray, held_out: np.ndarray) -> np.ndarray:
+    """Members' values (members, rows, ...) -> each row's mean over the members that held
+    it out (``held_out_by``'s mask), (rows, ...): a row no member trained on."""
+    by = held_out.reshape(held_out.shape + (1,) * (proba.ndim - 2))
+    return (proba * by).sum(0) / by.sum(0)
+
+
 def check_threshold_tuning(schema, y_all: np.ndarray, member_rows) -> None:
     """Refuse threshold='auto' before any training when it cannot work for this fit."""
     if schema.task != "binary":
@@ -214,7 +221,7 @@ def tune_on_validation_rows(y_all, rows, proba, member_rows, metric: str) -> tup
     own member when they do not.
     """
     held_out = held_out_by(rows, member_rows)
-    pooled = (proba * held_out).sum(0) / held_out.sum(0)  # (members, rows) -> (rows,)
+    pooled = held_out_mean(proba, held_out)  # (members, rows) -> (rows,)
     try:
         tuning = tune_threshold(y_all[rows], pooled, metric)
     except DataError as error:

@@ -77,10 +77,10 @@ def built(design: str) -> TabularNetwork:
     config = build_config(prep, OUTPUTS, n_members=K, task="multiclass", **options)
     network = build_network(config)
     assert type(network) is kind
-    x_num = torch.as_tensor(prep.transform(frame())[0])
+    x_num = prep.transform(frame())[0]
     for k in range(K):
         network.encoder.set_statistics(k, prep)
-        network.fit_inputs(k, x_num)
+        network.fit_inputs(k, x_num, np.arange(len(x_num)))
         network.reset_member(k, seed=k)
     return network
 

@@ -168,8 +168,7 @@ def fit_recipe(estimator, training: TrainingData, on_epoch=None) -> Fitted:
     model = build_network(config)
     for k, statistics in enumerate(training.member_statistics):
         model.encoder.set_statistics(k, statistics)
-        train_rows = held.member_rows[k][0]
-        model.fit_inputs(k, torch.as_tensor(held.x_num[train_rows], dtype=torch.float32))
+        model.fit_inputs(k, held.x_num, held.member_rows[k][0])
     device = training.device
     model.to(device)
     train_config = params.train_config(estimator, training.n_train)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -180,11 +181,12 @@ class EnsembleMLP(nn.Module):
         k, _, n_in, n_out = self.head.weight.shape
         return [*shapes, (k * e, batch, n_in, n_out)]
 
-    def fit_inputs(self, k: int, x_num: torch.Tensor) -> None:
-        """Fit what member ``k`` learns from its training rows' raw numeric values (B, F)
-        before training: the piecewise-linear encodings' bins, on its scaled values."""
+    def fit_inputs(self, k: int, x_num: np.ndarray, rows: np.ndarray) -> None:
+        """Fit what member ``k`` learns from its training ``rows`` of the raw numeric
+        values before training: the piecewise-linear encodings' bins, on its scaled values."""
         if isinstance(self.numeric_embedding, PiecewiseLinearEmbedding):
-            scaled = self.encoder.numeric(x_num[None], member=k)[0, :, : self.config.n_numeric]
+            raw = torch.as_tensor(x_num[rows], dtype=torch.float32)[None]
+            scaled = self.encoder.numeric(raw, member=k)[0, :, : self.config.n_numeric]
             self.numeric_embedding.fit_bins(k, scaled)
 
     def layer_inputs(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -311,7 +312,7 @@ class TabularMLP(nn.Module):
         """Encoded inputs -> the first layer's inputs: the same here."""
         return x
 
-    def fit_inputs(self, k: int, x_num: torch.Tensor) -> None:
+    def fit_inputs(self, k: int, x_num: np.ndarray, rows: np.ndarray) -> None:
         """Nothing here is fitted on a member's training rows beyond the encoder's
         statistics."""
 

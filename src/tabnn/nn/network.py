@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -60,10 +61,11 @@ class TabularNetwork(Protocol):
         ``batch`` rows per stack member: what the engine weighs a step's CPU work by."""
         ...
 
-    def fit_inputs(self, k: int, x_num: torch.Tensor) -> None:
-        """Before training, fit what member ``k`` learns from the raw numeric values of its
-        training rows (B, numeric) besides the encoder's statistics (the piecewise-linear
-        encodings' bins); nothing for designs without such a part."""
+    def fit_inputs(self, k: int, x_num: np.ndarray, rows: np.ndarray) -> None:
+        """Before training, fit what member ``k`` learns from its training ``rows`` of the
+        raw numeric values ``x_num`` (table rows, numeric) besides the encoder's statistics
+        (the piecewise-linear encodings' bins); nothing, and no copy of the rows, for
+        designs without such a part."""
         ...
 
     def layer_inputs(self, x: torch.Tensor) -> torch.Tensor:

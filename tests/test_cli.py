@@ -864,8 +864,48 @@ def test_train_bagging_folds_the_training_and_validation_rows_and_predicts(tmp_p
     assert len(read_predictions(predicted.stdout)) == 208
 
 
-@pytest.mark.parametrize("value", ["1", "0", "x"])
-def test_train_bagging_needs_two_folds_or_more(tmp_path, value):
+@pytest.mark.parametrize("value", ["0", "-2", "x"])
+def test_train_bagging_needs_a_whole_number_of_folds(tmp_path, value):
     fails_writing_nothing(
         tmp_path, 2, ["--bagging"], "train", SONAR, "-t", "60", "--bagging", value
     )
+
+
+def test_train_preset_best_bags_five_folds_and_bagging_1_leaves_the_bag_out(tmp_path):
+    best = invoke(
+        "train", SONAR, "-t", "60", "--preset", "best", *QUICK, "--no-report",
+        "-o", tmp_path / "best", "--json",
+    )  # fmt: skip
+    assert best.exit_code == 0, best.stderr
+    payload = json.loads(best.stdout)
+    assert payload["bagging"] == 5 and payload["params"]["preset"] == "best"
+    config = meta_of(tmp_path / "best")["model_config"]
+    assert config["n_members"] == 5 and config["numeric_embedding"] == "ple"
+    one = invoke(
+        "train", SONAR, "-t", "60", "--preset", "best", "--bagging", "1", *QUICK,
+        "--no-report", "-o", tmp_path / "one", "--json",
+    )  # fmt: skip
+    assert one.exit_code == 0, one.stderr
+    assert json.loads(one.stdout)["bagging"] is None
+    assert meta_of(tmp_path / "one")["model_config"]["n_members"] == 1
+
+
+@pytest.mark.parametrize(
+    "args, phrases",
+    [(["--preset", "slow"], ["--preset", "fast, best"]),
+     (["--preset", "best", "--stream"], ["--preset fast"])],
+)  # fmt: skip
+def test_train_preset_errors_name_the_choice(tmp_path, args, phrases):
+    fails_writing_nothing(tmp_path, 2, phrases, "train", SONAR, "-t", "60", *args)
+
+
+def test_compare_accepts_presets_as_models(tmp_path):
+    result = invoke(
+        "compare", SONAR, "-t", "60", "--models", "fast,best", "--folds", "2", *QUICK,
+        "--no-report", "-o", tmp_path / "m", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert set(payload["comparison"]["ranking"]) == {"fast", "best"}
+    unknown = invoke("compare", SONAR, "-t", "60", "--models", "fast,quick", cwd=tmp_path)
+    assert unknown.exit_code == 2 and "Or a preset: fast, best" in unknown.stderr

@@ -64,7 +64,7 @@ def test_presets_use_the_width_after_indicators_and_one_hot():
 
 @pytest.mark.parametrize(
     "preset, message",
-    [("huge", "Unknown model preset 'huge'"), ([], "positive integers"), ([8, 0], "positive")],
+    [("huge", "Unknown design 'huge'"), ([], "positive integers"), ([8, 0], "positive")],
     ids=["unknown", "empty", "zero"],
 )
 def test_bad_hidden_sizes_are_usage_errors(preset, message):

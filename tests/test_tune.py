@@ -56,7 +56,7 @@ def test_the_default_point_is_the_default_model(n_train):
     rows = [(np.arange(0, 200), np.arange(200, 250)), (np.arange(50, 250), np.arange(0, 50))]
     n = len(rows[0][0])
     point = space.default_point(n)
-    tuned = TabNNClassifier(**space.estimator_params(point, n)).fit_members(X, y, rows)
+    tuned = TabNNClassifier(**space.estimator_params(point)).fit_members(X, y, rows)
     default = TabNNClassifier().fit_members(X, y, rows)
     np.testing.assert_allclose(tuned.member_proba(X), default.member_proba(X), atol=1e-6)
 

@@ -23,7 +23,7 @@ import typer
 
 from .. import __version__
 from ..errors import UsageError
-from ..nn.designs import parse_design
+from ..nn.designs import design_params
 from . import render
 from .export import export
 from .guard import ClosedPipeSafe, raise_terminated, user_errors
@@ -52,6 +52,7 @@ from .options import (
     PatienceOpt,
     PosWeightOpt,
     PredictQuiet,
+    PresetOpt,
     ProgressOnly,
     Quiet,
     ReportOpt,
@@ -67,6 +68,7 @@ from .options import (
     ValSizeOpt,
     WeightDecayOpt,
     at_least,
+    bagging_param,
     check_threshold,
     choice,
     default_out,
@@ -130,6 +132,7 @@ def train(
         int, typer.Option(help="Members trained together, averaged.", callback=at_least(1))
     ] = 1,
     bagging: BaggingOpt = None,
+    preset: PresetOpt = "fast",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     stream: Annotated[
@@ -167,7 +170,7 @@ def train(
             )
         estimator = TabNNClassifier(
             **estimator_params(locals()), hidden=hidden(model), n_members=ensemble,
-            bagging=bagging,
+            bagging=bagging_param(bagging),
         )  # fmt: skip
         validate_params(estimator)  # before the table is read
         options = ReadOptions(sep=sep, header=header, target=target, label_sep=label_sep)
@@ -200,7 +203,10 @@ def compare(
     data: DataFile,
     target: TargetOpt,
     models: Annotated[
-        str, typer.Option(help="Designs to compare: default, wide, deep, mlp:256-128, ...")
+        str,
+        typer.Option(
+            help="Designs or presets to compare: default, wide, deep, mlp:256-128, fast, best, ..."
+        ),
     ] = "wide,deep,default",
     folds: Annotated[int, typer.Option(help="Stratified folds.", callback=at_least(2))] = 5,
     repeats: Annotated[int, typer.Option(help="Repeats of the k folds.", callback=at_least(1))] = 1,
@@ -246,6 +252,7 @@ def compare(
     ] = "0.5",
     threshold_metric: ThresholdMetricOpt = None,
     scaling: ScalingOpt = "auto",
+    preset: PresetOpt = "fast",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     report: ReportOpt = True,
@@ -264,7 +271,7 @@ def compare(
     with user_errors(quiet):
         designs = names(models)
         for name in designs:
-            parse_design(name)
+            design_params(name)
         if not designs:
             raise UsageError("--models needs at least one design, e.g. wide,deep.")
         checked_designs(designs, estimator_params(locals()))  # before the table is read

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UsageError
-from ..nn.designs import DESIGN_HELP, MAX_DIGITS, abridged, parse_design, whole_number
+from ..nn.designs import DESIGN_HELP, MAX_DIGITS, PRESET_NAMES, abridged, parse_design, whole_number
 from ..tasks import TASKS
 
 # --------------------------------------------------------------------------- checks
@@ -311,9 +311,18 @@ BaggingOpt = Annotated[
     typer.Option(
         help="Bag over K folds of the training and validation rows: K members, each trained "
         "on K-1 folds and stopped early on its own; threshold auto and --calibrate are "
-        "fitted on every row's out-of-fold prediction.",
+        "fitted on every row's out-of-fold prediction. 1: no bag (default: the preset's).",
         metavar="K",
-        callback=at_least(2),
+        callback=at_least(1),
+    ),
+]
+PresetOpt = Annotated[
+    str,
+    typer.Option(
+        help="fast: one network; best: a bag of 5 networks on piecewise-linear encodings "
+        "of the numeric columns (about 5-10x the fit time). Options given explicitly "
+        "override the preset's choices.",
+        callback=choice(*PRESET_NAMES),
     ),
 ]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", callback=check_device)]
@@ -360,7 +369,13 @@ def estimator_params(options: dict) -> dict:
         task=options["task"],
         random_state=options["seed"],
         device=options["device"],
+        preset=options["preset"],
     )
+
+
+def bagging_param(bagging: int | None):
+    """The estimator's ``bagging`` for --bagging: left out, the preset's; 1, no bag."""
+    return "auto" if bagging is None else None if bagging == 1 else bagging
 
 
 def auto_if_none(value):

@@ -87,7 +87,7 @@ def show_report(path) -> None:
 def show_training(result, *, metrics: list[str] | None = None) -> None:
     """Readable summary of a training workflow (``metrics`` narrows the score table)."""
     show_source(result.source)
-    rows, bags = result.rows, result.params.get("bagging")
+    rows, bags = result.rows, result.bagging
     validation = (
         f"bagged over {bags} folds (each member stops on its own)"
         if bags

@@ -27,6 +27,7 @@ from .options import (
     OutOpt,
     PatienceOpt,
     PosWeightOpt,
+    PresetOpt,
     Quiet,
     ReportOpt,
     SeedOpt,
@@ -97,6 +98,7 @@ def tune(
     class_weight: ClassWeightOpt = None,
     pos_weight: PosWeightOpt = None,
     calibrate: CalibrateOpt = False,
+    preset: PresetOpt = "fast",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     report: ReportOpt = True,
@@ -123,6 +125,7 @@ def tune(
             "task": task,
             "device": device,
             "random_state": seed,
+            "preset": preset,
         }
         settings = {
             "trials": trials, "time_limit": time_limit, "metric": metric, "folds": folds,

@@ -40,7 +40,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     hidden : {"default", "wide", "deep"} or list of int, default="default"
-        Hidden layer sizes, or a preset: ``default`` the efficient ensemble of the
+        Hidden layer sizes, or a named design: ``default`` the efficient ensemble of the
         docs' "The default model" page (two shared layers of 128, ``ensemble_size`` members),
         ``wide`` one layer of 3 x the inputs, ``deep`` three layers as wide as the inputs.
     activation : str, default="relu"
@@ -48,8 +48,14 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         ``auto`` is the design's setting. Plain designs: dropout 0.1, lr 1e-3, 200
         epochs, batches of 32 rows below 2,000, 128 below 50,000, else 512. The default
         design: no dropout; batches of about n/32 rows (a power of two in [32, 256]);
-        lr 3e-3 x sqrt(batch / 256); epochs for about 750 steps, within [15, 200]. Early
-        stopping on validation loss usually ends sooner than ``epochs``.
+        lr 3e-3 x sqrt(batch / 256); with validation rows, epochs until the validation
+        loss has not improved for ``patience`` epochs (at most 500), else about 750
+        steps within [15, 200]. Early stopping on validation loss usually ends sooner
+        than ``epochs``.
+    lr_schedule : {"auto", "cosine", "constant"}, default="auto"
+        After 3 epochs of linear warm-up, the learning rate stays constant or decays to 0
+        over ``epochs`` (cosine). ``auto``: constant when the default design trains until
+        patience ends it (``epochs="auto"`` with validation rows), else cosine.
     norm : {"none", "batch", "layer"}, default="none"
         Plain MLPs only: refused with an efficient ensemble (the default design).
     weight_decay : float, default=1e-4 (AdamW's decoupled decay)
@@ -89,14 +95,22 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     n_members : int, default=1
         Members trained together in one stack with seeds ``random_state + i``; their
         probabilities are averaged (an ensemble).
-    bagging : int or None, default=None
-        ``k`` (at least 2): bag the network over ``k`` stratified folds of the training
-        rows (seed ``random_state``), one stack of ``k`` members each trained on ``k - 1``
-        folds and stopped early on its own held-out fold, so every row trains and none
-        is lost to a validation split (``validation_fraction`` is not used). A prediction
-        is the mean of the fold members; ``oof_proba_`` holds each training row's
-        out-of-fold probabilities, on which ``threshold="auto"`` and ``calibrate=True``
-        are fitted. ``n_members`` members per fold (each fold's seeds differ).
+    preset : {"fast", "best"}, default="fast"
+        What the parameters left at ``"auto"`` mean for the default design: ``fast`` is
+        one network (today's default); ``best`` bags it over 5 folds
+        (``bagging=5``) with piecewise-linear encodings of the numeric columns
+        (``numeric_embedding="ple"``), for about 5-10x the fit time. A parameter set
+        explicitly overrides the preset's choice (``preset="best", bagging=None``: the
+        encodings without the bag).
+    bagging : int, None or "auto", default="auto"
+        The preset's choice (``fast``: None, ``best``: 5), None for no bag, or ``k`` (at
+        least 2): bag the network over ``k`` stratified folds of the training rows (seed
+        ``random_state``), one stack of ``k`` members each trained on ``k - 1`` folds and
+        stopped early on its own held-out fold, so every row trains and none is lost to a
+        validation split (``validation_fraction`` is not used). A prediction is the mean
+        of the fold members; ``oof_proba_`` holds each training row's out-of-fold
+        probabilities, on which ``threshold="auto"`` and ``calibrate=True`` are fitted.
+        ``n_members`` members per fold (each fold's seeds differ).
     ensemble_size : int or "auto", default="auto"
         Members of the efficient ensemble inside each network (TabM's BatchEnsemble: one
         shared MLP, a rank-1 adapter and a head per member; probabilities averaged);
@@ -174,6 +188,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         dropout="auto",
         norm="none",
         epochs="auto",
+        lr_schedule="auto",
         batch_size="auto",
         lr="auto",
         weight_decay=1e-4,
@@ -187,7 +202,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         scaling="auto",
         missing_indicator="auto",
         n_members=1,
-        bagging=None,
+        preset="fast",
+        bagging="auto",
         ensemble_size="auto",
         numeric_embedding="auto",
         label_smoothing=0.0,
@@ -203,6 +219,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.norm = norm
         self.epochs = epochs
+        self.lr_schedule = lr_schedule
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
@@ -216,6 +233,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         self.scaling = scaling
         self.missing_indicator = missing_indicator
         self.n_members = n_members
+        self.preset = preset
         self.bagging = bagging
         self.ensemble_size = ensemble_size
         self.numeric_embedding = numeric_embedding
@@ -270,10 +288,12 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         frame, target, self.n_dropped_targets_ = drop_missing_targets(frame, target)
         if len(frame) < 2:
             raise DataError(f"Training needs at least 2 rows; got {len(frame)} sample(s).")
-        if eval_set is not None and self.bagging:
+        bagging = params.bagging_of(self)
+        if eval_set is not None and bagging:
             raise UsageError(
-                f"bagging={self.bagging} stops each member early on its own held-out fold; "
-                "eval_set gives other validation rows. Pass one of them."
+                f"bagging={bagging} (preset={self.preset!r}) stops each member early on "
+                "its own held-out fold; eval_set gives other validation rows. Pass "
+                "bagging=None or leave out eval_set."
             )
         if eval_set is not None:
             val_frame = as_frame(self, eval_set[0], reset=False)
@@ -288,7 +308,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             x_all = pd.concat([x_all, schema.check(val_frame)], ignore_index=True)
             y_all = np.concatenate([y_all, schema.encode_target(val_target)])
             rows = [(train_rows, val_rows)] * self.n_members  # seeds random_state + i
-        elif self.bagging:
+        elif bagging:
             folds = self.bagging_rows(y_all, schema)
             rows = [fold for fold in folds for _ in range(self.n_members)]
         else:
@@ -302,7 +322,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         from ..data.splits import stratified_folds  # fit time only
 
         return stratified_folds(
-            y, schema.task, n_splits=self.bagging, seed=params.seed_of(self),
+            y, schema.task, n_splits=params.bagging_of(self), seed=params.seed_of(self),
             class_names=schema.classes,
         )  # fmt: skip
 

@@ -28,7 +28,7 @@ from ..nn.config import (
     build_config,
     hidden_sizes,
 )
-from ..nn.designs import PRESETS, design_name, network_for
+from ..nn.designs import NAMED_DESIGNS, PRESET_NAMES, design_name, network_for
 from ..nn.size import TRAIN_BYTES_PER_PARAMETER, activation_values, parameter_count
 from ..tasks import TASKS, n_outputs
 
@@ -69,7 +69,7 @@ def _column_list(value) -> bool:
 
 def _hidden(value) -> bool:
     if isinstance(value, str):
-        return value in PRESETS
+        return value in NAMED_DESIGNS
     return isinstance(value, list | tuple) and len(value) > 0 and all(map(_positive_int, value))
 
 
@@ -94,6 +94,17 @@ def _device(value) -> bool:
     )
 
 
+# What each ``preset`` chooses for the parameters left at "auto" (docs/default-model.md
+# has the suite runs behind each): ``fast`` one network, ``best`` a bag of networks on
+# piecewise-linear encodings of the numeric columns.
+PRESET_CHOICES = {
+    "fast": {"bagging": None, "numeric_embedding": "none"},
+    "best": {"bagging": 5, "numeric_embedding": "ple"},
+}
+assert tuple(PRESET_CHOICES) == PRESET_NAMES  # the names the command line offers
+
+LR_SCHEDULES = ("auto", "cosine", "constant")
+
 _POSITIVE_INT = (_positive_int, "an int in the range [1, inf)")
 _FRACTION = (_number_in(0, 1, closed_low=True), "a float in the range [0, 1)")
 _COLUMNS = (_column_list, "None or a list of column names")
@@ -107,11 +118,12 @@ def _auto_or(constraint):
 
 # parameter -> (test, what it must be), checked once at the start of fit
 _CONSTRAINTS = {
-    "hidden": (_hidden, f"one of {list(PRESETS)} or a non-empty list of positive ints"),
+    "hidden": (_hidden, f"one of {list(NAMED_DESIGNS)} or a non-empty list of positive ints"),
     "activation": (_one_of(ACTIVATIONS), f"one of {sorted(ACTIVATIONS)}"),
     "dropout": _auto_or(_FRACTION),
     "norm": (_one_of(NORMS), f"one of {list(NORMS)}"),
     "epochs": _auto_or(_POSITIVE_INT),
+    "lr_schedule": (_one_of(LR_SCHEDULES), f"one of {list(LR_SCHEDULES)}"),
     "batch_size": _auto_or(_POSITIVE_INT),
     "lr": _auto_or((_number_in(0, np.inf), "a float in the range (0, inf)")),
     "weight_decay": (_number_in(0, np.inf, closed_low=True), "a float in the range [0, inf)"),
@@ -132,7 +144,11 @@ _CONSTRAINTS = {
     "scaling": (_one_of(("auto", *SCALINGS)), f"one of {['auto', *SCALINGS]}"),
     "missing_indicator": (_one_of(MISSING_INDICATORS), f"one of {list(MISSING_INDICATORS)}"),
     "n_members": _POSITIVE_INT,
-    "bagging": (lambda v: v is None or _int_in(2, 100)(v), "None or an int in the range [2, 100]"),
+    "preset": (_one_of(tuple(PRESET_CHOICES)), f"one of {list(PRESET_CHOICES)}"),
+    "bagging": (
+        lambda v: v is None or v == "auto" or _int_in(2, 100)(v),
+        "'auto', None or an int in the range [2, 100]",
+    ),
     "ensemble_size": _auto_or((_int_in(1, 256), "an int in the range [1, 256]")),
     "numeric_embedding": (
         _one_of(("auto", *NUMERIC_EMBEDDINGS)),
@@ -219,11 +235,28 @@ def is_default_design(estimator) -> bool:
     return isinstance(estimator.hidden, str) and estimator.hidden == "default"
 
 
+def preset_choice(estimator, name: str):
+    """What the estimator's ``preset`` chooses for parameter ``name``."""
+    return PRESET_CHOICES[estimator.preset][name]
+
+
+def bagging_of(estimator) -> int | None:
+    """The folds the estimator bags over (``bagging``, or its preset's for "auto"), or
+    None for no bagging."""
+    bagging = estimator.bagging
+    return preset_choice(estimator, "bagging") if bagging == "auto" else bagging
+
+
 def recipe(estimator) -> Recipe:
     """What ``auto`` means for ``ensemble_size``, ``numeric_embedding``, ``scaling``,
-    ``dropout`` and ``lr``: the default design's recipe for ``hidden="default"``, the
-    plain recipe for the others; a value the user set stays as set."""
-    base = DEFAULT_RECIPE if is_default_design(estimator) else PLAIN_RECIPE
+    ``dropout`` and ``lr``: the default design's recipe for ``hidden="default"`` (with the
+    preset's numeric embedding), the plain recipe for the others; a value the user set
+    stays as set."""
+    base = PLAIN_RECIPE
+    if is_default_design(estimator):
+        base = DEFAULT_RECIPE._replace(
+            numeric_embedding=preset_choice(estimator, "numeric_embedding")
+        )
     chosen = {
         name: value if (value := getattr(estimator, name)) != "auto" else auto
         for name, auto in base._asdict().items()
@@ -250,45 +283,59 @@ def batch_for_rows(n_train: int, default_design: bool) -> int:
     return min(DEFAULT_BATCH, max(32, 2 ** round(math.log2(max(n_train, 1) / 32))))
 
 
-# The default design's budget of optimiser steps: epochs = MIN_STEPS / steps per epoch,
-# within [MIN_EPOCHS, PLAIN_EPOCHS]: small tables get the steps they need to converge,
-# large ones (whose every epoch costs more) stop sooner; early stopping may end sooner still.
-# 1,500 steps cost the suite 1.5x the time of 750 for +0.16 points of mean accuracy.
+# Without validation rows (``validation_fraction=0``) nothing can say when to stop, so
+# the default design falls back on a budget of optimiser steps: epochs = MIN_STEPS /
+# steps per epoch, within [MIN_EPOCHS, PLAIN_EPOCHS], the learning rate decaying over them.
 MIN_STEPS, MIN_EPOCHS = 750, 15
+# With validation rows the default design stops on them instead (TabM's rule: a constant
+# learning rate after warm-up, stop after ``patience`` epochs without a gain, keep the best
+# epoch), at most MAX_EPOCHS. A budget starved the tables that need long training (26
+# classes stopped at 15 epochs); patience gives each table the epochs it needs.
+MAX_EPOCHS = 500
 
 
 def epochs_for_rows(n_train: int, batch: int, default_design: bool) -> int:
-    """``epochs="auto"``: the default design's step budget, or 200 for the plain designs."""
+    """The step budget of a fit without validation rows: the default design's, or 200 for
+    the plain designs."""
     if not default_design:
         return PLAIN_EPOCHS
     steps_per_epoch = math.ceil(max(n_train, 1) / batch)
     return min(PLAIN_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch)))
 
 
-def batch_and_epochs(estimator, n_train: int) -> tuple[int, int]:
-    """The batch size and epochs the estimator's parameters mean for ``n_train`` rows."""
+def batch_and_epochs(estimator, n_train: int, validated: bool = False) -> tuple[int, int]:
+    """The batch size and (most) epochs the estimator's parameters mean for ``n_train``
+    rows, with or without validation rows to stop on."""
     default = is_default_design(estimator)
     if estimator.batch_size == "auto":
         batch = batch_for_rows(n_train, default)
     else:
         batch = int(estimator.batch_size)
-    if estimator.epochs == "auto":
-        return batch, epochs_for_rows(n_train, batch, default)
-    return batch, int(estimator.epochs)
+    if estimator.epochs != "auto":
+        return batch, int(estimator.epochs)
+    if default and validated:
+        return batch, MAX_EPOCHS
+    return batch, epochs_for_rows(n_train, batch, default)
 
 
-def train_config(estimator, n_train: int) -> TrainConfig:
-    """The engine's settings from the estimator's parameters, for ``n_train`` rows."""
-    batch, epochs = batch_and_epochs(estimator, n_train)
+def train_config(estimator, n_train: int, validated: bool = False) -> TrainConfig:
+    """The engine's settings from the estimator's parameters, for ``n_train`` rows, with or
+    without validation rows for every member (``validated``)."""
+    batch, epochs = batch_and_epochs(estimator, n_train, validated)
     lr = recipe(estimator).lr
-    if is_default_design(estimator) and estimator.lr == "auto":
+    default = is_default_design(estimator)
+    if default and estimator.lr == "auto":
         # the default's 3e-3 is for batches of 256 rows; Adam's square-root scaling rule
         # (Malladi et al., NeurIPS 2022) gives smaller batches a smaller step
         lr *= math.sqrt(batch / DEFAULT_BATCH)
+    schedule = estimator.lr_schedule
+    if schedule == "auto":  # patience decides: no decay towards an end nobody set
+        schedule = "constant" if default and validated and estimator.epochs == "auto" else "cosine"
     return TrainConfig(
         epochs=epochs,
         batch_size=batch,
         lr=lr,
+        schedule=schedule,
         weight_decay=float(estimator.weight_decay),
         patience=int(estimator.patience),
         label_smoothing=float(estimator.label_smoothing),

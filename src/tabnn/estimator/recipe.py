@@ -171,7 +171,8 @@ def fit_recipe(estimator, training: TrainingData, on_epoch=None) -> Fitted:
         model.fit_inputs(k, held.x_num, held.member_rows[k][0])
     device = training.device
     model.to(device)
-    train_config = params.train_config(estimator, training.n_train)
+    validated = all(len(member.val_rows) for member in training.members)
+    train_config = params.train_config(estimator, training.n_train, validated)
     weights = params.loss_weights(estimator, schema, training.weight_labels)
     history = fit_stack(
         FitSpec(
@@ -184,7 +185,7 @@ def fit_recipe(estimator, training: TrainingData, on_epoch=None) -> Fitted:
     model = model.cpu().eval()
     network = float64_network(model)
     threshold, tuning, temperature = held_out_choices(estimator, network, held)
-    bagged = estimator.bagging is not None
+    bagged = params.bagging_of(estimator) is not None
     return Fitted(
         schema, training.statistics, config, train_config, model, network, history,
         threshold, tuning, temperature,

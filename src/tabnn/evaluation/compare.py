@@ -26,9 +26,9 @@ import pandas as pd
 from ..data.splits import encoded_for_split, split_indices, stratified_folds
 from ..errors import DataError, UsageError
 from ..estimator.classifier import TabNNClassifier
-from ..estimator.params import check_memory, validate_params
+from ..estimator.params import bagging_of, check_memory, validate_params
 from ..features.schema import drop_missing_targets
-from ..nn.designs import parse_design
+from ..nn.designs import design_params
 from ..tasks import HIGHER_IS_BETTER
 from .baselines import baseline_scores, lightgbm_frame, lightgbm_scores, lightgbm_wanted
 from .holdout import holdout_evaluation, positive_proba
@@ -128,15 +128,20 @@ def fold_members(
 FOLD_MEMBERS = {"n_members": ("{} members (--folds x --repeats)", "fewer folds or repeats")}
 
 
+def design_estimator(name: str, params: dict, **extra) -> TabNNClassifier:
+    """An unfitted estimator for design or preset ``name`` with the shared ``params``."""
+    return TabNNClassifier(**{**params, **design_params(name), **extra})
+
+
 def check_fold_stacks(designs, params: dict, folds, repeats, rows: int) -> None:
     """Refuse (UsageError), before any split is made, a design whose stack of folds x
     repeats (x bags) members would not fit in memory; each member trains on a fold's rows."""
     if not (isinstance(folds, int) and isinstance(repeats, int)) or folds < 2:
         return  # stratified_folds says what they must be
-    for hidden in designs:
-        stack = TabNNClassifier(**{**params, "hidden": hidden})
+    for name in designs:
+        stack = design_estimator(name, params)
         fitting = rows - rows // folds
-        members = folds * repeats * (stack.bagging or 1)
+        members = folds * repeats * (bagging_of(stack) or 1)
         check_memory(stack, members=members, rows=fitting, labels=FOLD_MEMBERS)
 
 
@@ -147,7 +152,7 @@ def score_stack(stack: TabNNClassifier, inputs, y: np.ndarray, folds) -> list:
     proba = stack.member_proba(inputs)  # (members, rows, outputs)
     if stack.task_ == "binary":
         proba = proba[..., 0]
-    bag = stack.bagging or 1
+    bag = bagging_of(stack) or 1
     return [
         compute_metrics(stack.task_, y[held_out], proba[k * bag : (k + 1) * bag, held_out].mean(0))
         for k, (_, held_out) in enumerate(folds)
@@ -161,7 +166,7 @@ def baseline_folds(stack: TabNNClassifier, inputs, y: np.ndarray, folds, seed):
     gbm_frame = lightgbm_frame(x_num, x_cat) if lightgbm_wanted(stack.task_) else None
     results: dict[str, list[dict]] = {}
     for k, (fit_rows, held_out) in enumerate(folds):
-        design = stack.design_matrix(inputs, member=k * (stack.bagging or 1))
+        design = stack.design_matrix(inputs, member=k * (bagging_of(stack) or 1))
         scores = baseline_scores(
             stack.task_, design[fit_rows], y[fit_rows], design[held_out], y[held_out], seed=seed
         )
@@ -202,9 +207,8 @@ def checked_designs(designs, params: dict, seed: int = 0) -> list[TabNNClassifie
     with its parameters checked (UsageError) before any data is read: an option that one
     design cannot honour (``norm`` for the default's ensemble) stops the comparison before
     the other designs train, and does not stop a comparison without that design."""
-    hidden = [parse_design(name) for name in designs]
     params = {"random_state": seed, **params}
-    stacks = [TabNNClassifier(**{**params, "hidden": h}) for h in hidden]
+    stacks = [design_estimator(name, params) for name in designs]
     stacks = stacks or [TabNNClassifier(**params)]
     for stack in stacks:
         validate_params(stack)
@@ -236,14 +240,10 @@ def cross_validate_designs(
     each design's fitted fold stack. ``on_design(name)`` is called as each design
     starts, ``on_epoch(record)`` after each epoch of its stack."""
     params = dict(params or {})
-    hidden = {name: parse_design(name) for name in designs}
     probe, schema, metric, y = _prepared(frame, target, metric, seed, params, designs)
-    check_fold_stacks(hidden.values(), params, folds, repeats, len(y))
+    check_fold_stacks(designs, params, folds, repeats, len(y))
     splits = stratified_folds(
         y, schema.task, n_splits=folds, repeats=repeats, seed=seed, class_names=schema.classes
-    )
-    members = fold_members(
-        y, schema.task, splits, probe.validation_fraction, seed, bagging=probe.bagging
     )
     result = Comparison(
         schema.task,
@@ -256,7 +256,10 @@ def cross_validate_designs(
     for name in designs:
         if on_design is not None:
             on_design(name)
-        stack = TabNNClassifier(**{**params, "hidden": hidden[name]}, random_state=seed)
+        stack = design_estimator(name, params, random_state=seed)
+        members = fold_members(  # each design's own: a bagged one gets its bags
+            y, schema.task, splits, probe.validation_fraction, seed, bagging=bagging_of(stack)
+        )
         started = time.perf_counter()
         stack.fit_members(frame, target, members, schema=schema, on_epoch=on_epoch)
         result.seconds[name] = time.perf_counter() - started
@@ -302,7 +305,7 @@ def nested_cross_validation(
             X_fit.reset_index(drop=True), y_fit.reset_index(drop=True), designs, folds=folds,
             repeats=repeats, metric=metric, seed=seed, params=params,
         )  # fmt: skip
-        chosen = TabNNClassifier(**{**params, "hidden": parse_design(inner.winner)})
+        chosen = design_estimator(inner.winner, params)
         chosen.set_params(random_state=seed).fit(X_fit, y_fit)
         proba = positive_proba(chosen, frame.iloc[held_out])
         scores = compute_metrics(schema.task, y[held_out], proba)
@@ -430,8 +433,7 @@ def compare(
     if refit == "full":
         if on_design is not None:
             on_design("refit")
-        hidden = parse_design(comparison.winner)
-        estimator = TabNNClassifier(**{**params, "hidden": hidden}, random_state=seed)
+        estimator = design_estimator(comparison.winner, params, random_state=seed)
         estimator.fit(X_train, y_train, on_epoch=on_epoch)
     else:
         estimator = stacks[comparison.winner]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..errors import UsageError
 from ..features.preprocess import Preprocessor
 from . import memory
-from .designs import PRESETS, design_name, network_for
+from .designs import NAMED_DESIGNS, design_name, network_for
 
 ACTIVATIONS = {
     "relu": F.relu,
@@ -95,26 +95,26 @@ def network_input_width(config: ModelConfig) -> int:
     return width
 
 
-def hidden_sizes(preset: str | list[int], input_width: int) -> list[int]:
-    """Hidden layer sizes from a preset name or an explicit list.
+def hidden_sizes(design: str | list[int], input_width: int) -> list[int]:
+    """Hidden layer sizes from a design name or an explicit list.
 
     ``wide`` is one layer of 3 x the inputs and ``deep`` three layers as wide as the
     inputs (workload W1's designs); ``default`` two layers of 128, shared by the members
     of the default design's efficient ensemble (``nn.ensemble``; the docs' "The
     default model" has the measurements behind the width).
     """
-    if not isinstance(preset, str):
-        sizes = [int(s) for s in preset]
+    if not isinstance(design, str):
+        sizes = [int(s) for s in design]
         if not sizes or min(sizes) < 1:
-            raise UsageError(f"hidden sizes must be positive integers; got {preset!r}.")
+            raise UsageError(f"hidden sizes must be positive integers; got {design!r}.")
         return sizes
-    if preset == "wide":
+    if design == "wide":
         return [3 * input_width]
-    if preset == "deep":
+    if design == "deep":
         return [input_width] * 3
-    if preset == "default":
+    if design == "default":
         return [128, 128]
-    raise UsageError(f"Unknown model preset {preset!r}; valid presets: {', '.join(PRESETS)}.")
+    raise UsageError(f"Unknown design {design!r}; valid designs: {', '.join(NAMED_DESIGNS)}.")
 
 
 def build_config(

@@ -1,5 +1,6 @@
-"""Model designs as the user names them: a preset or ``mlp:SIZES``, parsed in one place,
-and which of the two networks a design trains (``network_for``).
+"""Model designs as the user names them: a named design or ``mlp:SIZES``, parsed in one
+place, which of the two networks a design trains (``network_for``), and the parameters
+a ``--models`` name (a design or a preset) stands for.
 
 Imported by the command line at start-up, so it imports nothing heavy.
 """
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 from ..errors import UsageError
 
-PRESETS = ("default", "wide", "deep")
+NAMED_DESIGNS = ("default", "wide", "deep")
+# what TabNNClassifier(preset=...) may be (each one's choices: estimator.params)
+PRESET_NAMES = ("fast", "best")
 
 DESIGN_HELP = "default, wide, deep or mlp:SIZES such as mlp:256-128"
 
@@ -20,14 +23,14 @@ def parse_design(name: str) -> str | list[int]:
     ([256, 128], 'wide')
     """
     name = name.strip()
-    if name in PRESETS:
+    if name in NAMED_DESIGNS:
         return name
     sizes = [whole_number(size) for size in name[4:].split("-")] if name.startswith("mlp:") else []
     if sizes and None not in sizes:
         return sizes
     raise UsageError(
-        f"Unknown design {abridged(name)!r}; valid designs: {', '.join(PRESETS)} or mlp:SIZES "
-        "such as mlp:256-128."
+        f"Unknown design {abridged(name)!r}; valid designs: {', '.join(NAMED_DESIGNS)} or "
+        "mlp:SIZES such as mlp:256-128."
     )
 
 
@@ -66,3 +69,19 @@ def whole_number(text: str) -> int | None:
 def abridged(text: str, limit: int = 40) -> str:
     """A user's value for a message: whole if short, else its start and its length."""
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def design_params(name: str) -> dict:
+    """The estimator parameters a ``--models`` name stands for: a preset (``fast``,
+    ``best``: the default design with that preset) or a design (``default``, ``wide``,
+    ``deep``, ``mlp:256-128``: its ``hidden``).
+
+    >>> design_params("best"), design_params("mlp:64")
+    ({'hidden': 'default', 'preset': 'best'}, {'hidden': [64]})
+    """
+    if name.strip() in PRESET_NAMES:
+        return {"hidden": "default", "preset": name.strip()}
+    try:
+        return {"hidden": parse_design(name)}
+    except UsageError as error:
+        raise UsageError(f"{error} Or a preset: {', '.join(PRESET_NAMES)}.") from None

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
+from ..estimator.params import bagging_of
 from ..estimator.threshold import describe_threshold
 from ..evaluation.holdout import positive_proba
 from ..features.frames import aligned
@@ -81,7 +82,7 @@ def train_report(
 def split_rows(estimator, splits: dict[str, np.ndarray]) -> dict[str, int]:
     """Rows per split, in order; a bag (``bagging``) has no validation split: its training
     rows are named as bagged instead."""
-    bags = getattr(estimator, "bagging", None)
+    bags = bagging_of(estimator)
     if not bags or len(splits.get("validation", [])):
         return {name: len(rows) for name, rows in splits.items()}
     named = {"train": f"train (bagged over {bags} folds)"}

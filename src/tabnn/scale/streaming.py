@@ -401,14 +401,16 @@ def check_stream_options(options, estimator) -> None:
     """Refuse what training on a stream cannot do, before anything is read."""
     if options.target is None:
         raise UsageError("--target is required: name the column(s) to predict.")
+    preset = f" (--preset {estimator.preset})" if estimator.preset != "fast" else ""
     if params.recipe(estimator).numeric_embedding == "ple":
         raise UsageError(
-            "numeric_embedding='ple' cuts each numeric column at the quantiles of the "
-            "training rows in memory; --stream does not hold them. Use 'periodic' or 'none'."
+            f"numeric_embedding='ple'{preset} cuts each numeric column at the quantiles of the "
+            "training rows in memory; --stream does not hold them. Use 'periodic' or 'none'"
+            + (", or --preset fast." if preset else ".")
         )
-    if estimator.bagging:
+    if bagging := params.bagging_of(estimator):
         raise UsageError(
-            f"--bagging {estimator.bagging} trains each member on its own folds of a table in "
+            f"--bagging {bagging}{preset} trains each member on its own folds of a table in "
             "memory; --stream trains on one pass of blocks. Leave out one of them."
         )
 

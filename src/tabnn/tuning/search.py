@@ -169,7 +169,8 @@ def cross_validate(
     """Train every point (one shape) x every fold as ONE stack -> each point's fold scores
     (None where the metric is undefined on a fold). ``params``: the estimator parameters
     shared by every trial (class weights, device, ...)."""
-    shape = {**space.estimator_params(points[0], folds.n_train), **params}
+    # the trials' folds are the stack's members: a preset's bag is for the refits only
+    shape = {**space.estimator_params(points[0]), **params, "bagging": None}
     stack = TabNNClassifier(**shape, random_state=seed)
     n_folds = len(folds.members)
     rows = [rows for _ in points for rows in folds.members]

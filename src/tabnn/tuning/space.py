@@ -59,7 +59,8 @@ def default_point(n_train: int) -> dict:
     from ..estimator.classifier import TabNNClassifier
 
     default = TabNNClassifier()
-    chosen, config = params.recipe(default), params.train_config(default, n_train)
+    chosen = params.recipe(default)
+    config = params.train_config(default, n_train, validated=True)
     layers = hidden_sizes("default", 1)
     return {
         "depth": len(layers),
@@ -74,10 +75,10 @@ def default_point(n_train: int) -> dict:
     }
 
 
-def estimator_params(point: dict, n_train: int) -> dict:
-    """``TabNNClassifier`` parameters for a point, trained on ``n_train`` rows: the default
-    design's recipe (clipped inputs, its budget of optimiser steps for the batch size) with
-    the point's settings."""
+def estimator_params(point: dict) -> dict:
+    """``TabNNClassifier`` parameters for a point: the default design's recipe (clipped
+    inputs, a constant learning rate, trained until patience ends it) with the point's
+    settings."""
     batch = int(point["batch_size"])
     return {
         "hidden": [int(point["width"])] * int(point["depth"]),
@@ -85,7 +86,8 @@ def estimator_params(point: dict, n_train: int) -> dict:
         "numeric_embedding": point["numeric_embedding"],
         "dropout": float(point["dropout"]),
         "batch_size": batch,
-        "epochs": params.epochs_for_rows(n_train, batch, True),
+        "epochs": params.MAX_EPOCHS,  # the default's rule: patience ends each trial
+        "lr_schedule": "constant",
         "scaling": params.DEFAULT_RECIPE.scaling,
         "lr": float(point["lr"]),
         "weight_decay": float(point["weight_decay"]),

@@ -337,8 +337,5 @@ def _trial_dict(trial) -> dict:
 
 def _refit(point: dict, X_train, y_train, params: dict, seed: int) -> TabNNClassifier:
     """The best point refit on every training row (its own validation rows for stopping)."""
-    probe = TabNNClassifier(**params, random_state=seed)
-    codes = probe.infer_schema(X_train, y_train).encode_target(y_train)
-    n_train = len(probe.validation_rows(codes)[0])  # the rows its epochs are counted for
-    chosen = {**space.estimator_params(point, n_train), **params}
+    chosen = {**space.estimator_params(point), **params}
     return TabNNClassifier(**chosen, random_state=seed).fit(X_train, y_train)

@@ -33,6 +33,7 @@ from ..data.target import spec_notes
 from ..engine.distributed import World
 from ..errors import TabnnWarning, UsageError
 from ..estimator.classifier import TabNNClassifier
+from ..estimator.params import bagging_of
 from ..evaluation.holdout import holdout_evaluation, positive_proba
 from ..evaluation.metrics import compute_metrics
 from ..features.schema import drop_missing_targets, infer_schema
@@ -114,6 +115,7 @@ class TrainResult:
     temperature: list[float] | None = None  # as artifact.temperature_info (calibrate=True)
     report: Path | None = None  # the HTML report, when one was written
     tracking: list[str] = field(default_factory=list)  # where the run was logged
+    bagging: int | None = None  # the folds the model was bagged over (params may say "auto")
 
 
 @dataclass
@@ -205,7 +207,7 @@ def train_workflow(
     train, val, test = split_indices(
         y_split, task, val_size=val_size, test_size=test_size, seed=seed
     )
-    if estimator.bagging:  # each fold member stops on its own fold: no validation split
+    if bagging_of(estimator):  # each fold member stops on its own fold: no validation split
         train, val = np.union1d(train, val), val[:0]
     elif val_size == 0:  # no validation rows asked for: the fit must not hold out its own
         estimator.set_params(validation_fraction=0.0)
@@ -269,6 +271,7 @@ def _train_result(estimator, table, path, splits, seconds: float, evaluation) ->
         source=table.source(path),
         threshold=artifact.threshold_info(estimator),
         temperature=artifact.temperature_info(estimator),
+        bagging=bagging_of(estimator),
     )
 
 

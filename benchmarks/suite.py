@@ -541,7 +541,8 @@ def evaluate(model: Model, dataset: Dataset, folds) -> Record:
         predicted = estimator.predict(X_test)
         score = dataset.score(rows_of(y, test), predicted)
         if not dataset.multilabel:
-            correct = np.asarray(rows_of(y, test)) == np.asarray(predicted)
+            # ravel: CatBoost predicts multi-class labels as an (n, 1) column
+            correct = np.asarray(rows_of(y, test)) == np.ravel(predicted)
             record.fold_twins.append(twin_counts(has_twin(dataset.X, train, test), correct))
         if getattr(estimator, "temperature_", None) is not None:  # tabnn, --calibrate
             record.fold_calibration.append(calibration_scores(estimator, X_test, rows_of(y, test)))

@@ -888,6 +888,9 @@ def test_train_preset_best_bags_five_folds_and_bagging_1_leaves_the_bag_out(tmp_
     assert one.exit_code == 0, one.stderr
     assert json.loads(one.stdout)["bagging"] is None
     assert meta_of(tmp_path / "one")["model_config"]["n_members"] == 1
+    info = invoke("info", tmp_path / "best")
+    assert "bagged over 5 folds (preset best)" in info.stdout
+    assert "bagged" not in invoke("info", tmp_path / "one").stdout
 
 
 @pytest.mark.parametrize(

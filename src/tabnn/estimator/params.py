@@ -28,7 +28,7 @@ from ..nn.config import (
     build_config,
     hidden_sizes,
 )
-from ..nn.designs import NAMED_DESIGNS, PRESET_NAMES, design_name, network_for
+from ..nn.designs import NAMED_DESIGNS, PRESET_CHOICES, design_name, network_for
 from ..nn.size import TRAIN_BYTES_PER_PARAMETER, activation_values, parameter_count
 from ..tasks import TASKS, n_outputs
 
@@ -93,15 +93,6 @@ def _device(value) -> bool:
         value in ("auto", "cpu", "cuda") or value.startswith("cuda:")
     )
 
-
-# What each ``preset`` chooses for the parameters left at "auto" (docs/default-model.md
-# has the suite runs behind each): ``fast`` one network, ``best`` a bag of networks on
-# piecewise-linear encodings of the numeric columns.
-PRESET_CHOICES = {
-    "fast": {"bagging": None, "numeric_embedding": "none"},
-    "best": {"bagging": 5, "numeric_embedding": "ple"},
-}
-assert tuple(PRESET_CHOICES) == PRESET_NAMES  # the names the command line offers
 
 LR_SCHEDULES = ("auto", "cosine", "constant")
 

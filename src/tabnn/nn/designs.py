@@ -10,8 +10,14 @@ from __future__ import annotations
 from ..errors import UsageError
 
 NAMED_DESIGNS = ("default", "wide", "deep")
-# what TabNNClassifier(preset=...) may be (each one's choices: estimator.params)
-PRESET_NAMES = ("fast", "best")
+# What each ``TabNNClassifier(preset=...)`` chooses for the parameters left at "auto"
+# (docs/default-model.md has the suite runs behind each): ``fast`` one network, ``best`` a
+# bag of networks on piecewise-linear encodings of the numeric columns.
+PRESET_CHOICES = {
+    "fast": {"bagging": None, "numeric_embedding": "none"},
+    "best": {"bagging": 5, "numeric_embedding": "ple"},
+}
+PRESET_NAMES = tuple(PRESET_CHOICES)
 
 DESIGN_HELP = "default, wide, deep or mlp:SIZES such as mlp:256-128"
 

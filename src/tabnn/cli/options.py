@@ -242,8 +242,9 @@ NormOpt = Annotated[
 EpochsOpt = Annotated[
     int | None,
     typer.Option(
-        help="Most epochs; early stopping ends sooner (default: 200, or for the default "
-        "design a budget of steps that shrinks as the rows grow).",
+        help="Most epochs; early stopping ends sooner (default: 200; the default design "
+        "trains until --patience ends it, at most 500, or without validation rows a "
+        "budget of steps that shrinks as the rows grow). Given, the rate decays over them.",
         callback=at_least(1),
         show_default=False,
     ),
@@ -320,7 +321,7 @@ PresetOpt = Annotated[
     str,
     typer.Option(
         help="fast: one network; best: a bag of 5 networks on piecewise-linear encodings "
-        "of the numeric columns (about 5-10x the fit time). Options given explicitly "
+        "of the numeric columns (about 4x the fit time). Options given explicitly "
         "override the preset's choices.",
         callback=choice(*PRESET_NAMES),
     ),

@@ -291,10 +291,11 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             raise DataError(f"Training needs at least 2 rows; got {len(frame)} sample(s).")
         bagging = params.bagging_of(self)
         if eval_set is not None and bagging:
+            chosen = f" (preset={self.preset!r})" if self.bagging == "auto" else ""
             raise UsageError(
-                f"bagging={bagging} (preset={self.preset!r}) stops each member early on "
-                "its own held-out fold; eval_set gives other validation rows. Pass "
-                "bagging=None or leave out eval_set."
+                f"bagging={bagging}{chosen} stops each member early on its own held-out "
+                "fold; eval_set gives other validation rows. Pass bagging=None or leave "
+                "out eval_set."
             )
         if eval_set is not None:
             val_frame = as_frame(self, eval_set[0], reset=False)

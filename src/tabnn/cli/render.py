@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..nn.designs import PRESET_CHOICES
+from ..nn.designs import bag_folds
 from ..tasks import BASELINES
 
 # soft_wrap: sentences are never broken at 80 columns when the output goes to a pipe
@@ -437,8 +437,10 @@ def _info_parts(model_dir, meta: dict) -> list:
         f"network: hidden {_t(config['hidden'])}, {_t(config['activation'])}, dropout "
         f"{config['dropout']}{embedded}, {config['n_members']} member(s){inside}"
     )
-    if bags := bagged_folds(meta.get("params", {})):
-        parts.append(f"bagged over {bags} folds (preset {_t(meta['params'].get('preset'))})")
+    params = meta.get("params", {})
+    # models saved before presets have neither; their bagging is None or a number
+    if bags := bag_folds(params.get("bagging"), params.get("preset", "fast")):
+        parts.append(f"bagged over {bags} folds (preset {_t(params.get('preset', 'fast'))})")
     threshold = meta.get("threshold")
     if schema["task"] != "multiclass" and threshold:
         parts.append(f"decision threshold {_t(threshold_text(threshold))}")
@@ -452,14 +454,6 @@ def _info_parts(model_dir, meta: dict) -> list:
     if "evaluation" in meta:
         parts += score_parts(meta["evaluation"], title="Test rows at training time")
     return parts
-
-
-def bagged_folds(params: dict) -> int | None:
-    """The folds a saved model's ``params`` bagged it over (its preset's for "auto")."""
-    bagging = params.get("bagging")  # models saved before bagging lack it
-    if bagging == "auto":
-        return PRESET_CHOICES.get(params.get("preset"), {}).get("bagging")
-    return bagging
 
 
 def show_demo_intro() -> None:

@@ -28,7 +28,7 @@ from ..nn.config import (
     build_config,
     hidden_sizes,
 )
-from ..nn.designs import NAMED_DESIGNS, PRESET_CHOICES, design_name, network_for
+from ..nn.designs import NAMED_DESIGNS, PRESET_CHOICES, bag_folds, design_name, network_for
 from ..nn.size import TRAIN_BYTES_PER_PARAMETER, activation_values, parameter_count
 from ..tasks import TASKS, n_outputs
 
@@ -234,8 +234,7 @@ def preset_choice(estimator, name: str):
 def bagging_of(estimator) -> int | None:
     """The folds the estimator bags over (``bagging``, or its preset's for "auto"), or
     None for no bagging."""
-    bagging = estimator.bagging
-    return preset_choice(estimator, "bagging") if bagging == "auto" else bagging
+    return bag_folds(estimator.bagging, estimator.preset)
 
 
 def recipe(estimator) -> Recipe:

@@ -19,6 +19,12 @@ PRESET_CHOICES = {
 }
 PRESET_NAMES = tuple(PRESET_CHOICES)
 
+
+def bag_folds(bagging, preset: str) -> int | None:
+    """The folds ``bagging`` means under ``preset`` (its choice for "auto"), None for no bag."""
+    return PRESET_CHOICES[preset]["bagging"] if bagging == "auto" else bagging
+
+
 DESIGN_HELP = "default, wide, deep or mlp:SIZES such as mlp:256-128"
 
 

@@ -5,7 +5,7 @@ of any magnitude is weighed before anything is allocated."""
 from __future__ import annotations
 
 from . import memory
-from .config import MAX_UNITS, ModelConfig, encoded_width, network_input_width
+from .config import MAX_UNITS, ModelConfig, network_input_width
 
 # Bytes a parameter takes: to train, the float32 weight, its gradient, AdamW's two moments
 # and the best weights so far, and the float64 copy predictions run on; to predict, the
@@ -17,7 +17,7 @@ PREDICT_BYTES_PER_PARAMETER = 4 + 8
 
 def parameter_count(config: ModelConfig) -> int:
     """Weights and biases of every member (embeddings included), before any allocation."""
-    width = encoded_width(config.n_numeric, len(config.indicator_columns), config.cardinalities)
+    width = network_input_width(config)  # a plain MLP's is the encoder's
     per_member = sum(c * d for c, d in zip(config.cardinalities, config.embedding_dims))
     if config.network == "ensemble":  # see ensemble.EnsembleMLP
         e, numeric = config.ensemble_size, config.n_numeric
@@ -27,7 +27,6 @@ def parameter_count(config: ModelConfig) -> int:
             per_member += numeric * (n + 2 * n * d + d)
         if config.numeric_embedding == "ple":
             per_member += numeric * (config.bins * d + 2 * d)
-        width = network_input_width(config)
         per_member += e * width  # the adapters
         sizes = [width, *config.hidden]
         last = sizes[-1]

@@ -49,6 +49,7 @@ from .rebuild import (
     network_from_tensors,
     saved_temperature,
     saved_threshold,
+    saved_twins,
 )
 
 FORMAT_VERSION = 1
@@ -464,9 +465,12 @@ def save(estimator, path: PathLike, *, extra_meta: dict | None = None, extra_fil
         "feature_names_in": getattr(estimator, "feature_names_in_", None),
         "threshold": threshold_info(estimator),
         "temperature": temperature_info(estimator),
+        "twins": twins_info(estimator),
         **(extra_meta or {}),
     }
     tensors = dict(estimator.model_.state_dict())
+    twins = getattr(estimator, "twins_", None)
+    tensors.update(twins.tensors() if twins is not None else {})
     return save_model_dir(path, to_jsonable(meta, "meta"), tensors, extra_files=extra_files)
 
 
@@ -477,6 +481,16 @@ def threshold_info(estimator) -> dict:
     ``rows`` (validation rows), ``members`` and ``members_per_row`` when it was chosen on
     validation rows (see ``TabNNClassifier.threshold_tuning_``)."""
     return {"value": estimator.threshold_, "tuning": estimator.threshold_tuning_}
+
+
+def twins_info(estimator) -> dict | None:
+    """The twin member's weight and what chose it, as stored under ``"twins"`` in
+    ``tabnn.json``; None when the estimator had ``twins=False``."""
+    choice = getattr(estimator, "twin_choice_", None)
+    twins = getattr(estimator, "twins_", None)
+    if choice is None and twins is None:
+        return None
+    return {"weight": 0.0 if twins is None else twins.weight, "choice": choice}
 
 
 def temperature_info(estimator) -> list[float] | None:
@@ -525,6 +539,7 @@ def load(path: PathLike):
             "feature_names_in": meta.get("feature_names_in"),
         }
         check_parts_agree(path, parts)
+        twins = saved_twins(path, meta, tensors, parts)  # takes the twins.* tensors out
         parts["model"] = network_from_tensors(path, parts["model_config"], tensors)
     except ModelError:
         raise
@@ -542,6 +557,8 @@ def load(path: PathLike):
         threshold=threshold,
         threshold_tuning=tuning,
         temperature=saved_temperature(meta, path, outputs),
+        twins=twins,
+        twin_choice=(meta.get("twins") or {}).get("choice"),
     )
     estimator.metadata_ = meta
     return estimator

@@ -37,6 +37,14 @@ class StoredThreshold(TypedDict):
     tuning: dict | None
 
 
+class StoredTwins(TypedDict):
+    """``twins`` in ``tabnn.json``: the twin member's weight (0 where it stores nothing)
+    and what chose it (``TabNNClassifier.twin_choice_``)."""
+
+    weight: float
+    choice: dict | None
+
+
 class StoredHistory(TypedDict):
     """``history`` in ``tabnn.json``: ``History``'s fields, where a member trained without
     validation rows has no best loss (null)."""
@@ -80,6 +88,7 @@ def stored_types() -> type:
             "feature_names_in": NotRequired[list[str] | None],
             "threshold": NotRequired[StoredThreshold | None],
             "temperature": NotRequired[list[float] | None],
+            "twins": NotRequired[StoredTwins | None],
         },
     )
 
@@ -319,6 +328,39 @@ def _tensor_text(tensor: torch.Tensor | None) -> str:
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def saved_twins(path: PathLike, meta: dict, tensors: dict, parts: dict):
+    """The twin member that ``tabnn.json`` and the ``twins.*`` tensors describe (taken out
+    of ``tensors``), or None: its weight in (0, 1], and tensors shaped for the model's
+    inputs and classes, every count a whole number of at least 1."""
+    from ..nn.twins import TENSORS, TwinMember
+
+    stored = {name: tensors.pop(f"twins.{name}") for name in TENSORS if f"twins.{name}" in tensors}
+    weight = (meta.get("twins") or {}).get("weight", 0.0)
+    if not stored and not weight:
+        return None
+    config, classes = parts["model_config"], len(parts["schema"].classes)
+    rows = len(stored["keys"]) if "keys" in stored else 0
+    width = 2 * config.n_numeric + len(config.cardinalities)
+    shapes = {"keys": (rows, width), "label_sums": (rows, classes), "counts": (rows,),
+              "prior": (classes,)}  # fmt: skip
+    found = {name: tuple(stored[name].shape) if name in stored else None for name in TENSORS}
+    if not isinstance(weight, int | float) or not 0 < weight <= 1:
+        raise ModelError(
+            f"'{path}': its {META_FILE} has twins.weight = {describe(weight)}; expected a "
+            f"number in (0, 1] for a model that stores twin rows. {FIX}"
+        )
+    if found != shapes:
+        raise ModelError(
+            f"'{path}' has twin tensors that do not fit the model: shaped {found}, expected "
+            f"{shapes}. {FIX}"
+        )
+    member = TwinMember.from_tensors({f"twins.{k}": v for k, v in stored.items()}, weight)
+    counts = member.counts
+    if not (counts >= 1).all() or not (counts == counts.round()).all():
+        raise ModelError(f"'{path}' has twin counts that are not whole numbers of at least 1. {FIX}")
+    return member
 
 
 def saved_temperature(meta: dict, path: PathLike, outputs: int) -> list[float] | None:

@@ -33,6 +33,7 @@ from .options import (
     BaggingOpt,
     BatchSizeOpt,
     CalibrateOpt,
+    TwinsOpt,
     CategoricalOpt,
     ClassWeightOpt,
     DataFile,
@@ -127,6 +128,7 @@ def train(
     ] = "0.5",
     threshold_metric: ThresholdMetricOpt = None,
     calibrate: CalibrateOpt = False,
+    twins: TwinsOpt = True,
     scaling: ScalingOpt = "auto",
     ensemble: Annotated[
         int, typer.Option(help="Members trained together, averaged.", callback=at_least(1))

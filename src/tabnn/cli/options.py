@@ -287,6 +287,15 @@ CalibrateOpt = Annotated[
         "temperature, one per label for multi-label), applied by predict, serve and export.",
     ),
 ]
+TwinsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--twins/--no-twins",
+        help="Let the labels of a row's exact duplicates among the training rows "
+        "(its twins) share its answer, at a weight chosen on the validation rows; where "
+        "they earn one, the model stores its distinct training rows, encoded.",
+    ),
+]
 ClassWeightOpt = Annotated[
     str | None,
     typer.Option(help="'balanced' to weight classes by rarity.", callback=choice("balanced")),
@@ -363,6 +372,7 @@ def estimator_params(options: dict) -> dict:
         class_weight=options["class_weight"],
         pos_weight=options["pos_weight"],
         calibrate=options.get("calibrate", False),
+        twins=options.get("twins", True),
         scaling=options["scaling"],
         categorical=names(options["categorical"]),
         numeric=names(options["numeric"]),

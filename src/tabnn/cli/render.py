@@ -108,6 +108,8 @@ def show_training(result, *, metrics: list[str] | None = None) -> None:
     show_threshold(result.threshold)
     if result.temperature:
         out_console.print(f"calibrated: {_t(temperature_text(result.temperature, result.classes))}")
+    if result.twins:
+        out_console.print(_t(twins_text(result.twins)))
     show_scores(result.evaluation, title="Test rows (never used for any choice)", metrics=metrics)
     show_outputs(result)
 
@@ -142,6 +144,20 @@ def show_threshold(threshold: dict) -> None:
     tuning = (threshold or {}).get("tuning")
     if tuning:
         out_console.print(f"threshold {threshold_text(threshold)}")
+
+
+def twins_text(twins: dict) -> str:
+    """What the twin member earned: 'twin rows: weight 0.6 on 1,701 stored rows (chosen
+    on 171 validation rows with a twin: log loss 0.995 -> 0.288)', or why it has none."""
+    choice = twins.get("choice") or {}
+    seen = f"{choice.get('with_twin', 0):,} of {choice.get('held_out_rows', 0):,} validation rows"
+    if not twins.get("weight"):
+        return f"twin rows: no weight ({seen} had a twin among the training rows)"
+    return (
+        f"twin rows: weight {twins['weight']:.2g} on {choice.get('stored_rows', 0):,} stored "
+        f"rows (chosen on {seen} with a twin: log loss {choice['network_log_loss']:.3g} -> "
+        f"{choice['blend_log_loss']:.3g})"
+    )
 
 
 def temperature_text(temperature: list, labels: list) -> str:
@@ -446,6 +462,8 @@ def _info_parts(model_dir, meta: dict) -> list:
         parts.append(f"decision threshold {_t(threshold_text(threshold))}")
     if meta.get("temperature"):  # models saved before calibration have none
         parts.append(f"calibrated: {_t(temperature_text(meta['temperature'], schema['classes']))}")
+    if meta.get("twins"):  # models saved before twins, or with twins=False, have none
+        parts.append(_t(twins_text(meta["twins"])))
     training = meta.get("training")
     if training:
         rows = training.get("rows", {})

@@ -112,6 +112,16 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         of the fold members; ``oof_proba_`` holds each training row's out-of-fold
         probabilities, on which ``threshold="auto"`` and ``calibrate=True`` are fitted.
         ``n_members`` members per fold (each fold's seeds differ).
+    twins : bool, default=True
+        Whether the model may answer a row that a training row repeats exactly (its
+        twin) partly with the twins' labels, as trees and nearest neighbours do
+        (:mod:`tabnn.nn.twins`). The weight of the twins' answer is chosen on the
+        held-out rows (the validation split, or a bag's out-of-fold rows) by ensemble
+        selection on log loss; where it earns none (or fewer than 10 held-out rows have
+        a twin) the model stores nothing. Where it earns a weight, **the model stores
+        each distinct training row, encoded** (``twins_.rows`` of them): pass False to
+        keep training rows out of the model. ``fit`` only (not ``fit_members`` or
+        ``--stream``).
     ensemble_size : int or "auto", default="auto"
         Members of the efficient ensemble inside each network (TabM's BatchEnsemble: one
         shared MLP, a rank-1 adapter and a head per member; probabilities averaged);
@@ -165,6 +175,12 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         chosen on validation rows (scikit-learn's ``best_threshold_``).
     temperature_ : ndarray of shape (1,) or (n_labels,), or None
         What ``calibrate=True`` fitted (members' logits are divided by it); None if not.
+    twins_ : tabnn.nn.twins.TwinMember or None
+        The twin member and its ``weight``, where it earned one.
+    twin_choice_ : dict or None
+        What chose that weight: ``held_out_rows``, ``with_twin`` (held-out rows with a
+        twin among the training rows), ``weight``, and the log loss of the network and
+        of the blend on those rows; None when ``twins=False`` or nothing was held out.
     threshold_tuning_ : dict or None
         How ``threshold="auto"`` chose it: ``metric``, ``score`` (scikit-learn's
         ``best_score_``), validation ``precision`` and ``recall``, ``rows``, ``members``
@@ -205,6 +221,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         n_members=1,
         preset="fast",
         bagging="auto",
+        twins=True,
         ensemble_size="auto",
         numeric_embedding="auto",
         label_smoothing=0.0,
@@ -236,6 +253,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         self.n_members = n_members
         self.preset = preset
         self.bagging = bagging
+        self.twins = twins
         self.ensemble_size = ensemble_size
         self.numeric_embedding = numeric_embedding
         self.label_smoothing = label_smoothing
@@ -315,7 +333,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             rows = [fold for fold in folds for _ in range(self.n_members)]
         else:
             rows = [self.validation_rows(y_all, schema.task)] * self.n_members
-        self._fit_stack(schema, x_all, y_all, rows, on_epoch)
+        twin_rows = np.arange(len(frame)) if self.twins else None  # not eval_set's rows
+        self._fit_stack(schema, x_all, y_all, rows, on_epoch, twin_rows=twin_rows)
         return self
 
     def bagging_rows(self, y, schema: Schema) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -448,12 +467,13 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _fit_stack(
-        self, schema, x_all, y_all, member_rows, on_epoch=None, vocabulary_rows=None, settings=None
-    ) -> None:
+        self, schema, x_all, y_all, member_rows, on_epoch=None, vocabulary_rows=None,
+        settings=None, twin_rows=None,
+    ) -> None:  # fmt: skip
         """Train the stack ``fit_members`` describes, on checked rows and encoded labels."""
         training = in_memory(
             self, schema, x_all, y_all, member_rows, vocabulary_rows=vocabulary_rows,
-            settings=settings,
+            settings=settings, twin_rows=twin_rows,
         )  # fmt: skip
         self.fit_prepared(training, on_epoch)
 
@@ -486,6 +506,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         self.history_ = fitted.history
         self.threshold_, self.threshold_tuning_ = float(fitted.threshold), fitted.threshold_tuning
         self.temperature_ = fitted.temperature
+        self.twins_, self.twin_choice_ = fitted.twins, fitted.twin_choice
         if fitted.out_of_fold is not None:
             self.oof_proba_ = fitted.out_of_fold
         classes = fitted.schema.classes
@@ -506,6 +527,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         threshold: float,
         threshold_tuning: dict | None = None,
         temperature=None,
+        twins=None,
+        twin_choice=None,
         n_features_in: int,
         feature_names_in=None,
     ) -> TabNNClassifier:
@@ -517,7 +540,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         temperature = None if temperature is None else np.asarray(temperature, float)
         restored._set_fitted(
             Fitted(schema, preprocessor, model_config, train_config, model,
-                   float64_network(model), history, threshold, threshold_tuning, temperature)
+                   float64_network(model), history, threshold, threshold_tuning, temperature,
+                   twins=twins, twin_choice=twin_choice)
         )  # fmt: skip
         restored.n_features_in_ = int(n_features_in)
         if feature_names_in is not None:
@@ -539,8 +563,12 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities (float64): (n, 2) for binary, (n, classes) for multi-class,
         (n, labels) of per-label probabilities for multi-label (as ``MLPClassifier``);
-        averaged over members. Safe to call from several threads at once."""
-        return mean_probabilities(self.member_proba(X), self.task_)
+        averaged over members, with the twin member's answer blended in on rows that
+        have a twin (``twins_``). Safe to call from several threads at once."""
+        inputs = self.encode(X)
+        proba = mean_probabilities(self.member_proba(inputs), self.task_)
+        twins = getattr(self, "twins_", None)  # a model fitted before twins existed: None
+        return proba if twins is None else twins.blend(proba, *inputs)
 
     def predict(self, X) -> np.ndarray:
         """Labels in their original values; a 0/1 matrix for multi-label. Binary and

@@ -132,6 +132,7 @@ _CONSTRAINTS = {
         "R, P in (0, 1]",
     ),
     "calibrate": (lambda v: isinstance(v, bool | np.bool_), "a bool (True or False)"),
+    "twins": (lambda v: isinstance(v, bool | np.bool_), "a bool (True or False)"),
     "scaling": (_one_of(("auto", *SCALINGS)), f"one of {['auto', *SCALINGS]}"),
     "missing_indicator": (_one_of(MISSING_INDICATORS), f"one of {list(MISSING_INDICATORS)}"),
     "n_members": _POSITIVE_INT,

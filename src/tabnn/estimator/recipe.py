@@ -35,6 +35,7 @@ from ..features.schema import Schema
 from ..nn.config import ModelConfig
 from ..nn.ensemble import build_network
 from ..nn.forward import float64_network, mean_probabilities, member_probabilities
+from ..nn.twins import TwinMember
 from . import calibration, params
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ class TrainingData:
     held_out: HeldOut
     world: World
     feature_names: list[str] | None = None
+    twin_rows: np.ndarray | None = None  # rows the twin member may remember; None: no twins
 
     @property
     def device(self) -> torch.device:
@@ -98,6 +100,8 @@ class Fitted:
     threshold_tuning: dict | None = None
     temperature: np.ndarray | None = None
     out_of_fold: np.ndarray | None = None  # a bag's (``bagging``): see ``out_of_fold_proba``
+    twins: TwinMember | None = None  # the twin member, where it earned a weight
+    twin_choice: dict | None = None  # what ``twin_choice.choose_twins`` saw
 
 
 def fit_statistics(estimator, schema: Schema, frame: pd.DataFrame) -> Preprocessor:
@@ -112,11 +116,13 @@ def fit_statistics(estimator, schema: Schema, frame: pd.DataFrame) -> Preprocess
 
 
 def in_memory(
-    estimator, schema, x_all, y_all, member_rows, *, vocabulary_rows=None, settings=None
+    estimator, schema, x_all, y_all, member_rows, *, vocabulary_rows=None, settings=None,
+    twin_rows=None,
 ) -> TrainingData:
     """The source for checked rows ``x_all`` and encoded labels ``y_all`` in memory, member
     k learning from ``member_rows[k] = (train, val)`` with seed ``random_state + k`` and
-    ``settings[k]`` (its own lr, weight decay, label smoothing or seed)."""
+    ``settings[k]`` (its own lr, weight decay, label smoothing or seed); ``twin_rows``
+    the rows a twin member may remember (None: the model has none)."""  # fmt: skip
     from ..engine.distributed import World
 
     union = np.unique(np.concatenate([train for train, _ in member_rows]))
@@ -142,6 +148,7 @@ def in_memory(
                  for k, (tr, va) in enumerate(member_rows)],
         n_train=n_train, resident_rows=n_train, weight_labels=y_all[union],
         held_out=HeldOut(x_num, x_cat, y_all, list(member_rows)), world=world,
+        twin_rows=twin_rows,
     )  # fmt: skip
 
 
@@ -185,12 +192,31 @@ def fit_recipe(estimator, training: TrainingData, on_epoch=None) -> Fitted:
     model = model.cpu().eval()
     network = float64_network(model)
     threshold, tuning, temperature = held_out_choices(estimator, network, held)
-    bagged = params.bagging_of(estimator) is not None
+    twins, twin_choice, out_of_fold = held_out_members(training, network, temperature)
+    if params.bagging_of(estimator) is None:
+        out_of_fold = None  # only a bag's held-out rows are every training row
+    elif out_of_fold is None:
+        out_of_fold = out_of_fold_proba(network, held, temperature)
     return Fitted(
         schema, training.statistics, config, train_config, model, network, history,
-        threshold, tuning, temperature,
-        out_of_fold_proba(network, held, temperature) if bagged else None,
+        threshold, tuning, temperature, out_of_fold, twins, twin_choice,
     )  # fmt: skip
+
+
+def held_out_members(training: TrainingData, network, temperature) -> tuple:
+    """(the twin member or None, what chose it, the model's held-out probabilities with
+    the twins blended in); all None when the model may have no twins (``twin_rows``) or
+    there are no held-out rows to choose on."""
+    from .threshold import validation_union  # fit time only
+
+    held, schema = training.held_out, training.schema
+    rows = validation_union(held.member_rows)
+    if training.twin_rows is None or not len(rows):
+        return None, None, None
+    from .twin_choice import choose_twins
+
+    proba = out_of_fold_proba(network, held, temperature)
+    return choose_twins(held, proba, rows, training.twin_rows, schema.task, len(schema.classes))
 
 
 def refuse_divergence(model: torch.nn.Module) -> None:

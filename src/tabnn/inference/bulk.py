@@ -110,7 +110,9 @@ class BulkPredictor:
             members = [self._members(*part) for part in parts]
         else:
             members = list(self._pool.map(lambda part: self._members(*part), parts))
-        return _mean_proba(np.concatenate(members, axis=1), self.estimator.task_)
+        proba = _mean_proba(np.concatenate(members, axis=1), self.estimator.task_)
+        twins = getattr(self.estimator, "twins_", None)
+        return proba if twins is None else twins.blend(proba, *inputs)
 
     def _members(self, x_num, x_cat) -> np.ndarray:
         return member_probabilities(

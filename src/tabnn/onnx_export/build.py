@@ -17,7 +17,7 @@ import onnx
 from onnx import TensorProto
 
 from .. import __version__
-from ..artifact.directory import temperature_info
+from ..artifact.directory import temperature_info, twins_info
 from ..errors import ModelError
 from ..features.encoding import Encoding, encoding_of
 from ..features.labels import plain_value
@@ -25,6 +25,7 @@ from ..nn.network import TabularNetwork
 from .encoder import encode
 from .graph import Graph
 from .network import check_exportable, member_probabilities
+from .twins import blend_twins
 
 PROBABILITIES, LABEL = "probabilities", "label"
 DOC = (
@@ -43,12 +44,15 @@ def build_onnx(estimator, encoding: Encoding | None = None) -> onnx.ModelProto:
     network = estimator.inference_model_
     check_exportable(estimator.model_config_)
     check_names([*encoding.numeric, *encoding.categorical])
-    check_size(network)
+    check_size(network, getattr(estimator, "twins_", None))
     g = Graph()
     encoded = encode(g, network.encoder, encoding)
     # the stack members' mean, as predict_proba
     temperature = getattr(estimator, "temperature_", None)  # None: not calibrated
     proba = g.mean(member_probabilities(g, network, encoded, temperature), axis=0)
+    twins = getattr(estimator, "twins_", None)  # None: no twin member earned a weight
+    if twins is not None:
+        proba = blend_twins(g, twins, encoded, proba, binary=estimator.task_ == "binary")
     add_outputs(g, estimator, proba)
     return g.model("tabnn", metadata(estimator, encoding), DOC)
 
@@ -64,9 +68,11 @@ def check_names(columns: list[str]) -> None:
         )
 
 
-def check_size(network: TabularNetwork) -> None:
-    """Refuse weights that one ONNX file (a protobuf message) cannot hold."""
+def check_size(network: TabularNetwork, twins=None) -> None:
+    """Refuse weights (and a twin member's stored rows) that one ONNX file (a protobuf
+    message) cannot hold."""
     size = sum(p.numel() * 8 for p in network.state_dict().values())
+    size += 0 if twins is None else sum(t.numel() * 8 for t in twins.tensors().values())
     if size > MAX_WEIGHT_BYTES:
         raise ModelError(
             f"The model's float64 weights take {size / 1e9:.1f} GB, more than one ONNX file "
@@ -119,6 +125,7 @@ def metadata(estimator, encoding: Encoding) -> dict[str, str]:
         "classes": json.dumps([plain_value(c) for c in schema.classes]),
         "threshold": repr(float(estimator.threshold_)),
         "temperature": json.dumps(temperature_info(estimator)),
+        "twins": json.dumps(twins_info(estimator)),
         "numeric_inputs": json.dumps(encoding.numeric),
         "categorical_inputs": json.dumps(encoding.categorical),
         "date_columns": json.dumps(encoding.dates),

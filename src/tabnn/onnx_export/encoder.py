@@ -72,17 +72,21 @@ def category_codes(g: Graph, encoding: Encoding, j: int) -> str:
 
 class Encoded(NamedTuple):
     """The encoder's output: ``inputs`` (members, rows, encoded width) and the scaled
-    numeric columns (members, rows, numeric), which periodic embeddings read."""
+    numeric columns (members, rows, numeric), which periodic embeddings read; the raw
+    numeric values (rows, numeric; NaN = missing) and each categorical column's codes
+    (rows,), which the twin member's keys are made of."""
 
     inputs: str
     scaled: str | None
+    raw: str | None = None
+    codes: tuple[str, ...] = ()
 
 
 def encode(g: Graph, encoder, encoding: Encoding) -> Encoded:
     """Declare the graph's inputs (numeric columns, then categorical ones, as ``encoding``
     orders them) and encode them as ``encoder`` (an InputEncoder) does."""
     members = encoder.n_members
-    parts, scaled = [], None
+    parts, scaled, raw = [], None, None
     if encoding.numeric:
         raw = numeric_inputs(g, encoding)
         missing = g.op("IsNaN", raw)
@@ -100,7 +104,7 @@ def encode(g: Graph, encoder, encoding: Encoding) -> Encoded:
             one_hot = g.op("Gather", g.const(np.eye(card)), codes[j], axis=0)
             parts.append(g.expand_members(g.unsqueeze(one_hot, 0), members))
     inputs = g.op("Concat", *parts, axis=2) if len(parts) > 1 else parts[0]
-    return Encoded(inputs, scaled)
+    return Encoded(inputs, scaled, raw, tuple(codes))
 
 
 def indicators(g: Graph, missing: str, columns: np.ndarray, members: int) -> str:

@@ -100,11 +100,29 @@ def probe_frame(encoding: Encoding, rows: int = PROBE_ROWS) -> pd.DataFrame:
     return pd.DataFrame(columns, columns=[*encoding.numeric, *encoding.categorical])
 
 
+def twin_frame(encoding: Encoding, twins, rows: int = PROBE_ROWS) -> pd.DataFrame:
+    """The first ``rows`` rows a twin member stores (``tabnn.nn.twins``), as a table of
+    the encoding's columns: rows whose twin the graph must find."""
+    keys = twins.keys[:rows]
+    n_numeric = len(encoding.numeric)
+    columns: dict[str, object] = {}
+    for j, name in enumerate(encoding.numeric):
+        columns[name] = np.where(keys[:, n_numeric + j] == 1, np.nan, keys[:, j])
+    for j, (name, vocabulary) in enumerate(zip(encoding.categorical, encoding.vocabularies)):
+        codes = keys[:, 2 * n_numeric + j].astype(np.int64)
+        columns[name] = pd.Series([vocabulary[c - 1] for c in codes], dtype=object)
+    return pd.DataFrame(columns, columns=[*encoding.numeric, *encoding.categorical])
+
+
 def probe_parity(session, estimator) -> Parity:
-    """The graph against ``predict_proba`` and ``predict`` on ``probe_frame``'s rows,
-    which go to the estimator through its own encoding."""
+    """The graph against ``predict_proba`` and ``predict`` on ``probe_frame``'s rows, and
+    on rows the twin member stores where the model has one, which go to the estimator
+    through its own encoding."""
     encoding = encoding_of(estimator)
     frame = probe_frame(encoding)
+    twins = getattr(estimator, "twins_", None)
+    if twins is not None:
+        frame = pd.concat([frame, twin_frame(encoding, twins)], ignore_index=True)
     encoded = encode_frame(encoding, frame)
     return compare(
         session,

@@ -116,6 +116,7 @@ class TrainResult:
     report: Path | None = None  # the HTML report, when one was written
     tracking: list[str] = field(default_factory=list)  # where the run was logged
     bagging: int | None = None  # the folds the model was bagged over (params may say "auto")
+    twins: dict | None = None  # as artifact.twins_info: the twin member's weight and choice
 
 
 @dataclass
@@ -272,6 +273,7 @@ def _train_result(estimator, table, path, splits, seconds: float, evaluation) ->
         threshold=artifact.threshold_info(estimator),
         temperature=artifact.temperature_info(estimator),
         bagging=bagging_of(estimator),
+        twins=artifact.twins_info(estimator),
     )
 
 

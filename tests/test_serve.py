@@ -40,7 +40,7 @@ KEY = "s3cret-key"
 @pytest.fixture(scope="session")
 def model_dirs(tmp_path_factory) -> dict[str, Path]:
     """A binary model with categories and missing values (Titanic), a multi-class one with
-    string classes (iris) and a multi-label one."""
+    string classes (iris), a multi-label one and one whose twin member earns a weight."""
     root = tmp_path_factory.mktemp("served")
     titanic = pd.read_csv(DATA / "titanic" / "train.csv")
     iris = pd.read_csv(DATA / "iris" / "iris.csv", header=None)
@@ -49,6 +49,7 @@ def model_dirs(tmp_path_factory) -> dict[str, Path]:
         "titanic": (titanic.drop(columns="Survived"), titanic["Survived"]),
         "iris": (iris.drop(columns="species"), iris["species"]),
         "tags": multilabel_table(),
+        "records": repeated_records(),
     }
     dirs = {}
     for name, (X, y) in fits.items():
@@ -69,6 +70,15 @@ def multilabel_table():
         {"calm": (X.x1 > 0).astype(int), "loud": ((X.x2 > 0) | (X.mood == "a")).astype(int)}
     )
     return X, y
+
+
+def repeated_records():
+    """Records with noise for labels, half of them repeated: only the twins know them."""
+    rng = np.random.default_rng(0)
+    order = np.repeat(np.arange(150), np.where(rng.random(150) < 0.5, 3, 1))
+    X = pd.DataFrame({"x1": rng.normal(size=150).round(3), "x2": rng.normal(size=150)})
+    y = pd.Series(rng.choice(["yes", "no"], 150), name="label")
+    return X.iloc[order].reset_index(drop=True), y.iloc[order].reset_index(drop=True)
 
 
 def free_port() -> int:
@@ -195,6 +205,27 @@ def test_tritonclient_health_and_metadata(server):
     assert [o["name"] for o in meta["outputs"]] == ["label", "probabilities", "outside_training"]
     assert client.get_server_metadata()["name"] == "tabnn"
     assert "above_range" in meta["parameters"]["outside_training_checks"]
+
+
+def test_a_twin_member_is_named_and_served(server, model_dirs):
+    client = tritonhttp.InferenceServerClient(url=server.url.removeprefix("http://"))
+    members = client.get_model_metadata("records")["parameters"]["members"]
+    twins = tabnn.load(model_dirs["records"]).twins_
+    assert members == [
+        {"name": "network", "stack_members": 1},
+        {"name": "twins", "weight": twins.weight, "stored_rows": twins.rows},
+    ]
+    assert client.get_model_metadata("iris")["parameters"]["members"] == [
+        {"name": "network", "stack_members": 1}
+    ]
+    frame = repeated_records()[0].head(8)  # training rows: each has its stored twin
+    inputs = []
+    for c in frame.columns:
+        tensor = tritonhttp.InferInput(c, [len(frame)], "FP64")
+        tensor.set_data_from_numpy(frame[c].to_numpy(np.float64))
+        inputs.append(tensor)
+    proba = client.infer("records", inputs).as_numpy("probabilities")
+    np.testing.assert_allclose(proba, local_proba(model_dirs, "records", frame), atol=1e-12)
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary-tensors", "json-tensors"])

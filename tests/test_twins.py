@@ -19,6 +19,8 @@ from tabnn.errors import ModelError
 from tabnn.inference.bulk import BulkPredictor
 from tabnn.nn.twins import SMOOTHING, TwinMember, twin_keys
 from tabnn.onnx_export import build_onnx, probe_parity, table_parity
+from tabnn.report.data import ReportData
+from tabnn.report.html import render_html
 
 FAST = dict(epochs=30, patience=5)
 
@@ -168,3 +170,30 @@ def test_cli_shows_the_twins_and_leaves_them_out(tmp_path):
     assert result.exit_code == 0, result.output
     assert "twin rows" not in result.output
     assert "twin rows" not in runner.invoke(app, ["info", str(tmp_path / "without")]).output
+
+
+def test_the_report_shows_the_members():
+    choice = {"held_out_rows": 483, "with_twin": 238, "weight": 0.75,
+              "network_log_loss": 0.5487, "blend_log_loss": 0.2782, "stored_rows": 1531}  # fmt: skip
+    page = render_html(ReportData("t", "train", "multiclass", ["a", "b", "c"],
+                                  twins={"weight": 0.75, "choice": choice}))  # fmt: skip
+    assert 'id="members"' in page and "0.25 x the network + 0.75 x its twins" in page
+    assert "0.5487" in page and "0.2782" in page and "1531 distinct training rows" in page
+    unearned = {**choice, "weight": 0.0}
+    page = render_html(ReportData("t", "train", "multiclass", ["a", "b", "c"],
+                                  twins={"weight": 0.0, "choice": unearned}))  # fmt: skip
+    assert "earned no weight, so the model stores no rows" in page
+    assert 'id="members"' not in render_html(ReportData("t", "train", "binary", ["a", "b"]))
+
+
+def test_compare_scores_each_fold_with_the_twins_fit_would_choose():
+    from tabnn.evaluation.compare import cross_validate_designs
+
+    X, _, (y, _) = repeated_records(n=400)
+    accuracy = {}
+    for twins in (False, True):
+        result, _ = cross_validate_designs(
+            X, y, ["default"], folds=3, params={**FAST, "twins": twins}
+        )
+        accuracy[twins] = np.mean(result.values("default"))
+    assert accuracy[True] > accuracy[False] + 0.1

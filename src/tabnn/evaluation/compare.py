@@ -29,6 +29,7 @@ from ..estimator.classifier import TabNNClassifier
 from ..estimator.params import bagging_of, check_memory, validate_params
 from ..features.schema import drop_missing_targets
 from ..nn.designs import design_params
+from ..nn.forward import mean_probabilities
 from ..tasks import HIGHER_IS_BETTER
 from .baselines import baseline_scores, lightgbm_frame, lightgbm_scores, lightgbm_wanted
 from .holdout import holdout_evaluation, positive_proba
@@ -145,18 +146,45 @@ def check_fold_stacks(designs, params: dict, folds, repeats, rows: int) -> None:
         check_memory(stack, members=members, rows=fitting, labels=FOLD_MEMBERS)
 
 
-def score_stack(stack: TabNNClassifier, inputs, y: np.ndarray, folds) -> list:
+def score_stack(stack: TabNNClassifier, inputs, y: np.ndarray, folds, members=None) -> list:
     """Score fold k's members of a fitted stack (member k, or with ``bagging`` its bag:
     see ``fold_members``) on fold k's held-out rows, their probabilities averaged;
-    ``inputs`` are the stack's input arrays for every row (``stack.encode``)."""
+    ``inputs`` are the stack's input arrays for every row (``stack.encode``). With
+    ``twins=True`` and each member's (train, val) rows (``members``), each fold gets the
+    twin member ``fit`` would choose on its rows (``fold_twins``)."""
     proba = stack.member_proba(inputs)  # (members, rows, outputs)
-    if stack.task_ == "binary":
-        proba = proba[..., 0]
     bag = bagging_of(stack) or 1
-    return [
-        compute_metrics(stack.task_, y[held_out], proba[k * bag : (k + 1) * bag, held_out].mean(0))
-        for k, (_, held_out) in enumerate(folds)
-    ]
+    scores = []
+    for k, (fit_rows, held_out) in enumerate(folds):
+        fold = proba[k * bag : (k + 1) * bag, held_out]
+        mean = mean_probabilities(fold, stack.task_)  # predict_proba's shape
+        twins = fold_twins(stack, inputs, y, members, range(k * bag, (k + 1) * bag), fit_rows)
+        if twins is not None:
+            mean = twins.blend(mean, inputs.numeric[held_out], inputs.categorical[held_out])
+        scored = mean[:, 1] if stack.task_ == "binary" else mean
+        scores.append(compute_metrics(stack.task_, y[held_out], scored))
+    return scores
+
+
+def fold_twins(stack: TabNNClassifier, inputs, y, members, fold: range, fit_rows):
+    """The twin member ``fit`` would choose for one outer fold (its stack members
+    ``fold``), on their validation rows, remembering the fold's fitting rows; None when
+    twins are off, no ``members`` are given or the twins earn no weight."""
+    if not stack.twins or members is None:
+        return None
+    from ..estimator.recipe import HeldOut, out_of_fold_proba  # fit time only
+    from ..estimator.threshold import validation_union
+    from ..estimator.twin_choice import choose_twins
+
+    empty = np.arange(0)
+    rows = [(tr, va if i in fold else empty) for i, (tr, va) in enumerate(members)]
+    validated = validation_union(rows)
+    if not len(validated):  # validation_fraction=0: nothing to choose on, as in fit
+        return None
+    held = HeldOut(inputs.numeric, inputs.categorical, y, rows)
+    proba = out_of_fold_proba(stack.inference_model_, held, stack.temperature_)
+    n_classes = len(stack.schema_.classes)
+    return choose_twins(held, proba, validated, fit_rows, stack.task_, n_classes)[0]
 
 
 def baseline_folds(stack: TabNNClassifier, inputs, y: np.ndarray, folds, seed):
@@ -264,7 +292,7 @@ def cross_validate_designs(
         stack.fit_members(frame, target, members, schema=schema, on_epoch=on_epoch)
         result.seconds[name] = time.perf_counter() - started
         inputs[name] = stack.encode(frame)
-        result.scores[name] = score_stack(stack, inputs[name], y, splits)
+        result.scores[name] = score_stack(stack, inputs[name], y, splits, members)
         stacks[name] = stack
     first = designs[0]
     result.scores.update(baseline_folds(stacks[first], inputs[first], y, splits, seed))

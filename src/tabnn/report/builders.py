@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
+from ..artifact.directory import twins_info
 from ..estimator.params import bagging_of
 from ..estimator.threshold import describe_threshold
 from ..evaluation.holdout import positive_proba
@@ -287,6 +288,7 @@ def _common(estimator, command: str, title: str) -> dict:
         "history": list(history.epochs) if history is not None else [],
         "best_epoch": list(history.best_epoch) if history is not None else [],
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "twins": twins_info(estimator) or {},
     }
     if estimator.task_ != "multiclass":
         fields["threshold"] = estimator.threshold_

@@ -96,6 +96,11 @@ class ReportData:
         (a list), ``split`` and ``rows`` (where it was measured), ``bins``, and under
         ``before`` and ``after``: ``log_loss``, ``ece`` and ``reliability`` (the
         diagram's points per bin); empty otherwise.
+    twins : dict
+        The twin member (``TabNNClassifier(twins=True)``), as ``tabnn.json`` stores it
+        (``artifact.twins_info``): its ``weight`` and what chose it (``choice``: held-out
+        rows, those with a twin, the log loss of the network and of the blend on them,
+        stored rows); empty when the model has none.
     tuning : dict
         ``tabnn tune``'s study: its summary (``tabnn.tuning.tune.summarise``) with every
         trial under ``all_trials`` (number, state, value, params and their Optuna
@@ -129,6 +134,7 @@ class ReportData:
     importance_metric: str = "log_loss"
     importance_scope: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)
+    twins: dict = field(default_factory=dict)
     tuning: dict = field(default_factory=dict)
     created: str = ""
 

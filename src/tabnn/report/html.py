@@ -58,6 +58,7 @@ def render_html(data: ReportData) -> str:
         _training_section(data),
         *(_split_section(data, split) for split in _split_order(data.predictions)),
         _calibration_section(data),
+        _twins_section(data),
         _comparison_section(data),
         tuning_section(data, _figure, _table),
         _importance_section(data),
@@ -338,6 +339,36 @@ def _split_section(data: ReportData, split: str):
     per_class = f"<div><h3>Per {noun}</h3>{_per_class_html(data, y, proba, threshold)}</div>"
     figures = _split_figures(data, split, y, proba, threshold)
     return sid, heading, f"<p>{len(y)} rows.{rule}</p>" + _grid(per_class, *figures)
+
+
+def _twins_section(data: ReportData):
+    """The model's members: the network and the twin member, with the twins' weight and
+    what each scored on the held-out rows that have a twin."""
+    choice = data.twins.get("choice") or {}
+    if not choice:
+        return None
+    weight = float(data.twins.get("weight") or 0)
+    seen = (
+        f"{_e(choice.get('with_twin', 0))} of the {_e(choice.get('held_out_rows', 0))} held-out "
+        "rows (the validation rows, or a bag's out-of-fold rows) have an exact twin among "
+        "the rows trained on."
+    )
+    if not weight:
+        text = f"<p>{seen} The twins' labels earned no weight, so the model stores no rows.</p>"
+        return "members", "Members", text
+    text = (
+        f"<p>{seen} On a row with a twin the model answers {1 - weight:.2f} x the network "
+        f"+ {weight:.2f} x its twins' labels (smoothed towards the class shares), the weight "
+        "chosen by greedy ensemble selection on those held-out rows; other rows get the "
+        f"network's answer. The model stores {_e(choice.get('stored_rows', 0))} distinct "
+        "training rows, encoded (train with --no-twins to leave them out).</p>"
+    )
+    rows = [
+        [_e("the network alone"), _number(choice.get("network_log_loss"))],
+        [_e(f"the model (twins at weight {weight:.2g})"), _number(choice.get("blend_log_loss"))],
+    ]
+    header = ["held-out rows with a twin", "log loss \u2193"]
+    return "members", "Members", text + _table(header, rows, "numbers")
 
 
 def _calibration_section(data: ReportData):

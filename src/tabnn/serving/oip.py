@@ -293,6 +293,16 @@ def tensor(name: str, values: np.ndarray, shape: list[int], classes: list[str] |
     return out
 
 
+def members(estimator) -> list[dict]:
+    """What answers a request: the network (its stack members averaged) and, where it
+    earned a weight, the twin member (rows repeating a stored training row exactly)."""
+    network = {"name": "network", "stack_members": estimator.model_config_.n_members}
+    twins = getattr(estimator, "twins_", None)
+    if twins is None:
+        return [network]
+    return [network, {"name": "twins", "weight": twins.weight, "stored_rows": twins.rows}]
+
+
 def metadata(model: ServedModel) -> dict:
     """The model metadata answer: one input a feature column, the outputs."""
     n = len(model.classes)
@@ -317,5 +327,6 @@ def metadata(model: ServedModel) -> dict:
             "task": model.task,
             "classes": [str(c) for c in model.classes],
             "outside_training_checks": available_checks(model.estimator.preprocessor_),
+            "members": members(model.estimator),
         },
     }

@@ -173,15 +173,17 @@ def test_cli_shows_the_twins_and_leaves_them_out(tmp_path):
 
 
 def test_the_report_shows_the_members():
-    choice = {"held_out_rows": 483, "with_twin": 238, "weight": 0.75,
-              "network_log_loss": 0.5487, "blend_log_loss": 0.2782, "stored_rows": 1531}  # fmt: skip
-    page = render_html(ReportData("t", "train", "multiclass", ["a", "b", "c"],
-                                  twins={"weight": 0.75, "choice": choice}))  # fmt: skip
+    choice = {"held_out_rows": 483, "with_twin": 238, "weight": 0.75, "stored_rows": 1531}
+    choice.update(network_log_loss=0.5487, blend_log_loss=0.2782)
+    classes = ["a", "b", "c"]
+    page = render_html(
+        ReportData("t", "train", "multiclass", classes, twins={"weight": 0.75, "choice": choice})
+    )
     assert 'id="members"' in page and "0.25 x the network + 0.75 x its twins" in page
     assert "0.5487" in page and "0.2782" in page and "1531 distinct training rows" in page
     unearned = {**choice, "weight": 0.0}
-    page = render_html(ReportData("t", "train", "multiclass", ["a", "b", "c"],
-                                  twins={"weight": 0.0, "choice": unearned}))  # fmt: skip
+    twins = {"weight": 0.0, "choice": unearned}
+    page = render_html(ReportData("t", "train", "multiclass", classes, twins=twins))
     assert "earned no weight, so the model stores no rows" in page
     assert 'id="members"' not in render_html(ReportData("t", "train", "binary", ["a", "b"]))
 

@@ -359,7 +359,7 @@ def saved_twins(path: PathLike, meta: dict, tensors: dict, parts: dict):
     member = TwinMember.from_tensors({f"twins.{k}": v for k, v in stored.items()}, weight)
     counts = member.counts
     if not (counts >= 1).all() or not (counts == counts.round()).all():
-        raise ModelError(f"'{path}' has twin counts that are not whole numbers of at least 1. {FIX}")
+        raise ModelError(f"'{path}' has twin counts that are not whole numbers from 1. {FIX}")
     return member
 
 

@@ -116,7 +116,14 @@ def fit_statistics(estimator, schema: Schema, frame: pd.DataFrame) -> Preprocess
 
 
 def in_memory(
-    estimator, schema, x_all, y_all, member_rows, *, vocabulary_rows=None, settings=None,
+    estimator,
+    schema,
+    x_all,
+    y_all,
+    member_rows,
+    *,
+    vocabulary_rows=None,
+    settings=None,
     twin_rows=None,
 ) -> TrainingData:
     """The source for checked rows ``x_all`` and encoded labels ``y_all`` in memory, member

@@ -139,9 +139,8 @@ def test_tensorboard_and_mlflow_from_the_command_line(tmp_path, monkeypatch):
     client = MlflowClient(tracking_uri=uri)
     (run,) = client.search_runs(client.search_experiments()[0].experiment_id)
     assert run.data.params["epochs"] == "3" and "test/accuracy" in run.data.metrics
-    twins = artifact.read_meta(out)["twins"]  # what the twin member earned, logged too
-    assert run.data.metrics["twins/weight"] == twins["weight"]
-    assert run.data.metrics["twins/held_out_with_twin"] == twins["choice"]["with_twin"]
+    twins = artifact.read_meta(out)["twins"]  # logged where the twin member earned a weight
+    assert twins["weight"] == run.data.metrics.get("twins/weight", 0.0)
     curve = client.get_metric_history(run.info.run_id, "loss/train/member_0")
     assert len(curve) == len(history)
     files = {f.path for f in client.list_artifacts(run.info.run_id, "model")}

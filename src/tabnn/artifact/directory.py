@@ -30,6 +30,7 @@ import torch
 
 from .. import __version__
 from ..errors import InputNotFoundError, ModelError, TabnnError, UsageError
+from ..estimator.twin_choice import twins_info
 from ..io import (
     checksum_mismatch,
     dump_json,
@@ -481,16 +482,6 @@ def threshold_info(estimator) -> dict:
     ``rows`` (validation rows), ``members`` and ``members_per_row`` when it was chosen on
     validation rows (see ``TabNNClassifier.threshold_tuning_``)."""
     return {"value": estimator.threshold_, "tuning": estimator.threshold_tuning_}
-
-
-def twins_info(estimator) -> dict | None:
-    """The twin member's weight and what chose it, as stored under ``"twins"`` in
-    ``tabnn.json``; None when the estimator had ``twins=False``."""
-    choice = getattr(estimator, "twin_choice_", None)
-    twins = getattr(estimator, "twins_", None)
-    if choice is None and twins is None:
-        return None
-    return {"weight": 0.0 if twins is None else twins.weight, "choice": choice}
 
 
 def temperature_info(estimator) -> list[float] | None:

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from ..nn.designs import bag_folds
 from ..tasks import BASELINES
+from .describe import temperature_text, threshold_text, twins_text
 
 # soft_wrap: sentences are never broken at 80 columns when the output goes to a pipe
 out_console = Console(highlight=False, soft_wrap=True)
@@ -144,44 +145,6 @@ def show_threshold(threshold: dict) -> None:
     tuning = (threshold or {}).get("tuning")
     if tuning:
         out_console.print(f"threshold {threshold_text(threshold)}")
-
-
-def twins_text(twins: dict) -> str:
-    """What the twin member earned: 'twin rows: weight 0.6 on 1,701 stored rows (chosen
-    on 171 validation rows with a twin: log loss 0.995 -> 0.288)', or why it has none."""
-    choice = twins.get("choice") or {}
-    seen = f"{choice.get('with_twin', 0):,} of {choice.get('held_out_rows', 0):,} validation rows"
-    if not twins.get("weight"):
-        return f"twin rows: no weight ({seen} had a twin among the training rows)"
-    return (
-        f"twin rows: weight {twins['weight']:.2g} on {choice.get('stored_rows', 0):,} stored "
-        f"rows (chosen on {seen} with a twin: log loss {choice['network_log_loss']:.3g} -> "
-        f"{choice['blend_log_loss']:.3g})"
-    )
-
-
-def temperature_text(temperature: list, labels: list) -> str:
-    """'temperature 1.31 (fitted on the validation rows)', or one per label."""
-    if len(temperature) == 1:
-        return f"temperature {temperature[0]:.3g} (fitted on the validation rows)"
-    each = ", ".join(f"{label} {t:.3g}" for label, t in zip(labels, temperature))
-    return f"temperatures per label {each} (fitted on the validation rows)"
-
-
-def threshold_text(threshold: dict) -> str:
-    """'0.37 chosen on 32 validation rows, maximising F1 (0.860)', or just '0.5'."""
-    text = f"{threshold['value']:.4g}"
-    tuning = threshold.get("tuning")
-    if not tuning:
-        return text
-    from ..estimator.threshold import describe_threshold
-
-    text += f" chosen on {tuning['rows']} validation rows"
-    if tuning["members"] > 1 and tuning["members_per_row"] == tuning["members"]:
-        text += f" (the {tuning['members']} members' mean probability)"
-    elif tuning["members"] > 1:
-        text += " (each scored by the members that held it out for validation)"
-    return f"{text}, {describe_threshold(tuning)}"
 
 
 # --------------------------------------------------------------------------- scores

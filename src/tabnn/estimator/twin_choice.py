@@ -65,3 +65,13 @@ def choose_twins(held, network_proba, rows, stored_rows, task: str, n_classes: i
     )
     choice["stored_rows"] = member.rows
     return member, choice, blended
+
+
+def twins_info(estimator) -> dict | None:
+    """The twin member's weight and what chose it, as stored under ``"twins"`` in
+    ``tabnn.json``; None when the estimator had ``twins=False``."""
+    choice = getattr(estimator, "twin_choice_", None)
+    twins = getattr(estimator, "twins_", None)
+    if choice is None and twins is None:
+        return None
+    return {"weight": 0.0 if twins is None else twins.weight, "choice": choice}

@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from ..artifact.directory import twins_info
 from ..estimator.params import bagging_of
 from ..estimator.threshold import describe_threshold
+from ..estimator.twin_choice import twins_info
 from ..evaluation.holdout import positive_proba
 from ..features.frames import aligned
 from ..nn.config import encoded_width

@@ -226,7 +226,7 @@ def train_workflow(
             return None
         evaluation = holdout_evaluation(estimator, X.iloc[train], y.iloc[train], X, y, test)
         tracker.log_metrics({"test": evaluation["scores"].get("model", {})})
-        if estimator.twin_choice_:  # what the twin member earned (tabnn.nn.twins)
+        if estimator.twins_ is not None:  # the twin member earned a weight (tabnn.nn.twins)
             choice = estimator.twin_choice_
             tracker.log_metrics({"twins": {"weight": choice["weight"],
                                            "held_out_with_twin": choice["with_twin"]}})  # fmt: skip

@@ -199,3 +199,13 @@ def test_compare_scores_each_fold_with_the_twins_fit_would_choose():
         )
         accuracy[twins] = np.mean(result.values("default"))
     assert accuracy[True] > accuracy[False] + 0.1
+
+
+def test_the_threshold_is_tuned_on_what_predict_gives():
+    from sklearn.metrics import f1_score
+
+    X_train, _, (y_train, _) = repeated_records(n=400, task="binary")
+    clf = TabNNClassifier(bagging=3, threshold="auto", **FAST).fit(X_train, y_train)
+    assert clf.twins_ is not None  # the out-of-fold probabilities have the twins in them
+    chosen = (clf.oof_proba_[:, 1] >= clf.threshold_).astype(int)
+    assert f1_score(y_train, chosen) == pytest.approx(clf.threshold_tuning_["score"])

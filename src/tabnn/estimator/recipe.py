@@ -198,8 +198,10 @@ def fit_recipe(estimator, training: TrainingData, on_epoch=None) -> Fitted:
     refuse_divergence(model)
     model = model.cpu().eval()
     network = float64_network(model)
-    threshold, tuning, temperature = held_out_choices(estimator, network, held)
+    temperature = held_out_temperature(estimator, network, held)
     twins, twin_choice, out_of_fold = held_out_members(training, network, temperature)
+    blended = out_of_fold if twins is not None else None
+    threshold, tuning = held_out_threshold(estimator, network, held, temperature, blended)
     if params.bagging_of(estimator) is None:
         out_of_fold = None  # only a bag's held-out rows are every training row
     elif out_of_fold is None:
@@ -235,19 +237,32 @@ def refuse_divergence(model: torch.nn.Module) -> None:
         )
 
 
-def held_out_choices(estimator, network, held: HeldOut) -> tuple:
-    """The threshold, its tuning and the temperature, fitted on the held-out rows (the
-    temperature first: ``threshold="auto"`` is tuned on calibrated probabilities)."""
-    threshold, tuning, temperature = estimator.threshold, None, None
-    inputs = (held.x_num, held.x_cat, held.y, held.member_rows)
-    if estimator.calibrate:
-        temperature = calibration.network_temperature(network, *inputs)
-    if threshold == "auto":
-        from .threshold import tune_network_threshold
+def held_out_temperature(estimator, network, held: HeldOut) -> np.ndarray | None:
+    """The temperature ``calibrate=True`` fits on the held-out rows (None without it):
+    first, as the twin member and the threshold are chosen on calibrated probabilities."""
+    if not estimator.calibrate:
+        return None
+    return calibration.network_temperature(
+        network, held.x_num, held.x_cat, held.y, held.member_rows
+    )
 
-        metric = estimator.threshold_metric
+
+def held_out_threshold(estimator, network, held: HeldOut, temperature, blended=None) -> tuple:
+    """The threshold and its tuning: ``threshold="auto"`` is tuned on the held-out rows'
+    probabilities as ``predict`` would give them, calibrated (``temperature``) and, where
+    the twin member earned a weight, with its answer blended in (``blended``:
+    ``held_out_members``' probabilities)."""
+    if estimator.threshold != "auto":
+        return float(estimator.threshold), None
+    from .threshold import tune_network_threshold, tune_pooled_threshold
+
+    metric = estimator.threshold_metric
+    if blended is not None:
+        threshold, tuning = tune_pooled_threshold(held.y, held.member_rows, blended[:, 1], metric)
+    else:
+        inputs = (held.x_num, held.x_cat, held.y, held.member_rows)
         threshold, tuning = tune_network_threshold(network, *inputs, metric, temperature)
-    return float(threshold), tuning, temperature
+    return float(threshold), tuning
 
 
 def out_of_fold_proba(network, held: HeldOut, temperature=None) -> np.ndarray:

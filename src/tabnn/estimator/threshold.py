@@ -220,14 +220,21 @@ def tune_on_validation_rows(y_all, rows, proba, member_rows, metric: str) -> tup
     ensemble's averaged probability when members share their validation rows, each fold's
     own member when they do not.
     """
-    held_out = held_out_by(rows, member_rows)
-    pooled = held_out_mean(proba, held_out)  # (members, rows) -> (rows,)
+    pooled = held_out_mean(proba, held_out_by(rows, member_rows))  # (members, rows) -> (rows,)
+    return tune_pooled_threshold(y_all, member_rows, pooled, metric)
+
+
+def tune_pooled_threshold(y_all, member_rows, pooled, metric: str) -> tuple:
+    """``tune_on_validation_rows`` for each validation row's P(positive) ``pooled`` already
+    (rows in ``validation_union``'s order, each from the members that held it out; the
+    model's, twin member included: ``estimator.recipe.held_out_threshold``)."""
+    rows = validation_union(member_rows)
     try:
         tuning = tune_threshold(y_all[rows], pooled, metric)
     except DataError as error:
         raise DataError(f"Tuning the threshold on the validation rows: {error}") from None
     threshold = tuning.pop("threshold")
-    per_row = float(held_out.sum(0).mean())
+    per_row = float(held_out_by(rows, member_rows).sum(0).mean())
     return threshold, {**tuning, "members": len(member_rows), "members_per_row": per_row}
 
 

@@ -209,3 +209,16 @@ def test_the_threshold_is_tuned_on_what_predict_gives():
     assert clf.twins_ is not None  # the out-of-fold probabilities have the twins in them
     chosen = (clf.oof_proba_[:, 1] >= clf.threshold_).astype(int)
     assert f1_score(y_train, chosen) == pytest.approx(clf.threshold_tuning_["score"])
+
+
+def test_a_table_of_categories_alone_finds_its_twins_in_onnx_too():
+    rng = np.random.default_rng(3)
+    records = pd.DataFrame(rng.choice(list("abcdefgh"), (150, 3)), columns=["p", "q", "r"])
+    labels = rng.integers(0, 2, 150)
+    order = np.repeat(np.arange(150), 3)
+    rng.shuffle(order)
+    X, y = records.iloc[order].reset_index(drop=True), labels[order]
+    clf = TabNNClassifier(**FAST).fit(X[:350], y[:350])
+    assert clf.twins_ is not None and clf.twins_.keys.shape[1] == 3  # the codes alone
+    session = ort.InferenceSession(build_onnx(clf).SerializeToString())
+    assert table_parity(session, clf, X[350:]).holds(1e-10)

@@ -34,8 +34,7 @@ def twin_keys(x_num: np.ndarray, x_cat: np.ndarray) -> tuple[np.ndarray, np.ndar
     (missing as 0; adding 0.0 makes -0.0 the same key as 0.0), then one missing flag per
     numeric column, then the category codes; rows with an unknown category (code 0)
     may not."""
-    x_num = np.asarray(x_num, dtype=np.float64).reshape(len(x_num), -1)
-    x_cat = np.asarray(x_cat).reshape(len(x_num), -1)
+    x_num, x_cat = np.asarray(x_num, dtype=np.float64), np.asarray(x_cat)  # (rows, columns)
     missing = np.isnan(x_num)
     keys = np.hstack([np.where(missing, 0.0, x_num) + 0.0, missing, x_cat]).astype(np.float64)
     return keys, (x_cat != 0).all(axis=1)

@@ -130,6 +130,17 @@ def test_no_rows_stored_with_twins_off(tmp_path):
         (lambda meta, t: meta["twins"].update(weight=2.0), "twins.weight = a number \\(2.0\\)"),
         (lambda meta, t: t.pop("twins.counts"), "do not fit the model"),
         (lambda meta, t: t.update({"twins.counts": t["twins.counts"] * 0.5}), "whole numbers"),
+        (lambda meta, t: t["twins.label_sums"].__setitem__((0, 0), float("nan")), "not finite"),
+        (lambda meta, t: t["twins.label_sums"].__setitem__((0, 0), -1.0), "do not fit"),
+        (lambda meta, t: t["twins.prior"].mul_(2), "not a share"),
+        (lambda meta, t: t["twins.keys"].__setitem__(1, t["twins.keys"][0]), "a stored row twice"),
+        (
+            lambda meta, t: [
+                t.update({f"twins.{k}": t[f"twins.{k}"][:0]})
+                for k in ("keys", "label_sums", "counts")
+            ],
+            "no stored rows",
+        ),
     ],
 )
 def test_an_edited_twin_member_is_refused(tmp_path, edit, words):
@@ -222,3 +233,19 @@ def test_a_table_of_categories_alone_finds_its_twins_in_onnx_too():
     assert clf.twins_ is not None and clf.twins_.keys.shape[1] == 3  # the codes alone
     session = ort.InferenceSession(build_onnx(clf).SerializeToString())
     assert table_parity(session, clf, X[350:]).holds(1e-10)
+
+
+def test_before_temperature_scaling_means_with_the_twins():
+    from tabnn.estimator.calibration import uncalibrated_proba
+
+    X_train, X_test, (y_train, _) = repeated_records(n=300)
+    plain = TabNNClassifier(**FAST).fit(X_train, y_train)
+    assert plain.twins_ is not None
+    assert np.array_equal(uncalibrated_proba(plain, X_test), plain.predict_proba(X_test))
+    calibrated = TabNNClassifier(calibrate=True, **FAST).fit(X_train, y_train)
+    if calibrated.twins_ is not None:  # the same blend, the temperature's effect alone
+        encoded = calibrated.encode(X_test)
+        _, has = calibrated.twins_.answer(*encoded)
+        before = uncalibrated_proba(calibrated, encoded)
+        network = plain.predict_proba(encoded)  # the same network, no temperature
+        assert np.array_equal(before[~has], network[~has])

@@ -14,6 +14,7 @@ import types
 import typing
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
+import numpy as np
 import torch
 
 from ..errors import ModelError
@@ -357,10 +358,30 @@ def saved_twins(path: PathLike, meta: dict, tensors: dict, parts: dict):
             f"{shapes}. {FIX}"
         )
     member = TwinMember.from_tensors({f"twins.{k}": v for k, v in stored.items()}, weight)
-    counts = member.counts
-    if not (counts >= 1).all() or not (counts == counts.round()).all():
-        raise ModelError(f"'{path}' has twin counts that are not whole numbers from 1. {FIX}")
+    problem = twin_problem(member, parts["schema"].task == "multilabel")
+    if problem:
+        raise ModelError(f"'{path}' has a twin member that cannot be right: {problem}. {FIX}")
     return member
+
+
+def twin_problem(member, multilabel: bool) -> str | None:
+    """What makes saved twin tensors impossible for a fit to have written, or None: rows
+    that are not distinct, counts that are not whole numbers from 1, label sums outside
+    [0, count] (one class per row: summing to the count), a prior that is no share."""
+    sums, counts, prior = member.label_sums, member.counts, member.prior
+    arrays = (member.keys, sums, counts, prior)
+    if not member.rows or not all(np.isfinite(a).all() for a in arrays):
+        return "no stored rows, or values that are not finite numbers"
+    if not ((counts >= 1) & (counts == counts.round())).all():
+        return "counts that are not whole numbers from 1"
+    if len(np.unique(member.keys, axis=0)) != member.rows:
+        return "a stored row twice"
+    outside = (sums < 0).any() or (sums > counts[:, None]).any()
+    if outside or not (multilabel or np.allclose(sums.sum(1), counts)):
+        return "label sums that do not fit their counts"
+    if (prior < 0).any() or (prior > 1).any() or not (multilabel or np.isclose(prior.sum(), 1)):
+        return "a prior that is not a share of the labels"
+    return None
 
 
 def saved_temperature(meta: dict, path: PathLike, outputs: int) -> list[float] | None:

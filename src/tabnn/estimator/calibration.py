@@ -160,13 +160,15 @@ def network_temperature(network: TabularNetwork, x_num, x_cat, y_all, member_row
 
 def uncalibrated_proba(estimator, X) -> np.ndarray:
     """``predict_proba`` of a fitted estimator as it was before temperature scaling (its
-    ``predict_proba`` itself when it is not calibrated), for X or encoded inputs."""
+    ``predict_proba`` itself when it is not calibrated), for X or encoded inputs: the
+    twin member's answer (``twins_``) blended in as ``predict_proba`` does."""
     from ..nn.forward import check_finite, mean_probabilities, member_probabilities
 
-    members = member_probabilities(
-        estimator.inference_model_, estimator.task_, *estimator.encode(X)
-    )
-    return mean_probabilities(check_finite(members), estimator.task_)
+    inputs = estimator.encode(X)
+    members = member_probabilities(estimator.inference_model_, estimator.task_, *inputs)
+    proba = mean_probabilities(check_finite(members), estimator.task_)
+    twins = getattr(estimator, "twins_", None)
+    return proba if twins is None else twins.blend(proba, *inputs)
 
 
 # --------------------------------------------------------------------------- measuring

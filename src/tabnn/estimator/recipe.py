@@ -129,7 +129,7 @@ def in_memory(
     """The source for checked rows ``x_all`` and encoded labels ``y_all`` in memory, member
     k learning from ``member_rows[k] = (train, val)`` with seed ``random_state + k`` and
     ``settings[k]`` (its own lr, weight decay, label smoothing or seed); ``twin_rows``
-    the rows a twin member may remember (None: the model has none)."""  # fmt: skip
+    the rows a twin member may remember (None: the model has none)."""
     from ..engine.distributed import World
 
     union = np.unique(np.concatenate([train for train, _ in member_rows]))
@@ -199,7 +199,9 @@ def fit_recipe(estimator, training: TrainingData, on_epoch=None) -> Fitted:
     model = model.cpu().eval()
     network = float64_network(model)
     temperature = held_out_temperature(estimator, network, held)
-    twins, twin_choice, out_of_fold = held_out_members(training, network, temperature)
+    twins, twin_choice, out_of_fold = held_out_members(
+        held, network, temperature, schema, training.twin_rows
+    )
     blended = out_of_fold if twins is not None else None
     threshold, tuning = held_out_threshold(estimator, network, held, temperature, blended)
     if params.bagging_of(estimator) is None:
@@ -212,20 +214,20 @@ def fit_recipe(estimator, training: TrainingData, on_epoch=None) -> Fitted:
     )  # fmt: skip
 
 
-def held_out_members(training: TrainingData, network, temperature) -> tuple:
-    """(the twin member or None, what chose it, the model's held-out probabilities with
-    the twins blended in); all None when the model may have no twins (``twin_rows``) or
-    there are no held-out rows to choose on."""
+def held_out_members(held: HeldOut, network, temperature, schema: Schema, stored_rows) -> tuple:
+    """(the twin member remembering ``stored_rows`` or None, what chose it, the held-out
+    probabilities with the twins blended in), chosen on ``held``'s validation rows; all
+    None when the model may have no twins (``stored_rows`` None) or nothing was held out.
+    ``fit`` chooses here, and ``compare`` for each of its folds."""
     from .threshold import validation_union  # fit time only
 
-    held, schema = training.held_out, training.schema
     rows = validation_union(held.member_rows)
-    if training.twin_rows is None or not len(rows):
+    if stored_rows is None or not len(rows):
         return None, None, None
     from .twin_choice import choose_twins
 
     proba = out_of_fold_proba(network, held, temperature)
-    return choose_twins(held, proba, rows, training.twin_rows, schema.task, len(schema.classes))
+    return choose_twins(held, proba, rows, stored_rows, schema.task, len(schema.classes))
 
 
 def refuse_divergence(model: torch.nn.Module) -> None:

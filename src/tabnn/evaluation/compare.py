@@ -172,19 +172,13 @@ def fold_twins(stack: TabNNClassifier, inputs, y, members, fold: range, fit_rows
     twins are off, no ``members`` are given or the twins earn no weight."""
     if not stack.twins or members is None:
         return None
-    from ..estimator.recipe import HeldOut, out_of_fold_proba  # fit time only
-    from ..estimator.threshold import validation_union
-    from ..estimator.twin_choice import choose_twins
+    from ..estimator.recipe import HeldOut, held_out_members  # fit time only
 
-    empty = np.arange(0)
+    empty = np.arange(0)  # the other folds' members hold out nothing here
     rows = [(tr, va if i in fold else empty) for i, (tr, va) in enumerate(members)]
-    validated = validation_union(rows)
-    if not len(validated):  # validation_fraction=0: nothing to choose on, as in fit
-        return None
     held = HeldOut(inputs.numeric, inputs.categorical, y, rows)
-    proba = out_of_fold_proba(stack.inference_model_, held, stack.temperature_)
-    n_classes = len(stack.schema_.classes)
-    return choose_twins(held, proba, validated, fit_rows, stack.task_, n_classes)[0]
+    network, temperature = stack.inference_model_, stack.temperature_
+    return held_out_members(held, network, temperature, stack.schema_, fit_rows)[0]
 
 
 def baseline_folds(stack: TabNNClassifier, inputs, y: np.ndarray, folds, seed):

@@ -17,11 +17,13 @@ import onnx
 from onnx import TensorProto
 
 from .. import __version__
-from ..artifact.directory import temperature_info, twins_info
+from ..artifact.directory import temperature_info
 from ..errors import ModelError
+from ..estimator.twin_choice import twins_info
 from ..features.encoding import Encoding, encoding_of
 from ..features.labels import plain_value
 from ..nn.network import TabularNetwork
+from ..nn.twins import TENSORS as TWIN_TENSORS
 from .encoder import encode
 from .graph import Graph
 from .network import check_exportable, member_probabilities
@@ -44,13 +46,13 @@ def build_onnx(estimator, encoding: Encoding | None = None) -> onnx.ModelProto:
     network = estimator.inference_model_
     check_exportable(estimator.model_config_)
     check_names([*encoding.numeric, *encoding.categorical])
-    check_size(network, getattr(estimator, "twins_", None))
+    twins = getattr(estimator, "twins_", None)  # None: no twin member earned a weight
+    check_size(network, twins)
     g = Graph()
     encoded = encode(g, network.encoder, encoding)
     # the stack members' mean, as predict_proba
     temperature = getattr(estimator, "temperature_", None)  # None: not calibrated
     proba = g.mean(member_probabilities(g, network, encoded, temperature), axis=0)
-    twins = getattr(estimator, "twins_", None)  # None: no twin member earned a weight
     if twins is not None:
         proba = blend_twins(g, twins, encoded, proba, binary=estimator.task_ == "binary")
     add_outputs(g, estimator, proba)
@@ -72,7 +74,7 @@ def check_size(network: TabularNetwork, twins=None) -> None:
     """Refuse weights (and a twin member's stored rows) that one ONNX file (a protobuf
     message) cannot hold."""
     size = sum(p.numel() * 8 for p in network.state_dict().values())
-    size += 0 if twins is None else sum(t.numel() * 8 for t in twins.tensors().values())
+    size += 0 if twins is None else sum(getattr(twins, name).size * 8 for name in TWIN_TENSORS)
     if size > MAX_WEIGHT_BYTES:
         raise ModelError(
             f"The model's float64 weights take {size / 1e9:.1f} GB, more than one ONNX file "

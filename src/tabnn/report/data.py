@@ -98,9 +98,9 @@ class ReportData:
         diagram's points per bin); empty otherwise.
     twins : dict
         The twin member (``TabNNClassifier(twins=True)``), as ``tabnn.json`` stores it
-        (``artifact.twins_info``): its ``weight`` and what chose it (``choice``: held-out
-        rows, those with a twin, the log loss of the network and of the blend on them,
-        stored rows); empty when the model has none.
+        (``estimator.twin_choice.twins_info``): its ``weight`` and what chose it
+        (``choice``: held-out rows, those with a twin, the log loss of the network and of
+        the blend on them, stored rows); empty when the model has none.
     tuning : dict
         ``tabnn tune``'s study: its summary (``tabnn.tuning.tune.summarise``) with every
         trial under ``all_trials`` (number, state, value, params and their Optuna

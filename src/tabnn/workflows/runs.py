@@ -34,6 +34,7 @@ from ..engine.distributed import World
 from ..errors import TabnnWarning, UsageError
 from ..estimator.classifier import TabNNClassifier
 from ..estimator.params import bagging_of
+from ..estimator.twin_choice import twins_info
 from ..evaluation.holdout import holdout_evaluation, positive_proba
 from ..evaluation.metrics import compute_metrics
 from ..features.schema import drop_missing_targets, infer_schema
@@ -116,7 +117,7 @@ class TrainResult:
     report: Path | None = None  # the HTML report, when one was written
     tracking: list[str] = field(default_factory=list)  # where the run was logged
     bagging: int | None = None  # the folds the model was bagged over (params may say "auto")
-    twins: dict | None = None  # as artifact.twins_info: the twin member's weight and choice
+    twins: dict | None = None  # as twin_choice.twins_info: its weight and choice
 
 
 @dataclass
@@ -277,7 +278,7 @@ def _train_result(estimator, table, path, splits, seconds: float, evaluation) ->
         threshold=artifact.threshold_info(estimator),
         temperature=artifact.temperature_info(estimator),
         bagging=bagging_of(estimator),
-        twins=artifact.twins_info(estimator),
+        twins=twins_info(estimator),
     )
 
 

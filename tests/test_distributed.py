@@ -132,20 +132,20 @@ def _ancestors(stat: str) -> list[str]:
 
 
 def test_a_crashed_rank_ends_the_job_with_a_clear_error_and_no_model(tmp_path):
-    out = tmp_path / "model"
+    out, logs = tmp_path / "model", tmp_path / "tensorboard"
     command = torchrun_command(
         "train", SONAR, "--target", "60", "--epochs", "100000", "--patience", "100000",
-        "--no-report", "-o", out,
+        "--no-report", "-o", out, "--tensorboard", logs,
     )  # fmt: skip
     job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        ranks = {}
-        while time.monotonic() < deadline and len(ranks) < 2:
+        # rank 0 logs its first epoch into a member's folder: training has begun on both
+        # ranks (a fixed wait was too short on a busy machine, where imports take longer)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(logs.glob("*/member_*")):
             time.sleep(0.5)
-            ranks = _rank_processes(job.pid)
-        assert len(ranks) == 2, "torchrun did not start two workers"
-        time.sleep(12)  # into training: past imports, reading, schema (slow on a busy machine)
+        ranks = _rank_processes(job.pid)
+        assert len(ranks) == 2, "torchrun did not start two workers that began training"
         os.kill(ranks[1], signal.SIGKILL)
         stdout, stderr = job.communicate(timeout=60)
     finally:
@@ -157,6 +157,7 @@ def test_a_crashed_rank_ends_the_job_with_a_clear_error_and_no_model(tmp_path):
     assert "rank      : 1" in stderr  # torchrun's summary names the rank that died
     assert "[rank0]: Traceback" not in stderr  # rank 0 ends with its message, not a trace
     assert not out.exists()
+    assert not logs.exists()  # nor the event files of a run that produced no model
 
 
 def test_a_users_error_is_tabnns_line_then_torchruns_summary_naming_it(tmp_path):

@@ -2,6 +2,8 @@
 ensemble's mean probability, members of a stack that train as if alone, no global state,
 and the public-API kernels that stand in for torch's private ones."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,11 +46,12 @@ def ensemble_stack(x, row_sets, **options):
     preps = [Preprocessor.fit(frame.iloc[r], columns, [], scaling="clipped") for r in row_sets]
     config = build_config(
         preps[0], 1, preset=[16, 16], n_members=len(preps), task="binary",
-        ensemble_size=4, numeric_embedding="periodic", **options,
+        ensemble_size=4, **{"numeric_embedding": "periodic", **options},
     )  # fmt: skip
     model = build_network(config)
-    for k, prep in enumerate(preps):
+    for k, (prep, rows) in enumerate(zip(preps, row_sets)):
         model.encoder.set_statistics(k, prep)
+        model.fit_inputs(k, x, rows)  # the piecewise-linear bins, if any
     return model
 
 
@@ -67,6 +70,34 @@ def test_folds_of_an_ensemble_train_in_one_stack_as_if_alone():
         alone = ensemble_stack(x, [rows[k]])
         alone_history = fit_stack(FitSpec(alone, data, [members[k]], "binary", config))
         assert history.best_epoch[k] == alone_history.best_epoch[0]
+        for name, value in alone.state_dict().items():
+            if value.dim() and name != "encoder.indicator_columns":
+                torch.testing.assert_close(stack.state_dict()[name][k], value[0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("embedding", ["periodic", "ple"])
+def test_members_left_training_alone_after_one_stops_train_as_if_alone(embedding):
+    """Once a member stops (here halted after two epochs, as a pruned trial), an epoch
+    computes only the others (``steps.LiveMembers``): each still ends as it would alone,
+    with its own label smoothing."""
+    x, y = table()
+    data = TensorData.from_arrays(x, np.zeros((len(x), 0), dtype=np.int64), y, CPU)
+    rows = [np.arange(0, 200), np.arange(100, 300), np.arange(50, 250)]
+    val = [np.arange(200, 300), np.arange(0, 100), np.arange(250, 300)]
+    smoothing = [0.0, 0.1, 0.2]
+    members = [Member(r, v, s, label_smoothing=ls) for r, v, s, ls in
+               zip(rows, val, [5, 9, 2], smoothing)]  # fmt: skip
+    config = TrainConfig(epochs=6, batch_size=32, lr=0.01, patience=100)
+    options = {"numeric_embedding": embedding}
+    stack = ensemble_stack(x, rows, **options)
+    halt = lambda record: [0] if record["epoch"] == 2 else None  # noqa: E731
+    history = fit_stack(FitSpec(stack, data, members, "binary", config, on_epoch=halt))
+    assert [r["train_loss"][0] is None for r in history.epochs] == [False] * 2 + [True] * 4
+    for k in range(3):
+        alone = ensemble_stack(x, [rows[k]], **options)
+        own = replace(config, epochs=2 if k == 0 else 6, label_smoothing=smoothing[k])
+        member = Member(rows[k], val[k], members[k].seed)
+        fit_stack(FitSpec(alone, data, [member], "binary", own))
         for name, value in alone.state_dict().items():
             if value.dim() and name != "encoder.indicator_columns":
                 torch.testing.assert_close(stack.state_dict()[name][k], value[0], atol=1e-5, rtol=0)

@@ -186,7 +186,9 @@ class Validation:
 
 class AutogradSteps:
     """Training steps for any network: forward, the loss, ``backward`` into the flat
-    gradient buffer, per-member clipping and the stacked Adam step."""
+    gradient buffer, per-member clipping and the stacked Adam step. An epoch computes
+    only the members that train in it (``LiveMembers``): a stopped member of a bag or
+    a pruned trial costs nothing more."""
 
     def __init__(
         self, model: TabularNetwork, optimizer: StackedAdam, loss_fn: LossFunction, config, world
@@ -196,24 +198,91 @@ class AutogradSteps:
 
     def epoch(self, epoch: Epoch, inputs: EpochInputs, plan) -> torch.Tensor:
         """Run one epoch's steps -> per-row training losses (steps, K, batch)."""
-        model, optimizer, loss_fn = self.model, self.optimizer, self.loss_fn
+        optimizer = self.optimizer
         clip = self.config.grad_clip
         clipper = GradientClipper(optimizer.flat.grads, optimizer.kernels) if clip else None
         row_loss = torch.zeros_like(epoch.scale)
+        live = LiveMembers.of(self.model, self.loss_fn, plan)
         for step, (rates, active) in enumerate(plan):
             width = epoch.widths[step]
             mask = epoch.mask[step][:, :width] if epoch.padded[step] else None
-            logits = model.train_logits(inputs(step, width), mask)  # mask: for batch norm
-            loss = loss_fn.train_rows(logits, epoch.y[step][:, :width])
+            x, y = inputs(step, width), epoch.y[step][:, :width]
+            scale = epoch.scale[step][:, :width]
+            if live is None:
+                logits = self.model.train_logits(x, mask)  # mask: for batch norm
+                loss = self.loss_fn.train_rows(logits, y)
+            else:
+                x, y, scale = live.rows(x), live.rows(y), live.rows(scale)
+                loss = live.loss_fn.train_rows(live.train_logits(x), y)
             optimizer.zero_grad()
             # members share no weights: each gets its own gradient
-            (loss * epoch.scale[step][:, :width]).sum().backward()
-            row_loss[step, :, :width] = loss.detach()
+            (loss * scale).sum().backward()
+            if live is None:
+                row_loss[step, :, :width] = loss.detach()
+            else:
+                row_loss[step, live.index, :width] = loss.detach()
             self.world.sum_(optimizer.flat.grad)
             if clipper is not None:
                 clipper(clip)
             optimizer.step(rates, active)
         return row_loss
+
+
+class LiveMembers:
+    """An epoch's forward pass over the members that train in it alone: the network's
+    weights and buffers cut to those members along the stack axis (views re-cut every
+    step, so autograd carries each gradient back into its member's place of the flat
+    buffer), the inputs, targets and losses alike. Members share nothing, so a member's
+    step is what the whole stack's would give it (up to float rounding)."""
+
+    def __init__(self, model: TabularNetwork, loss_fn: LossFunction, members: list[int]):
+        device = next(model.parameters()).device
+        self.forward, self.index = TrainLogits(model), torch.tensor(members, device=device)
+        k = model.config.n_members
+        named = [*model.named_parameters(), *model.named_buffers()]
+        # the encoder is outside train_logits (the inputs come encoded)
+        self.stacked = {
+            name: tensor
+            for name, tensor in named
+            if not name.startswith("encoder.") and tensor.dim() and tensor.shape[0] == k
+        }
+        smoothing = loss_fn.label_smoothing
+        if torch.is_tensor(smoothing):
+            smoothing = smoothing[self.index]
+        self.loss_fn = LossFunction(loss_fn.task, loss_fn.class_weight, smoothing)
+
+    @classmethod
+    def of(cls, model: TabularNetwork, loss_fn: LossFunction, plan) -> LiveMembers | None:
+        """The members of the stack with a step in ``plan``, or None when that is all of
+        them, or the network normalises batches (a norm's running statistics are updated
+        in place: a cut copy would lose them)."""
+        k = model.config.n_members
+        members = [m for m in range(k) if any(active[m] for _, active in plan)]
+        norms = any(isinstance(m, StackedNorm) for m in model.modules())
+        if len(members) in (0, k) or norms:
+            return None
+        return cls(model, loss_fn, members)
+
+    def rows(self, tensor: torch.Tensor) -> torch.Tensor:
+        """(K, ...) -> the live members' (live, ...)."""
+        return tensor.index_select(0, self.index)
+
+    def train_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The live members' encoded inputs (live, B, width) -> their ``train_logits``."""
+        cut = {f"network.{name}": self.rows(t) for name, t in self.stacked.items()}
+        return torch.func.functional_call(self.forward, cut, (x,))
+
+
+class TrainLogits(torch.nn.Module):
+    """A network's ``train_logits`` as a module's ``forward``: what
+    ``torch.func.functional_call`` runs with other weights in place."""
+
+    def __init__(self, network: TabularNetwork) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network.train_logits(x)
 
 
 class ManualSteps:

@@ -230,10 +230,10 @@ class AutogradSteps:
 
 class LiveMembers:
     """An epoch's forward pass over the members that train in it alone: the network's
-    weights and buffers cut to those members along the stack axis (views re-cut every
-    step, so autograd carries each gradient back into its member's place of the flat
-    buffer), the inputs, targets and losses alike. Members share nothing, so a member's
-    step is what the whole stack's would give it (up to float rounding)."""
+    weights and buffers cut to those members along the stack axis (``index_select``
+    again every step, so autograd carries each gradient back into its member's place of
+    the flat buffer), the inputs, targets and losses alike. Members share nothing, so a
+    member's step is what the whole stack's would give it (up to float rounding)."""
 
     def __init__(self, model: TabularNetwork, loss_fn: LossFunction, members: list[int]):
         device = next(model.parameters()).device

@@ -186,9 +186,9 @@ class Validation:
 
 class AutogradSteps:
     """Training steps for any network: forward, the loss, ``backward`` into the flat
-    gradient buffer, per-member clipping and the stacked Adam step. An epoch computes
-    only the members that train in it (``LiveMembers``): a stopped member of a bag or
-    a pruned trial costs nothing more."""
+    gradient buffer, per-member clipping and the stacked Adam step. An epoch's forward
+    and backward passes compute only the members that train in it (``LiveMembers``): a
+    stopped member of a bag or a pruned trial is no longer carried as padding."""
 
     def __init__(
         self, model: TabularNetwork, optimizer: StackedAdam, loss_fn: LossFunction, config, world

@@ -141,6 +141,12 @@ def test_no_rows_stored_with_twins_off(tmp_path):
             ],
             "no stored rows",
         ),
+        (lambda meta, t: t["twins.keys"].__setitem__((0, 4), 0.5), "missing flags"),
+        (lambda meta, t: t["twins.keys"].__setitem__((0, -1), 1000.0), "category codes"),
+        (lambda meta, t: meta.update(twins=None), "no twins entry"),
+        (lambda meta, t: meta["twins"].update(choice=None), "twins.choice = null"),
+        (lambda meta, t: meta["twins"]["choice"].pop("stored_rows"), "twins.choice = "),
+        (lambda meta, t: meta["twins"]["choice"].update(stored_rows="9"), "choice.stored_rows"),
     ],
 )
 def test_an_edited_twin_member_is_refused(tmp_path, edit, words):

@@ -38,12 +38,31 @@ class StoredThreshold(TypedDict):
     tuning: dict | None
 
 
+class TwinCounts(TypedDict):
+    """What every ``twins.choice`` holds: the held-out rows, those with a twin, the weight."""
+
+    held_out_rows: int
+    with_twin: int
+    weight: float
+
+
+class StoredTwinChoice(TwinCounts, total=False):
+    """``twins.choice`` in ``tabnn.json``: what chose the twin member's weight
+    (``estimator.twin_choice.choose_twins``); the log losses only where there were enough
+    held-out rows with a twin to choose on, the stored rows only where the weight is not 0
+    (``total=False``: NotRequired is not read from postponed annotations on Python 3.11)."""
+
+    network_log_loss: float
+    blend_log_loss: float
+    stored_rows: int
+
+
 class StoredTwins(TypedDict):
     """``twins`` in ``tabnn.json``: the twin member's weight (0 where it stores nothing)
     and what chose it (``TabNNClassifier.twin_choice_``)."""
 
     weight: float
-    choice: dict | None
+    choice: StoredTwinChoice | None
 
 
 class StoredHistory(TypedDict):
@@ -338,9 +357,15 @@ def saved_twins(path: PathLike, meta: dict, tensors: dict, parts: dict):
     from ..nn.twins import TENSORS, TwinMember
 
     stored = {name: tensors.pop(f"twins.{name}") for name in TENSORS if f"twins.{name}" in tensors}
-    weight = (meta.get("twins") or {}).get("weight", 0.0)
+    twins = meta.get("twins") or {}
+    weight = twins.get("weight", 0.0)
     if not stored and not weight:
         return None
+    if not twins:
+        raise ModelError(
+            f"'{path}' stores twin rows (twins.* tensors), but its {META_FILE} has no twins "
+            f"entry to say how much they weigh. {FIX}"
+        )
     config, classes = parts["model_config"], len(parts["schema"].classes)
     rows = len(stored["keys"]) if "keys" in stored else 0
     width = 2 * config.n_numeric + len(config.cardinalities)
@@ -358,20 +383,40 @@ def saved_twins(path: PathLike, meta: dict, tensors: dict, parts: dict):
             f"{shapes}. {FIX}"
         )
     member = TwinMember.from_tensors({f"twins.{k}": v for k, v in stored.items()}, weight)
-    problem = twin_problem(member, parts["schema"].task == "multilabel")
+    problem = twin_problem(member, parts["schema"].task == "multilabel", config)
     if problem:
         raise ModelError(f"'{path}' has a twin member that cannot be right: {problem}. {FIX}")
+    choice = twins.get("choice") or {}
+    if any(key not in choice for key in CHOICE_KEYS) or choice["stored_rows"] != rows:
+        raise ModelError(
+            f"'{path}': its {META_FILE} has twins.choice = {describe(twins.get('choice'))}; "
+            f"expected what chose the weight ({', '.join(CHOICE_KEYS)}) for its {rows} stored "
+            f"rows. {FIX}"
+        )
     return member
 
 
-def twin_problem(member, multilabel: bool) -> str | None:
-    """What makes saved twin tensors impossible for a fit to have written, or None: rows
-    that are not distinct, counts that are not whole numbers from 1, label sums outside
-    [0, count] (one class per row: summing to the count), a prior that is no share."""
+# what ``twins.choice`` holds beside the counts wherever the twins earned a weight
+CHOICE_KEYS = ("network_log_loss", "blend_log_loss", "stored_rows")
+
+
+def twin_problem(member, multilabel: bool, config) -> str | None:
+    """What makes saved twin tensors impossible for a fit to have written, or None: keys
+    no encoded row has (a missing flag other than 0 or 1, a category code outside the
+    column's known codes), rows that are not distinct, counts that are not whole numbers
+    from 1, label sums outside [0, count] (one class per row: summing to the count), a
+    prior that is no share."""
     sums, counts, prior = member.label_sums, member.counts, member.prior
     arrays = (member.keys, sums, counts, prior)
     if not member.rows or not all(np.isfinite(a).all() for a in arrays):
         return "no stored rows, or values that are not finite numbers"
+    flags = member.keys[:, config.n_numeric : 2 * config.n_numeric]
+    codes = member.keys[:, 2 * config.n_numeric :]
+    if not np.isin(flags, (0.0, 1.0)).all():
+        return "missing flags other than 0 or 1"
+    known = (codes >= 1) & (codes < np.asarray(config.cardinalities)) & (codes == codes.round())
+    if not known.all():  # code 0 (unknown) is never stored: such a row has no twin
+        return "category codes outside their columns' known codes"
     if not ((counts >= 1) & (counts == counts.round())).all():
         return "counts that are not whole numbers from 1"
     if len(np.unique(member.keys, axis=0)) != member.rows:

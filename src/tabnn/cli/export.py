@@ -58,8 +58,9 @@ def export(
     """Export a saved model to ONNX: one graph from the raw columns (numbers as float64
     with NaN for missing, categories as strings) to the probabilities and the label in
     its original values, run with onnxruntime and checked against the model on 16
-    synthetic rows before the file is kept. Categories are looked up as spelled: send them
-    as `tabnn info` lists the vocabulary (Pclass 3 as "3"; "" for a missing one)."""
+    synthetic rows (and up to 16 of the training rows a twin member stores) before the
+    file is kept. Categories are looked up as spelled: send them as `tabnn info` lists
+    the vocabulary (Pclass 3 as "3"; "" for a missing one)."""
     with user_errors(quiet):
         require_onnx()
         from ..artifact.directory import load

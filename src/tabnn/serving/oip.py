@@ -18,7 +18,7 @@ import struct
 import numpy as np
 
 from ..features.drift import available_checks, describe
-from .bodies import json_object
+from .bodies import json_kind, json_object
 from .models import Prediction, RequestError, ServedModel, datatype_of
 
 NUMPY_TYPES = {
@@ -61,9 +61,10 @@ def parse_body(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
 
 def request_table(request: dict, binary: bytes) -> dict[str, list]:
     """An inference request -> its rows as columns (one an input), each a list of values."""
+    check_parameters("The request's", request)
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
-        got = "none" if not inputs else f"a {type(inputs).__name__}"
+        got = "none" if not inputs else json_kind(inputs)
         raise RequestError(
             400, f"Expected 'inputs': a list of input tensors, one per column; got {got}."
         )
@@ -99,8 +100,8 @@ def read_tensor(tensor, position: int, binary: bytes, offset: int):
             f"got {datatype!r}.",
         )  # fmt: skip
     rows = rows_of_shape(name, shape)
-    parameters = tensor.get("parameters") or {}
-    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    check_parameters(f"Input {name!r}:", tensor)
+    size = (tensor.get("parameters") or {}).get("binary_data_size")
     if size is not None:
         if not is_count(size) or offset + size > len(binary):
             raise RequestError(
@@ -116,6 +117,15 @@ def read_tensor(tensor, position: int, binary: bytes, offset: int):
             400, f"Input {name!r}: shape {shape} holds {rows} values; 'data' has {len(values)}."
         )
     return name, check_values(name, datatype, values), offset
+
+
+def check_parameters(whose: str, item: dict) -> None:
+    """The protocol's ``parameters`` of a request or a tensor: an object when given."""
+    parameters = item.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise RequestError(
+            400, f"{whose} 'parameters' must be an object; got {json_kind(parameters)}."
+        )
 
 
 def rows_of_shape(name: str, shape) -> int:

@@ -678,6 +678,9 @@ def test_evaluate_prints_the_metrics(sonar):
         assert metric in result.stdout
     payload = json.loads(invoke("evaluate", out, SONAR, "--json").stdout)
     assert payload["rows"] == 208 and 0 <= payload["scores"]["model"]["accuracy"] <= 1
+    quiet = invoke("evaluate", out, SONAR, "-q")  # as train, predict and export take it
+    assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
+    assert json.loads(invoke("evaluate", out, SONAR, "-q", "--json").stdout)["rows"] == 208
 
 
 def test_evaluate_without_the_target_column(titanic, tmp_path):

@@ -317,19 +317,20 @@ def evaluate_command(
     sep: Sep = None,
     header: Header = None,
     report: ReportOpt = True,
+    quiet: Quiet = False,
     as_json: AsJson = False,
 ):
     """Score a saved model on every row of a labelled table; the report goes to
     MODEL_DIR/evaluations/<file name>/report.html."""
     from ..workflows.runs import Outputs, ReadOptions, evaluate_workflow
 
-    with user_errors():
+    with user_errors(quiet):
         result = evaluate_workflow(
             model_dir, data, ReadOptions(sep, header, target), Outputs(report=report)
         )
     if as_json:
         render.print_json(result)
-    else:
+    elif not quiet:
         render.show_evaluation(result, data.name)
 
 

@@ -218,6 +218,27 @@ def test_compare_scores_each_fold_with_the_twins_fit_would_choose():
     assert accuracy[True] > accuracy[False] + 0.1
 
 
+def test_compare_refit_ensemble_keeps_a_twin_member_that_never_scores_the_folds():
+    """The ensemble refit is the fold stack itself: it chooses a twin member over every
+    training row, on the members' validation rows, as a bag's fit does; the fold scores
+    stay those of each fold's own twins (the stack's would remember the held-out rows)."""
+    from tabnn import compare
+    from tabnn.evaluation.compare import cross_validate_designs
+
+    X, _, (y, _) = repeated_records(n=400)
+    kept, _ = cross_validate_designs(X, y, ["default"], folds=3, params=FAST, keep_twins=True)
+    plain, _ = cross_validate_designs(X, y, ["default"], folds=3, params=FAST)
+    assert kept.values("default") == plain.values("default")
+    results = {
+        twins: compare(X, y, ["default"], folds=3, refit="ensemble", **{**FAST, "twins": twins})
+        for twins in (False, True)
+    }
+    assert results[True].estimator.twins_ is not None
+    assert results[True].estimator.twins_.rows > 0
+    accuracy = {twins: r.test["scores"]["model"]["accuracy"] for twins, r in results.items()}
+    assert accuracy[True] > accuracy[False] + 0.1
+
+
 def test_the_threshold_is_tuned_on_what_predict_gives():
     from sklearn.metrics import f1_score
 

@@ -120,8 +120,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         selection on log loss; where it earns none (or fewer than 10 held-out rows have
         a twin) the model stores nothing. Where it earns a weight, **the model stores
         each distinct training row, encoded** (``twins_.rows`` of them): pass False to
-        keep training rows out of the model. ``fit`` only (not ``fit_members`` or
-        ``--stream``).
+        keep training rows out of the model. ``fit``, and ``fit_members`` given
+        ``twin_rows``; not ``--stream``.
     ensemble_size : int or "auto", default="auto"
         Members of the efficient ensemble inside each network (TabM's BatchEnsemble: one
         shared MLP, a rank-1 adapter and a head per member; probabilities averaged);
@@ -396,8 +396,9 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         return train, val
 
     def fit_members(
-        self, X, y, member_rows, *, schema=None, vocabulary_rows=None, on_epoch=None, own=None
-    ) -> TabNNClassifier:
+        self, X, y, member_rows, *, schema=None, vocabulary_rows=None, on_epoch=None, own=None,
+        twin_rows=None,
+    ) -> TabNNClassifier:  # fmt: skip
         """Fit one stack whose member i learns from ``member_rows[i] = (train, val)``.
 
         The rows are positions into X; member i has seed ``random_state + i``. Its
@@ -421,6 +422,11 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         own : sequence of dict, optional
             Member i's own ``lr``, ``weight_decay``, ``label_smoothing`` and ``seed`` (the
             trials of a search), each overriding the estimator's.
+        twin_rows : integer array, optional
+            With ``twins=True``, the rows a twin member may remember, its weight chosen on
+            the members' validation rows as ``fit`` chooses it (``compare --refit
+            ensemble`` passes every training row, as a bag's ``fit`` does). None (the
+            default): no twin member.
 
         Returns
         -------
@@ -433,7 +439,10 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
                 raise DataError("fit_members needs a label for every row; some labels are missing.")
             y_all = schema.encode_target(target)
             x_all, rows = schema.check(frame), list(member_rows)
-            self._fit_stack(schema, x_all, y_all, rows, on_epoch, vocabulary_rows, own)
+            twin_rows = twin_rows if self.twins else None
+            self._fit_stack(
+                schema, x_all, y_all, rows, on_epoch, vocabulary_rows, own, twin_rows=twin_rows
+            )
         return self
 
     def encode(self, X) -> EncodedInputs:

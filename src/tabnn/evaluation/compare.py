@@ -257,10 +257,14 @@ def cross_validate_designs(
     params: dict | None = None,
     on_design=None,
     on_epoch=None,
+    keep_twins: bool = False,
 ) -> tuple[Comparison, dict[str, TabNNClassifier]]:
     """Cross-validate each design as one stack on ``frame``; returns the comparison and
     each design's fitted fold stack. ``on_design(name)`` is called as each design
-    starts, ``on_epoch(record)`` after each epoch of its stack."""
+    starts, ``on_epoch(record)`` after each epoch of its stack. ``keep_twins``: each
+    stack chooses a twin member over all of ``frame``'s rows on its members' validation
+    rows (for ``refit="ensemble"``, where the stack is the model); the fold scores never
+    use it."""
     params = dict(params or {})
     probe, schema, metric, y = _prepared(frame, target, metric, seed, params, designs)
     check_fold_stacks(designs, params, folds, repeats, len(y))
@@ -283,7 +287,12 @@ def cross_validate_designs(
             y, schema.task, splits, probe.validation_fraction, seed, bagging=bagging_of(stack)
         )
         started = time.perf_counter()
-        stack.fit_members(frame, target, members, schema=schema, on_epoch=on_epoch)
+        # every training row for a twin member, which only the ensemble refit keeps
+        # (scoring a fold chooses its own twins on that fold's rows: ``fold_twins``)
+        twin_rows = np.arange(len(frame)) if keep_twins else None
+        stack.fit_members(
+            frame, target, members, schema=schema, on_epoch=on_epoch, twin_rows=twin_rows
+        )
         result.seconds[name] = time.perf_counter() - started
         inputs[name] = stack.encode(frame)
         result.scores[name] = score_stack(stack, inputs[name], y, splits, members)
@@ -451,6 +460,7 @@ def compare(
         params=params,
         on_design=on_design,
         on_epoch=on_epoch,
+        keep_twins=refit == "ensemble",
     )
     if refit == "full":
         if on_design is not None:

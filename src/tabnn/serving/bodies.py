@@ -16,6 +16,7 @@ import re
 
 import pandas as pd
 
+from ..artifact.rebuild import describe
 from .models import RequestError
 
 # a \uD800-\uDFFF escape: only then can json.loads make a lone surrogate, so only then
@@ -42,20 +43,10 @@ def json_object(body: bytes) -> dict:
     except ValueError as error:
         raise RequestError(400, f"Expected a JSON object as the request body: {error}.") from None
     if not isinstance(request, dict):
-        raise RequestError(400, f"Expected a JSON object; got {json_kind(request)}.")
+        raise RequestError(400, f"Expected a JSON object; got {describe(request)}.")
     if SURROGATE_ESCAPE.search(text):
         refuse_lone_surrogates(request)
     return request
-
-
-def json_kind(value) -> str:
-    """What a parsed JSON value is, in JSON's words: 'an array', 'null', 'a string'..."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    kinds = ((dict, "an object"), (list, "an array"), (str, "a string"), (int | float, "a number"))
-    return next((kind for cls, kind in kinds if isinstance(value, cls)), type(value).__name__)
 
 
 def unique_keys(pairs: list[tuple[str, object]]) -> dict:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .bodies import columns_of_rows, csv_frame, json_kind, json_object
+from ..artifact.rebuild import describe
+from .bodies import columns_of_rows, csv_frame, json_object
 from .models import RequestError
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -41,7 +42,7 @@ def request_table(
         raise RequestError(400, f"'{key}' holds no rows to predict.")
     params = request.get("params", {})
     if not isinstance(params, dict):
-        raise RequestError(400, f"'params' must be an object; got {json_kind(params)}.")
+        raise RequestError(400, f"'params' must be an object; got {describe(params)}.")
     return table, params
 
 
@@ -77,5 +78,5 @@ def rows_table(key: str, rows, features: list[str]) -> dict[str, list]:
         return {str(c): v for c, v in rows.items()}
     raise RequestError(
         400, f"'{key}' must be a list of records ({{column: value}}) or an object of "
-        f"columns ({{column: [values]}}); got {json_kind(rows)}.",
+        f"columns ({{column: [values]}}); got {describe(rows)}.",
     )  # fmt: skip

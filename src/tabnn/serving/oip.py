@@ -17,8 +17,9 @@ import struct
 
 import numpy as np
 
+from ..artifact.rebuild import describe as describe_value
 from ..features.drift import available_checks, describe
-from .bodies import json_kind, json_object
+from .bodies import json_object
 from .models import Prediction, RequestError, ServedModel, datatype_of
 
 NUMPY_TYPES = {
@@ -64,7 +65,7 @@ def request_table(request: dict, binary: bytes) -> dict[str, list]:
     check_parameters("The request's", request)
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
-        got = "none" if not inputs else json_kind(inputs)
+        got = "none" if not inputs else describe_value(inputs)
         raise RequestError(
             400, f"Expected 'inputs': a list of input tensors, one per column; got {got}."
         )
@@ -124,7 +125,7 @@ def check_parameters(whose: str, item: dict) -> None:
     parameters = item.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
         raise RequestError(
-            400, f"{whose} 'parameters' must be an object; got {json_kind(parameters)}."
+            400, f"{whose} 'parameters' must be an object; got {describe_value(parameters)}."
         )
 
 

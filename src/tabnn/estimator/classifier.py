@@ -97,12 +97,11 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         probabilities are averaged (an ensemble).
     preset : {"fast", "best"}, default="fast"
         What the parameters left at ``"auto"`` mean for the default design: ``fast`` is
-        one network; ``best`` bags it over 5 folds
-        (``bagging=5``) with piecewise-linear encodings of the numeric columns
-        (``numeric_embedding="ple"``), for about 4x the fit time (the suite of
-        docs/default-model.md: 0.9077 mean accuracy against 0.9056). A parameter set
-        explicitly overrides the preset's choice (``preset="best", bagging=None``: the
-        encodings without the bag).
+        one network; ``best`` bags it over 5 folds (``bagging=5``) with piecewise-linear
+        encodings of the numeric columns (``numeric_embedding="ple"``), for about 4.6x
+        the fit time (docs/default-model.md: 0.9078 mean accuracy against 0.9056). A
+        parameter set explicitly overrides the preset's choice (``preset="best",
+        bagging=None``: the encodings without the bag).
     bagging : int, None or "auto", default="auto"
         The preset's choice (``fast``: None, ``best``: 5), None for no bag, or ``k`` (at
         least 2): bag the network over ``k`` stratified folds of the training rows (seed
@@ -130,8 +129,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         ``periodic``: each numeric column's learned-frequency embedding (RealMLP's PBLD)
         joins the first layer's inputs; ``ple``: its piecewise-linear encoding over 16
         quantile bins of each member's training rows, embedded in 8 units (TabM's PLE;
-        not with ``--stream``); ``auto`` is ``none``
-        (docs/default-model.md).
+        not with ``--stream``); ``auto`` is the preset's (``fast``: none, ``best``: ple).
     label_smoothing : float, default=0.0 (target share moved to uniform in the loss)
     categorical, numeric, drop : list of str or None
         Column kinds forced by the user (names as in the DataFrame, or "0".."n-1" for

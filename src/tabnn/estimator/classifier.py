@@ -129,7 +129,8 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         ``periodic``: each numeric column's learned-frequency embedding (RealMLP's PBLD)
         joins the first layer's inputs; ``ple``: its piecewise-linear encoding over 16
         quantile bins of each member's training rows, embedded in 8 units (TabM's PLE;
-        not with ``--stream``); ``auto`` is the preset's (``fast``: none, ``best``: ple).
+        not with ``--stream``); ``auto`` is ``none`` but for the default design under
+        ``preset="best"`` (``ple``).
     label_smoothing : float, default=0.0 (target share moved to uniform in the loss)
     categorical, numeric, drop : list of str or None
         Column kinds forced by the user (names as in the DataFrame, or "0".."n-1" for

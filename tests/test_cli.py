@@ -893,6 +893,9 @@ def test_train_preset_best_bags_five_folds_and_bagging_1_leaves_the_bag_out(tmp_
     assert meta_of(tmp_path / "one")["model_config"]["n_members"] == 1
     info = invoke("info", tmp_path / "best")
     assert "bagged over 5 folds (preset best)" in info.stdout
+    # every training row is held out once by the bag: no "0 validation" rows
+    assert "train (each held out once by the bag of 5)" in info.stdout
+    assert "validation" not in info.stdout.split("trained on")[1].split("\n")[0]
     assert "bagged" not in invoke("info", tmp_path / "one").stdout
 
 

@@ -4,10 +4,23 @@ the temperature and the decision threshold, as ``train`` and ``info`` print them
 from __future__ import annotations
 
 
+def twins_line(twins: dict | None, params: dict) -> str | None:
+    """``twins_text``, or why there is no twin member (``params`` the estimator's); None
+    for a model saved before twins existed."""
+    if twins:
+        return twins_text(twins)
+    if params.get("twins") is False:
+        return "twin rows: none stored (trained with --no-twins)"
+    if params.get("twins"):
+        return "twin rows: none (no held-out rows to weigh them on, or trained on a stream)"
+    return None
+
+
 def twins_text(twins: dict) -> str:
     """What the twin member earned, or that it earned nothing (``twins_info``'s dict)."""
     choice = twins.get("choice") or {}
-    seen = f"{choice.get('with_twin', 0):,} of {choice.get('held_out_rows', 0):,} validation rows"
+    # validation rows, or a bag's out-of-fold rows
+    seen = f"{choice.get('with_twin', 0):,} of {choice.get('held_out_rows', 0):,} held-out rows"
     if not twins.get("weight"):
         return f"twin rows: no weight ({seen} had a twin among the training rows)"
     return (

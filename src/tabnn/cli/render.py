@@ -17,7 +17,7 @@ from rich.table import Table
 
 from ..nn.designs import bag_folds
 from ..tasks import BASELINES
-from .describe import temperature_text, threshold_text, twins_text
+from .describe import temperature_text, threshold_text, twins_line
 
 # soft_wrap: sentences are never broken at 80 columns when the output goes to a pipe
 out_console = Console(highlight=False, soft_wrap=True)
@@ -109,8 +109,8 @@ def show_training(result, *, metrics: list[str] | None = None) -> None:
     show_threshold(result.threshold)
     if result.temperature:
         out_console.print(f"calibrated: {_t(temperature_text(result.temperature, result.classes))}")
-    if result.twins:
-        out_console.print(_t(twins_text(result.twins)))
+    if twins := twins_line(result.twins, result.params):
+        out_console.print(_t(twins))
     show_scores(result.evaluation, title="Test rows (never used for any choice)", metrics=metrics)
     show_outputs(result)
 
@@ -425,12 +425,15 @@ def _info_parts(model_dir, meta: dict) -> list:
         parts.append(f"decision threshold {_t(threshold_text(threshold))}")
     if meta.get("temperature"):  # models saved before calibration have none
         parts.append(f"calibrated: {_t(temperature_text(meta['temperature'], schema['classes']))}")
-    if meta.get("twins"):  # models saved before twins, or with twins=False, have none
-        parts.append(_t(twins_text(meta["twins"])))
+    if twins := twins_line(meta.get("twins"), params):  # models saved before twins: none
+        parts.append(_t(twins))
     training = meta.get("training")
     if training:
         rows = training.get("rows", {})
         counts = [f"{_t(rows[s])} {s}" for s in ("train", "validation", "test") if s in rows]
+        if bags and counts and not rows.get("validation"):  # a bag holds each row out once
+            counts = [c for c in counts if not c.endswith(" validation")]
+            counts[0] += f" (each held out once by the bag of {bags})"
         parts.append(f"trained on {_t(training.get('source'))}: {', '.join(counts)} rows")
     if "evaluation" in meta:
         parts += score_parts(meta["evaluation"], title="Test rows at training time")

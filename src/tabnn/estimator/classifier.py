@@ -96,12 +96,12 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
         Members trained together in one stack with seeds ``random_state + i``; their
         probabilities are averaged (an ensemble).
     preset : {"fast", "best"}, default="fast"
-        What the parameters left at ``"auto"`` mean for the default design: ``fast`` is
-        one network; ``best`` bags it over 5 folds (``bagging=5``) with piecewise-linear
-        encodings of the numeric columns (``numeric_embedding="ple"``), for about 4.6x
-        the fit time (docs/default-model.md: 0.9078 mean accuracy against 0.9056). A
-        parameter set explicitly overrides the preset's choice (``preset="best",
-        bagging=None``: the encodings without the bag).
+        What the parameters left at ``"auto"`` mean: ``fast`` is one network; ``best``
+        bags any design over 5 folds (``bagging=5``) and gives the default design
+        piecewise-linear encodings of the numeric columns (``numeric_embedding="ple"``),
+        for about 4.6x the fit time (docs/default-model.md: 0.9078 mean accuracy against
+        0.9056). A parameter set explicitly overrides the preset's choice
+        (``preset="best", bagging=None``: the encodings without the bag).
     bagging : int, None or "auto", default="auto"
         The preset's choice (``fast``: None, ``best``: 5), None for no bag, or ``k`` (at
         least 2): bag the network over ``k`` stratified folds of the training rows (seed

@@ -404,7 +404,8 @@ def compare(
     X : array-like or DataFrame
     y : array-like, Series or DataFrame (several 0/1 columns for multi-label)
     models : sequence of str
-        Designs: ``default``, ``wide``, ``deep`` or ``mlp:256-128``.
+        Designs: ``default``, ``wide``, ``deep`` or ``mlp:256-128``; or presets,
+        ``fast`` and ``best`` (the default design under that preset).
     folds, repeats : int
         Stratified k-fold, repeated with seeds ``seed + r``, on the training portion.
     metric : str, optional

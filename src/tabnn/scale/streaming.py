@@ -405,8 +405,12 @@ def check_stream_options(options, estimator) -> None:
     if params.recipe(estimator).numeric_embedding == "ple":
         raise UsageError(
             f"numeric_embedding='ple'{preset} cuts each numeric column at the quantiles of the "
-            "training rows in memory; --stream does not hold them. Use 'periodic' or 'none'"
-            + (", or --preset fast." if preset else ".")
+            "training rows in memory; --stream does not hold them. "
+            + (
+                "Use --preset fast (the default) with --stream."
+                if preset
+                else "Use 'periodic' or 'none'."
+            )
         )
     if bagging := params.bagging_of(estimator):
         raise UsageError(

@@ -918,3 +918,12 @@ def test_compare_accepts_presets_as_models(tmp_path):
     assert set(payload["comparison"]["ranking"]) == {"fast", "best"}
     unknown = invoke("compare", SONAR, "-t", "60", "--models", "fast,quick", cwd=tmp_path)
     assert unknown.exit_code == 2 and "Or a preset: fast, best" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    "models, phrase",
+    [("default,fast", "'default' and 'fast' are the same design"), ("wide,wide", "'wide' twice")],
+)
+def test_compare_refuses_one_model_named_twice(tmp_path, models, phrase):
+    # under --preset fast, "default" is "fast": two names would rank a model against itself
+    fails_writing_nothing(tmp_path, 2, [phrase], "compare", SONAR, "-t", "60", "--models", models)

@@ -234,7 +234,25 @@ def checked_designs(designs, params: dict, seed: int = 0) -> list[TabNNClassifie
     stacks = stacks or [TabNNClassifier(**params)]
     for stack in stacks:
         validate_params(stack)
+    refuse_repeated_models(designs, stacks)
     return stacks
+
+
+def refuse_repeated_models(designs, stacks) -> None:
+    """Refuse two names for one model (``default`` and ``fast`` under ``--preset fast``, a
+    name given twice): they would train the same networks and rank one above the other."""
+    seen: dict = {}
+    for name, stack in zip(designs, stacks):
+        key = repr(sorted(stack.get_params().items()))
+        if key in seen:
+            twice = (
+                f"lists {name!r} twice"
+                if seen[key] == name
+                else f"names one model twice: {seen[key]!r} and {name!r} are the same design "
+                "with the same preset and options here"
+            )
+            raise UsageError(f"--models {twice}. List it once.")
+        seen[key] = name
 
 
 def _prepared(frame, target, metric, seed: int, params: dict, designs):

@@ -332,7 +332,7 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
             rows = [fold for fold in folds for _ in range(self.n_members)]
         else:
             rows = [self.validation_rows(y_all, schema.task)] * self.n_members
-        twin_rows = np.arange(len(frame)) if self.twins else None  # not eval_set's rows
+        twin_rows = np.arange(len(frame))  # not eval_set's rows
         self._fit_stack(schema, x_all, y_all, rows, on_epoch, twin_rows=twin_rows)
         return self
 
@@ -438,7 +438,6 @@ class TabNNClassifier(ClassifierMixin, BaseEstimator):
                 raise DataError("fit_members needs a label for every row; some labels are missing.")
             y_all = schema.encode_target(target)
             x_all, rows = schema.check(frame), list(member_rows)
-            twin_rows = twin_rows if self.twins else None
             self._fit_stack(
                 schema, x_all, y_all, rows, on_epoch, vocabulary_rows, own, twin_rows=twin_rows
             )

@@ -129,7 +129,8 @@ def in_memory(
     """The source for checked rows ``x_all`` and encoded labels ``y_all`` in memory, member
     k learning from ``member_rows[k] = (train, val)`` with seed ``random_state + k`` and
     ``settings[k]`` (its own lr, weight decay, label smoothing or seed); ``twin_rows``
-    the rows a twin member may remember (None: the model has none)."""
+    the rows a twin member may remember (None, or the estimator's ``twins=False``: the
+    model has none)."""
     from ..engine.distributed import World
 
     union = np.unique(np.concatenate([train for train, _ in member_rows]))
@@ -155,7 +156,7 @@ def in_memory(
                  for k, (tr, va) in enumerate(member_rows)],
         n_train=n_train, resident_rows=n_train, weight_labels=y_all[union],
         held_out=HeldOut(x_num, x_cat, y_all, list(member_rows)), world=world,
-        twin_rows=twin_rows,
+        twin_rows=twin_rows if estimator.twins else None,
     )  # fmt: skip
 
 
